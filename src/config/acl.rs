@@ -1,0 +1,647 @@
+//! ACLs and conditions (configuration.txt §7) for tcp mode: sample fetches, match flags
+//! (`-i`, `-f <file>`, `-m <method>`, `--`), patterns (IPv4/IPv6 networks, integers and
+//! ranges with operators, strings, hex, regular expressions), and `if|unless` conditions with
+//! `!`, implicit AND, `||` and anonymous `{ ... }` ACLs. Called by `validate.rs`, which knows
+//! every backend and stick table by then.
+
+use std::collections::HashMap;
+
+use super::error::Span;
+use super::keywords::values::{parse_hex, parse_net};
+use super::lexer::Word;
+use super::model::{
+    Acl, AclRef, AclTerm, BackendId, CondTerm, Condition, Fetch, MatchMethod, Mode, Pattern,
+    TableRef,
+};
+
+/// What ACL compilation may refer to.
+pub struct AclCtx<'a> {
+    pub backends: &'a HashMap<String, BackendId>,
+    /// Proxies that declare a stick-table, by name.
+    pub tables: &'a HashMap<String, TableRef>,
+    /// This proxy's own stick table, if it declares one.
+    pub own_table: Option<TableRef>,
+    pub mode: Mode,
+    /// This proxy's own backend side, for `be_conn`/`connslots` without argument.
+    pub own_backend: Option<BackendId>,
+}
+
+/// Fetches known to HAProxy that sluice does not implement give this rather than "unknown".
+fn unsupported_fetch(name: &str) -> bool {
+    use super::keywords::haproxy_known::{ACL_KEYWORDS, FETCHES};
+    FETCHES.contains(&name) || ACL_KEYWORDS.contains(&name)
+}
+
+/// Parses one `acl <name> <fetch> [flags] [patterns]` line (words after `acl`).
+pub fn compile_acl_line(
+    words: &[Word],
+    span: &Span,
+    ctx: &AclCtx<'_>,
+) -> Result<(String, AclTerm), String> {
+    let name = &words[0].text;
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(format!(
+            "character '{c}' is not permitted in ACL name '{name}'"
+        ));
+    }
+    let term = compile_term(&words[1..], span, ctx)?;
+    Ok((name.clone(), term))
+}
+
+/// Parses `<fetch> [flags] [patterns]`.
+pub fn compile_term(words: &[Word], span: &Span, ctx: &AclCtx<'_>) -> Result<AclTerm, String> {
+    let fetch_text = words
+        .first()
+        .map(|w| w.text.as_str())
+        .ok_or("expects a sample fetch")?;
+    let (fetch, default_method) = parse_fetch(fetch_text, ctx)?;
+    let mut method = default_method;
+    let mut ignore_case = false;
+    let mut files = Vec::new();
+    let mut i = 1;
+    while let Some(w) = words.get(i) {
+        let w = w.text.as_str();
+        if !w.starts_with('-') || w.len() < 2 || w.as_bytes()[1].is_ascii_digit() {
+            break;
+        }
+        i += 1;
+        match w {
+            "--" => break,
+            "-i" => ignore_case = true,
+            "-f" => {
+                let f = words.get(i).ok_or("'-f' expects a file name")?;
+                files.push(f.text.clone());
+                i += 1;
+            }
+            "-m" => {
+                let m = words.get(i).ok_or("'-m' expects a match method")?;
+                method = parse_method(&m.text)?;
+                i += 1;
+            }
+            "-n" | "-M" | "-u" => return Err(format!("ACL flag '{w}' is not supported by sluice")),
+            f => {
+                return Err(format!(
+                    "unknown ACL flag '{f}' (-i, -f <file>, -m <method>, --)"
+                ))
+            }
+        }
+    }
+    check_method(&fetch, fetch_text, method)?;
+    let mut texts: Vec<String> = words[i..].iter().map(|w| w.text.clone()).collect();
+    for f in &files {
+        let body = read_pattern_file(f)?;
+        texts.extend(
+            body.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    let patterns = parse_patterns(&texts, method, &fetch)?;
+    if matches!(method, MatchMethod::Found | MatchMethod::Bool) && !patterns.is_empty() {
+        return Err(format!(
+            "match method '{}' takes no pattern",
+            method_name(method)
+        ));
+    }
+    Ok(AclTerm {
+        span: span.clone(),
+        fetch,
+        fetch_name: fetch_text.to_string(),
+        method,
+        ignore_case,
+        patterns,
+    })
+}
+
+/// Pattern files are regular files of bounded size (never a device or a FIFO).
+fn read_pattern_file(f: &str) -> Result<String, String> {
+    const MAX: u64 = 64 << 20;
+    let meta =
+        std::fs::metadata(f).map_err(|e| format!("failed to open pattern file '{f}': {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("pattern file '{f}' is not a regular file"));
+    }
+    if meta.len() > MAX {
+        return Err(format!("pattern file '{f}' is larger than 64 MiB"));
+    }
+    let bytes = std::fs::read(f).map_err(|e| format!("failed to open pattern file '{f}': {e}"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn split_call(s: &str) -> Result<(&str, Vec<&str>), String> {
+    match s.split_once('(') {
+        None => Ok((s, Vec::new())),
+        Some((name, rest)) => {
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("missing ')' in '{s}'"))?;
+            let args = if inner.is_empty() {
+                Vec::new()
+            } else {
+                inner.split(',').collect()
+            };
+            Ok((name, args))
+        }
+    }
+}
+
+fn parse_fetch(s: &str, ctx: &AclCtx<'_>) -> Result<(Fetch, MatchMethod), String> {
+    use MatchMethod as M;
+    let (name, args) = split_call(s)?;
+    let no_args = |f: Fetch, m: M| {
+        if args.is_empty() {
+            Ok((f, m))
+        } else {
+            Err(format!("fetch '{name}' takes no argument"))
+        }
+    };
+    let table = |args: &[&str]| -> Result<Option<TableRef>, String> {
+        match args {
+            [] => Ok(None),
+            [t] => ctx
+                .tables
+                .get(*t)
+                .copied()
+                .map(Some)
+                .ok_or_else(|| format!("no stick-table named '{t}' for fetch '{name}'")),
+            _ => Err(format!("fetch '{name}' takes at most one table argument")),
+        }
+    };
+    let backend = |args: &[&str], required: bool| -> Result<Option<BackendId>, String> {
+        match args {
+            [] if required => Err(format!("fetch '{name}' expects a backend name")),
+            [] => Ok(ctx.own_backend),
+            [b] => ctx
+                .backends
+                .get(*b)
+                .copied()
+                .map(Some)
+                .ok_or_else(|| format!("no such backend '{b}' in fetch '{name}'")),
+            _ => Err(format!("fetch '{name}' takes at most one backend argument")),
+        }
+    };
+    let sc = |n: &str| -> Option<u8> {
+        n.strip_prefix("sc")
+            .and_then(|r| r.parse::<u8>().ok())
+            .filter(|&v| v <= 2)
+    };
+    let r = match name {
+        "src" => no_args(Fetch::Src, M::Ip)?,
+        "dst" => no_args(Fetch::Dst, M::Ip)?,
+        "src_port" => no_args(Fetch::SrcPort, M::Int)?,
+        "dst_port" => no_args(Fetch::DstPort, M::Int)?,
+        "src_conn_rate" => (Fetch::SrcConnRate(table(&args)?), M::Int),
+        "src_conn_cur" => (Fetch::SrcConnCur(table(&args)?), M::Int),
+        "fc_rcvd_proxy" => no_args(Fetch::FcRcvdProxy, M::Bool)?,
+        "nbsrv" => (
+            Fetch::Nbsrv(backend(&args, true)?.expect("required backend")),
+            M::Int,
+        ),
+        "be_conn" => (Fetch::BeConn(backend(&args, false)?), M::Int),
+        "connslots" => (Fetch::Connslots(backend(&args, false)?), M::Int),
+        "req.ssl_sni" | "req_ssl_sni" => no_args(Fetch::ReqSslSni, M::Str)?,
+        "req.ssl_hello_type" | "req_ssl_hello_type" => no_args(Fetch::ReqSslHelloType, M::Int)?,
+        "req.ssl_ver" | "req_ssl_ver" => no_args(Fetch::ReqSslVer, M::Int)?,
+        "req.len" | "req_len" => no_args(Fetch::ReqLen, M::Int)?,
+        "req.payload" | "payload" => {
+            let [off, len] = args.as_slice() else {
+                return Err(format!("fetch '{name}' expects (<offset>,<length>)"));
+            };
+            let n = |v: &str| {
+                v.parse::<u32>()
+                    .map_err(|_| format!("invalid number '{v}' in '{s}'"))
+            };
+            let (offset, len) = (n(off)?, n(len)?);
+            if len == 0 || len > 16_384 {
+                return Err(format!("length in '{s}' must be 1-16384"));
+            }
+            (Fetch::ReqPayload { offset, len }, M::Bin)
+        }
+        "always_true" => no_args(Fetch::Always(true), M::Bool)?,
+        "always_false" => no_args(Fetch::Always(false), M::Bool)?,
+        "path" if ctx.mode == Mode::Http => no_args(Fetch::Path, M::Str)?,
+        "path" => {
+            return Err("fetch 'path' needs mode http (only a stats/metrics listener)".to_string())
+        }
+        n if n
+            .get(..4)
+            .and_then(|p| p.strip_suffix('_'))
+            .and_then(sc)
+            .is_some() =>
+        {
+            let slot = n.get(..3).and_then(sc).unwrap_or(0);
+            match n.get(4..).unwrap_or("") {
+                "conn_rate" => (Fetch::ScConnRate(slot, table(&args)?), M::Int),
+                "conn_cur" => (Fetch::ScConnCur(slot, table(&args)?), M::Int),
+                _ => return Err(format!("fetch '{n}' is not supported by sluice")),
+            }
+        }
+        n if unsupported_fetch(n) => {
+            return Err(format!("fetch '{n}' is not supported by sluice"));
+        }
+        n => return Err(format!("unknown fetch method '{n}'")),
+    };
+    Ok(r)
+}
+
+fn parse_method(m: &str) -> Result<MatchMethod, String> {
+    use MatchMethod as M;
+    Ok(match m {
+        "found" => M::Found,
+        "bool" => M::Bool,
+        "int" => M::Int,
+        "ip" => M::Ip,
+        "bin" => M::Bin,
+        "len" => M::Len,
+        "str" => M::Str,
+        "sub" => M::Sub,
+        "beg" => M::Beg,
+        "end" => M::End,
+        "dir" => M::Dir,
+        "dom" => M::Dom,
+        "reg" => M::Reg,
+        other => return Err(format!("unknown match method '{other}'")),
+    })
+}
+
+fn method_name(m: MatchMethod) -> &'static str {
+    use MatchMethod as M;
+    match m {
+        M::Found => "found",
+        M::Bool => "bool",
+        M::Int => "int",
+        M::Ip => "ip",
+        M::Bin => "bin",
+        M::Len => "len",
+        M::Str => "str",
+        M::Sub => "sub",
+        M::Beg => "beg",
+        M::End => "end",
+        M::Dir => "dir",
+        M::Dom => "dom",
+        M::Reg => "reg",
+    }
+}
+
+fn check_method(fetch: &Fetch, name: &str, m: MatchMethod) -> Result<(), String> {
+    let addr = matches!(fetch, Fetch::Src | Fetch::Dst);
+    if m == MatchMethod::Ip && !addr {
+        return Err(format!(
+            "match method 'ip' does not apply to fetch '{name}', which is not an address"
+        ));
+    }
+    Ok(())
+}
+
+fn parse_patterns(texts: &[String], m: MatchMethod, fetch: &Fetch) -> Result<Vec<Pattern>, String> {
+    use MatchMethod as M;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < texts.len() {
+        let t = texts[i].as_str();
+        i += 1;
+        out.push(match m {
+            M::Found | M::Bool => return Err("this match method takes no pattern".to_string()),
+            M::Ip => {
+                let (addr, prefix) = parse_net(t)?;
+                Pattern::Net { addr, prefix }
+            }
+            M::Int | M::Len => {
+                let ver = matches!(fetch, Fetch::ReqSslVer);
+                let op = match t {
+                    "eq" | "ge" | "gt" | "le" | "lt" => {
+                        let v = texts
+                            .get(i)
+                            .ok_or_else(|| format!("operator '{t}' expects a value"))?;
+                        i += 1;
+                        Some((t, parse_int(v, ver)?))
+                    }
+                    _ => None,
+                };
+                match op {
+                    Some(("eq", v)) => Pattern::Int(v, v),
+                    Some(("ge", v)) => Pattern::Int(v, i64::MAX),
+                    Some(("gt", v)) => Pattern::Int(v.saturating_add(1), i64::MAX),
+                    Some(("le", v)) => Pattern::Int(i64::MIN, v),
+                    Some((_, v)) => Pattern::Int(i64::MIN, v.saturating_sub(1)),
+                    None => match t.split_once(':') {
+                        Some((a, b)) => {
+                            let lo = if a.is_empty() {
+                                i64::MIN
+                            } else {
+                                parse_int(a, ver)?
+                            };
+                            let hi = if b.is_empty() {
+                                i64::MAX
+                            } else {
+                                parse_int(b, ver)?
+                            };
+                            if lo > hi {
+                                return Err(format!("invalid range '{t}'"));
+                            }
+                            Pattern::Int(lo, hi)
+                        }
+                        None => {
+                            let v = parse_int(t, ver)?;
+                            Pattern::Int(v, v)
+                        }
+                    },
+                }
+            }
+            M::Bin => Pattern::Bin(parse_hex(t)?),
+            M::Str | M::Sub | M::Beg | M::End | M::Dir | M::Dom => Pattern::Str(t.to_string()),
+            M::Reg => {
+                regex::Regex::new(t).map_err(|e| format!("invalid regex '{t}': {e}"))?;
+                Pattern::Regex(t.to_string())
+            }
+        });
+    }
+    Ok(out)
+}
+
+fn parse_int(s: &str, version: bool) -> Result<i64, String> {
+    if version {
+        if let Some((maj, min)) = s.split_once('.') {
+            let p = |x: &str| {
+                x.parse::<i64>()
+                    .map_err(|_| format!("invalid version '{s}'"))
+            };
+            return Ok(p(maj)? * 65_536 + p(min)?);
+        }
+    }
+    s.parse::<i64>()
+        .map_err(|_| format!("'{s}' is not a valid integer"))
+}
+
+/// The predefined ACLs sluice knows (configuration.txt §7.4).
+fn predefined(name: &str, span: &Span) -> Option<AclTerm> {
+    let term = |fetch: Fetch, method, fetch_name: &str, patterns| AclTerm {
+        span: span.clone(),
+        fetch,
+        fetch_name: fetch_name.to_string(),
+        method,
+        ignore_case: false,
+        patterns,
+    };
+    Some(match name {
+        "TRUE" => term(
+            Fetch::Always(true),
+            MatchMethod::Bool,
+            "always_true",
+            vec![],
+        ),
+        "FALSE" => term(
+            Fetch::Always(false),
+            MatchMethod::Bool,
+            "always_false",
+            vec![],
+        ),
+        "LOCALHOST" => term(
+            Fetch::Src,
+            MatchMethod::Ip,
+            "src",
+            vec![
+                Pattern::Net {
+                    addr: "127.0.0.0".parse().expect("literal"),
+                    prefix: 8,
+                },
+                Pattern::Net {
+                    addr: "::1".parse().expect("literal"),
+                    prefix: 128,
+                },
+            ],
+        ),
+        "REQ_CONTENT" => term(
+            Fetch::ReqLen,
+            MatchMethod::Int,
+            "req.len",
+            vec![Pattern::Int(1, i64::MAX)],
+        ),
+        _ => return None,
+    })
+}
+
+/// Compiles `if|unless <cond>` (the words starting at `if`/`unless`). `acls` are the proxy's
+/// named ACLs.
+pub fn compile_condition(
+    words: &[Word],
+    span: &Span,
+    acls: &[Acl],
+    ctx: &AclCtx<'_>,
+) -> Result<Condition, String> {
+    let unless = match words.first().map(|w| w.text.as_str()) {
+        Some("if") => false,
+        Some("unless") => true,
+        Some(w) => return Err(format!("expects 'if' or 'unless', not '{w}'")),
+        None => return Err("expects 'if' or 'unless'".to_string()),
+    };
+    let mut any_of = vec![Vec::new()];
+    let mut i = 1;
+    let mut negate = false;
+    while i < words.len() {
+        let w = words[i].text.as_str();
+        i += 1;
+        match w {
+            "||" | "or" => {
+                if negate || any_of.last().is_some_and(Vec::is_empty) {
+                    return Err("'||' must be placed between two conditions".to_string());
+                }
+                any_of.push(Vec::new());
+            }
+            "!" => negate = !negate,
+            "{" => {
+                let close = words[i..]
+                    .iter()
+                    .position(|w| w.text == "}")
+                    .ok_or("missing '}' to close the anonymous ACL")?;
+                let term = compile_term(&words[i..i + close], span, ctx)?;
+                i += close + 1;
+                push_term(&mut any_of, &mut negate, AclRef::Inline(Box::new(term)));
+            }
+            "}" => return Err("unexpected '}'".to_string()),
+            _ => {
+                let (neg, name) = match w.strip_prefix('!') {
+                    Some(n) => (true, n),
+                    None => (false, w),
+                };
+                if neg {
+                    negate = !negate;
+                }
+                let acl = match acls.iter().position(|a| a.name == name) {
+                    Some(idx) => AclRef::Named(idx),
+                    None => match predefined(name, span) {
+                        Some(t) => AclRef::Inline(Box::new(t)),
+                        None => {
+                            let hint =
+                                super::error::suggest(name, acls.iter().map(|a| a.name.as_str()))
+                                    .map(|s| format!("; did you mean '{s}'?"))
+                                    .unwrap_or_default();
+                            return Err(format!("no such ACL : '{name}'{hint}"));
+                        }
+                    },
+                };
+                push_term(&mut any_of, &mut negate, acl);
+            }
+        }
+    }
+    if negate || any_of.iter().any(Vec::is_empty) {
+        return Err("incomplete condition after 'if'/'unless'".to_string());
+    }
+    Ok(Condition { unless, any_of })
+}
+
+fn push_term(any_of: &mut [Vec<CondTerm>], negate: &mut bool, acl: AclRef) {
+    if let Some(last) = any_of.last_mut() {
+        last.push(CondTerm {
+            negate: *negate,
+            acl,
+        });
+    }
+    *negate = false;
+}
+
+/// Collects the proxy's `acl` lines into named ACLs (same name = OR of terms).
+pub fn merge_acls(defs: Vec<(String, AclTerm)>) -> Vec<Acl> {
+    let mut out: Vec<Acl> = Vec::new();
+    for (name, term) in defs {
+        match out.iter_mut().find(|a| a.name == name) {
+            Some(a) => a.terms.push(term),
+            None => out.push(Acl {
+                name,
+                terms: vec![term],
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn ws(s: &str) -> Vec<Word> {
+        let span = Span::new(&Arc::from("a.cfg"), 1);
+        s.split_whitespace()
+            .map(|t| Word {
+                text: t.to_string(),
+                span: span.clone(),
+            })
+            .collect()
+    }
+
+    fn with_ctx<R>(f: impl FnOnce(&AclCtx<'_>) -> R) -> R {
+        let backends: HashMap<String, BackendId> = [("be1".to_string(), BackendId(0))].into();
+        let tables: HashMap<String, TableRef> =
+            [("fe".to_string(), TableRef::Backend(BackendId(0)))].into();
+        let ctx = AclCtx {
+            backends: &backends,
+            tables: &tables,
+            own_table: None,
+            mode: Mode::Tcp,
+            own_backend: None,
+        };
+        f(&ctx)
+    }
+
+    fn term(s: &str) -> Result<AclTerm, String> {
+        let span = Span::new(&Arc::from("a.cfg"), 1);
+        with_ctx(|c| compile_term(&ws(s), &span, c))
+    }
+
+    #[test]
+    fn fetches_and_patterns() {
+        let t = term("src 10.0.0.0/8 192.168.1.1 ::1").unwrap();
+        assert_eq!(t.fetch, Fetch::Src);
+        assert_eq!(t.patterns.len(), 3);
+        let t = term("sc0_conn_rate gt 20").unwrap();
+        assert_eq!(t.fetch, Fetch::ScConnRate(0, None));
+        assert_eq!(t.patterns, [Pattern::Int(21, i64::MAX)]);
+        let t = term("dst_port 80:90 443").unwrap();
+        assert_eq!(t.patterns, [Pattern::Int(80, 90), Pattern::Int(443, 443)]);
+        let t = term("req.ssl_sni -i -m end .example.com").unwrap();
+        assert!(t.ignore_case);
+        assert_eq!(t.method, MatchMethod::End);
+        let t = term("req.payload(0,3) -m bin 474554").unwrap();
+        assert_eq!(t.patterns, [Pattern::Bin(b"GET".to_vec())]);
+        let t = term("req.ssl_ver ge 3.1").unwrap();
+        assert_eq!(t.patterns, [Pattern::Int(3 * 65_536 + 1, i64::MAX)]);
+        assert_eq!(
+            term("nbsrv(be1) lt 1").unwrap().fetch,
+            Fetch::Nbsrv(BackendId(0))
+        );
+        assert_eq!(term("fc_rcvd_proxy").unwrap().method, MatchMethod::Bool);
+        assert!(matches!(
+            term("req.ssl_sni -m reg ^a.*b$").unwrap().patterns[0],
+            Pattern::Regex(_)
+        ));
+        assert_eq!(
+            term("src_conn_cur(fe) ge 5").unwrap().fetch,
+            Fetch::SrcConnCur(Some(TableRef::Backend(BackendId(0))))
+        );
+    }
+
+    #[test]
+    fn fetch_errors() {
+        assert_eq!(
+            term("nbsrv(nope)").unwrap_err(),
+            "no such backend 'nope' in fetch 'nbsrv'"
+        );
+        assert_eq!(
+            term("srcx 1.2.3.4").unwrap_err(),
+            "unknown fetch method 'srcx'"
+        );
+        assert!(term("src 1.2.3.4/40").is_err());
+        assert!(term("src -m foo x").is_err());
+        assert!(term("dst_port -m ip 1.2.3.4").is_err());
+        assert!(term("src_port abc").is_err());
+        assert!(term("fc_rcvd_proxy 1").is_err());
+        assert!(term("path /x").unwrap_err().contains("mode http"));
+        assert!(term("req.ssl_sni -m reg (").is_err());
+        assert!(term("src -f /nonexistent/file.lst")
+            .unwrap_err()
+            .contains("failed to open"));
+        assert!(term("src_conn_cur(nope)").is_err());
+    }
+
+    #[test]
+    fn conditions() {
+        let span = Span::new(&Arc::from("a.cfg"), 1);
+        let acls = vec![
+            Acl {
+                name: "a".into(),
+                terms: vec![term("src 1.1.1.1").unwrap()],
+            },
+            Acl {
+                name: "b".into(),
+                terms: vec![term("dst_port 80").unwrap()],
+            },
+        ];
+        with_ctx(|c| {
+            let cond =
+                compile_condition(&ws("if a !b || { src 10.0.0.0/8 } TRUE"), &span, &acls, c)
+                    .unwrap();
+            assert!(!cond.unless);
+            assert_eq!(cond.any_of.len(), 2);
+            assert_eq!(cond.any_of[0].len(), 2);
+            assert!(!cond.any_of[0][0].negate);
+            assert!(cond.any_of[0][1].negate);
+            assert_eq!(cond.any_of[1].len(), 2);
+            let cond = compile_condition(&ws("unless ! a"), &span, &acls, c).unwrap();
+            assert!(cond.unless && cond.any_of[0][0].negate);
+            assert_eq!(
+                compile_condition(&ws("if c"), &span, &acls, c).unwrap_err(),
+                "no such ACL : 'c'"
+            );
+            assert!(compile_condition(&ws("if a ||"), &span, &acls, c).is_err());
+            assert!(compile_condition(&ws("if || a"), &span, &acls, c).is_err());
+            assert!(compile_condition(&ws("if { src 1.1.1.1"), &span, &acls, c).is_err());
+            assert!(compile_condition(&ws("when a"), &span, &acls, c).is_err());
+            assert!(compile_condition(&ws("if"), &span, &acls, c).is_err());
+        });
+    }
+}

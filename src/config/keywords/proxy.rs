@@ -1,0 +1,1383 @@
+//! Keywords of `defaults`, `frontend`, `backend` and `listen` (configuration.txt §4), and the
+//! [`ProxyDraft`] they fill. A draft is cloned from its defaults section and then each line
+//! of the proxy is applied in order, which is exactly HAProxy's inheritance. Conditions, ACLs
+//! and rules are kept as words here: `validate.rs` compiles them once every name is known.
+
+use std::time::Duration;
+
+use super::bind::parse_bind;
+use super::global::parse_log_target;
+use super::server::{parse_server_options, ServerDraft};
+use super::values::{parse_hex, parse_size, parse_u32_in, Args};
+use super::{scope::*, KeywordSpec, Support, SINCE};
+use crate::config::error::Span;
+use crate::config::lexer::Word;
+use crate::config::model::{
+    Balance, Bind, CheckKind, ExpectPattern, HashFunction, HashKey, HashMethod, HashType,
+    HttpExpect, HttpExpectKind, LogTarget, Mode, SockOpts, SpliceOpts, StickTable, StoreItem,
+    TableType, TcpCheckRule,
+};
+
+/// A directive kept as words until validation (ACLs, rules, conditions).
+#[derive(Debug, Clone)]
+pub struct RawLine {
+    pub span: Span,
+    pub words: Vec<Word>,
+}
+
+#[derive(Debug, Clone)]
+pub enum LogSpec {
+    Global(Span),
+    Target(LogTarget),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Timeouts {
+    pub connect: Option<Duration>,
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+    pub tunnel: Option<Duration>,
+    pub client_fin: Option<Duration>,
+    pub server_fin: Option<Duration>,
+    pub queue: Option<Duration>,
+    pub check: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub tcplog: bool,
+    /// `option httplog` seen here: falls back to tcplog with a warning in tcp mode.
+    pub httplog: Option<Span>,
+    pub dontlognull: bool,
+    pub log_health_checks: bool,
+    pub allbackups: bool,
+    pub abortonclose: bool,
+    pub splice: SpliceOpts,
+    pub client: SockOpts,
+    pub server: SockOpts,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StatsDraft {
+    pub enable: bool,
+    pub uri: Option<String>,
+    pub refresh: Option<Duration>,
+    pub admin: Option<RawLine>,
+    pub prometheus: Option<RawLine>,
+    /// First line of any `stats`/`http-request` keyword, for error messages.
+    pub span: Option<Span>,
+}
+
+/// Everything a proxy section says, before names are resolved.
+#[derive(Debug, Clone)]
+pub struct ProxyDraft {
+    pub mode: Mode,
+    pub mode_span: Option<Span>,
+    pub enabled: bool,
+    pub description: Option<String>,
+    pub uid: Option<(u32, Span)>,
+    pub binds: Vec<Bind>,
+    /// A `bind` line was written, even if it failed to parse (avoids a cascade of errors).
+    pub bind_seen: bool,
+    pub maxconn: Option<u32>,
+    pub backlog: Option<u32>,
+    pub rate_limit_sessions: Option<u32>,
+    pub fullconn: Option<u32>,
+    pub retries: u32,
+    pub redispatch: Option<i32>,
+    pub balance: Balance,
+    pub balance_span: Option<Span>,
+    pub hash_type: HashType,
+    pub hash_balance_factor: u32,
+    pub timeouts: Timeouts,
+    pub options: Options,
+    pub check: CheckKind,
+    /// tcp-check rules; inherited rules are replaced by the first rule of the proxy itself.
+    pub tcp_check_rules: Vec<TcpCheckRule>,
+    pub tcp_check_inherited: bool,
+    pub http_expect: Option<HttpExpect>,
+    pub logs: Vec<LogSpec>,
+    pub log_format: Option<(String, Span)>,
+    pub acls: Vec<RawLine>,
+    pub use_backend: Vec<RawLine>,
+    pub default_backend: Option<(String, Span)>,
+    pub tcp_request_connection: Vec<RawLine>,
+    pub tcp_request_content: Vec<RawLine>,
+    pub inspect_delay: Option<Duration>,
+    pub stick_table: Option<StickTable>,
+    pub default_server: ServerDraft,
+    pub servers: Vec<ServerDraft>,
+    pub stats: StatsDraft,
+}
+
+impl Default for ProxyDraft {
+    fn default() -> ProxyDraft {
+        ProxyDraft {
+            mode: Mode::Tcp,
+            mode_span: None,
+            enabled: true,
+            description: None,
+            uid: None,
+            binds: Vec::new(),
+            bind_seen: false,
+            maxconn: None,
+            backlog: None,
+            rate_limit_sessions: None,
+            fullconn: None,
+            retries: 3,
+            redispatch: None,
+            balance: Balance::RoundRobin,
+            balance_span: None,
+            hash_type: HashType::default(),
+            hash_balance_factor: 0,
+            timeouts: Timeouts::default(),
+            options: Options::default(),
+            check: CheckKind::Connect,
+            tcp_check_rules: Vec::new(),
+            tcp_check_inherited: false,
+            http_expect: None,
+            logs: Vec::new(),
+            log_format: None,
+            acls: Vec::new(),
+            use_backend: Vec::new(),
+            default_backend: None,
+            tcp_request_connection: Vec::new(),
+            tcp_request_content: Vec::new(),
+            inspect_delay: None,
+            stick_table: None,
+            default_server: ServerDraft::default(),
+            servers: Vec::new(),
+            stats: StatsDraft::default(),
+        }
+    }
+}
+
+impl ProxyDraft {
+    /// The draft a proxy starts from when it inherits this defaults section: what HAProxy
+    /// copies from a defaults proxy.
+    pub fn inherited(&self) -> ProxyDraft {
+        let mut d = self.clone();
+        d.tcp_check_inherited = !d.tcp_check_rules.is_empty();
+        d
+    }
+}
+
+macro_rules! kw {
+    ($name:expr, $scope:expr, $usage:expr, $doc:expr, $f:expr) => {
+        KeywordSpec {
+            name: $name,
+            scope: $scope,
+            support: Support::Yes,
+            since: SINCE,
+            usage: $usage,
+            doc: $doc,
+            parse: Some($f),
+        }
+    };
+}
+
+/// An `option` that sets one flag, and accepts `no option`.
+macro_rules! flag_option {
+    ($name:expr, $scope:expr, $doc:expr, |$d:ident| $field:expr) => {
+        KeywordSpec {
+            name: $name,
+            scope: $scope,
+            support: Support::Yes,
+            since: SINCE,
+            usage: "",
+            doc: $doc,
+            parse: Some(|$d: &mut ProxyDraft, a: &mut Args<'_>| {
+                let v = a.flag()?;
+                $field = v;
+                Ok(())
+            }),
+        }
+    };
+}
+
+macro_rules! timeout {
+    ($name:expr, $scope:expr, $doc:expr, $field:ident) => {
+        kw!($name, $scope, "<time>", $doc, |d, a| {
+            let t = a.time("<timeout>")?;
+            a.done()?;
+            d.timeouts.$field = (!t.is_zero()).then_some(t);
+            Ok(())
+        })
+    };
+}
+
+/// A keyword HAProxy has that sluice refuses with a specific reason.
+macro_rules! refused {
+    ($name:expr, $scope:expr, $why:expr) => {
+        KeywordSpec {
+            name: $name,
+            scope: $scope,
+            support: Support::No($why),
+            since: SINCE,
+            usage: "",
+            doc: $why,
+            parse: None,
+        }
+    };
+}
+
+pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
+    kw!(
+        "mode",
+        PROXY,
+        "tcp|http",
+        "tcp: forward bytes; http: only for a stats/metrics listener",
+        |d, a| {
+            d.mode = match a.expect("'tcp' or 'http'")? {
+            "tcp" => Mode::Tcp,
+            "http" => Mode::Http,
+            "health" => return Err("'mode health' was removed from HAProxy; use 'monitor-uri' in HAProxy or a stats listener in sluice".to_string()),
+            m => return Err(format!("unknown mode '{m}' (tcp, http)")),
+        };
+            d.mode_span = Some(a.span.clone());
+            a.done()
+        }
+    ),
+    kw!(
+        "bind",
+        FE_ONLY,
+        "<addr>:<port>[-<port>][,...] [options]",
+        "listen on these addresses",
+        |d, a| {
+            d.bind_seen = true;
+            d.binds.push(parse_bind(a)?);
+            Ok(())
+        }
+    ),
+    kw!(
+        "default_backend",
+        FE,
+        "<backend>",
+        "the backend used when no use_backend rule matches",
+        |d, a| {
+            let name = a.expect("a backend name")?;
+            d.default_backend = Some((name.to_string(), a.span.clone()));
+            a.done()
+        }
+    ),
+    kw!(
+        "use_backend",
+        FE_ONLY,
+        "<backend> [if|unless <cond>]",
+        "switch to a backend when the condition matches",
+        |d, a| {
+            let words = a.rest();
+            if words.is_empty() {
+                return Err("expects a backend name".to_string());
+            }
+            d.use_backend.push(RawLine {
+                span: a.span.clone(),
+                words: words.to_vec(),
+            });
+            Ok(())
+        }
+    ),
+    kw!(
+        "acl",
+        PROXY_ONLY,
+        "<name> <fetch> [flags] [<pattern>...]",
+        "name a condition on a sample fetch",
+        |d, a| {
+            let words = a.rest();
+            if words.len() < 2 {
+                return Err("expects an ACL name and a fetch".to_string());
+            }
+            d.acls.push(RawLine {
+                span: a.span.clone(),
+                words: words.to_vec(),
+            });
+            Ok(())
+        }
+    ),
+    kw!(
+        "server",
+        BE_ONLY,
+        "<name> <addr>[:port] [options]",
+        "a server of this backend",
+        |d, a| {
+            let name = a.expect("<name> and <address> as arguments")?;
+            if let Some(c) = crate::config::ast::invalid_name_char(name) {
+                return Err(format!(
+                    "character '{c}' is not permitted in server name '{name}'"
+                ));
+            }
+            let addr = a.expect("<address> as an argument")?;
+            let mut s = d.default_server.clone();
+            s.span = a.span.clone();
+            s.name = name.to_string();
+            s.addr = addr.to_string();
+            parse_server_options(&mut s, a)?;
+            d.servers.push(s);
+            Ok(())
+        }
+    ),
+    kw!(
+        "default-server",
+        BE,
+        "[options]",
+        "defaults for the following server lines",
+        |d, a| {
+            let mut s = d.default_server.clone();
+            parse_server_options(&mut s, a)?;
+            d.default_server = s;
+            Ok(())
+        }
+    ),
+    kw!(
+        "balance",
+        BE,
+        "<algorithm> [<args>]",
+        "the load-balancing algorithm (default roundrobin)",
+        |d, a| {
+            let alg = a.expect("an algorithm")?;
+            d.balance = if alg == "hash" {
+                parse_balance_hash(a.expect("a sample expression after 'hash'")?)?
+            } else {
+                parse_balance(alg)?
+            };
+            d.balance_span = Some(a.span.clone());
+            a.done()
+        }
+    ),
+    kw!(
+        "hash-type",
+        BE,
+        "map-based|consistent|maglev [<function>] [avalanche]",
+        "how hash-based algorithms map keys to servers",
+        |d, a| {
+            let method = match a.expect("'map-based' or 'consistent'")? {
+            "map-based" => HashMethod::MapBased,
+            "consistent" => HashMethod::Consistent,
+            "maglev" => HashMethod::Maglev,
+            m => return Err(format!("only supports 'consistent', 'map-based' and the sluice extension 'maglev', not '{m}'")),
+        };
+            let mut ht = HashType {
+                method,
+                ..HashType::default()
+            };
+            if let Some(f) = a.word() {
+                ht.function = match f {
+                "sdbm" => HashFunction::Sdbm,
+                "djb2" => HashFunction::Djb2,
+                "wt6" => HashFunction::Wt6,
+                "crc32" => HashFunction::Crc32,
+                "none" => HashFunction::None,
+                f => return Err(format!("only supports 'sdbm', 'djb2', 'crc32', 'wt6' or 'none' hash functions, not '{f}'")),
+            };
+                if let Some(m) = a.word() {
+                    if m != "avalanche" {
+                        return Err(format!(
+                            "only supports 'avalanche' as a modifier, not '{m}'"
+                        ));
+                    }
+                    ht.avalanche = true;
+                }
+            }
+            d.hash_type = ht;
+            a.done()
+        }
+    ),
+    kw!(
+        "hash-balance-factor",
+        BE,
+        "<percent>",
+        "bounded load for consistent hashing (0 or >= 100)",
+        |d, a| {
+            let f = a.u32_in("<factor>", 0, 65_535)?;
+            if f != 0 && f < 100 {
+                return Err(format!("must be 0 or at least 100, not {f}"));
+            }
+            d.hash_balance_factor = f;
+            a.done()
+        }
+    ),
+    kw!(
+        "maxconn",
+        FE,
+        "<n>",
+        "maximum concurrent connections of this frontend",
+        |d, a| {
+            d.maxconn = Some(a.u32_in("<maxconn>", 0, i32::MAX as u32)?);
+            a.done()
+        }
+    ),
+    kw!(
+        "backlog",
+        FE,
+        "<n>",
+        "listen backlog of the binds (default: maxconn)",
+        |d, a| {
+            d.backlog = Some(a.u32_in("<backlog>", 1, i32::MAX as u32)?);
+            a.done()
+        }
+    ),
+    kw!(
+        "fullconn",
+        BE,
+        "<n>",
+        "backend load at which servers reach their maxconn (dynamic maxconn)",
+        |d, a| {
+            d.fullconn = Some(a.u32_in("<fullconn>", 1, i32::MAX as u32)?);
+            a.done()
+        }
+    ),
+    kw!(
+        "retries",
+        BE,
+        "<n>",
+        "connection attempts after a failed connect (default 3)",
+        |d, a| {
+            d.retries = a.u32_in("<retries>", 0, 1_000)?;
+            a.done()
+        }
+    ),
+    kw!(
+        "rate-limit sessions",
+        FE,
+        "<rate>",
+        "maximum new sessions per second on this frontend",
+        |d, a| {
+            d.rate_limit_sessions = Some(a.u32_in("<rate>", 0, i32::MAX as u32)?);
+            a.done()
+        }
+    ),
+    kw!(
+        "log",
+        PROXY,
+        "global | <target> [len <n>] [format <f>] <facility> [<level> [<min>]]",
+        "where this proxy logs",
+        |d, a| {
+            if a.negated {
+                a.done()?;
+                d.logs.clear();
+                return Ok(());
+            }
+            if a.peek() == Some("global") {
+                a.word();
+                a.done()?;
+                d.logs.push(LogSpec::Global(a.span.clone()));
+                return Ok(());
+            }
+            d.logs.push(LogSpec::Target(parse_log_target(a)?));
+            Ok(())
+        }
+    ),
+    kw!(
+        "log-format",
+        PROXY,
+        "<string>",
+        "the format of this proxy's log lines",
+        |d, a| {
+            let f = a.expect("a format string")?;
+            a.done()
+                .map_err(|e| format!("{e} (quote the format if it contains spaces)"))?;
+            d.log_format = Some((f.to_string(), a.span.clone()));
+            Ok(())
+        }
+    ),
+    kw!(
+        "disabled",
+        PROXY,
+        "",
+        "declare the proxy but do not start it",
+        |d, a| {
+            a.done()?;
+            d.enabled = false;
+            Ok(())
+        }
+    ),
+    kw!(
+        "enabled",
+        PROXY,
+        "",
+        "undo 'disabled' inherited from defaults",
+        |d, a| {
+            a.done()?;
+            d.enabled = true;
+            Ok(())
+        }
+    ),
+    kw!(
+        "id",
+        PROXY_ONLY,
+        "<number>",
+        "the numeric id of the proxy in stats",
+        |d, a| {
+            d.uid = Some((a.u32_in("<id>", 1, i32::MAX as u32)?, a.span.clone()));
+            a.done()
+        }
+    ),
+    kw!(
+        "description",
+        PROXY,
+        "<text>...",
+        "a description shown in stats",
+        |d, a| {
+            let words: Vec<&str> = a.rest().iter().map(|w| w.text.as_str()).collect();
+            if words.is_empty() {
+                return Err("expects a string argument".to_string());
+            }
+            d.description = Some(words.join(" "));
+            Ok(())
+        }
+    ),
+    kw!(
+        "stick-table",
+        PROXY_ONLY,
+        "type ip|ipv6 size <n> [expire <t>] [store <items>]",
+        "per-source counters for tracking rules",
+        |d, a| {
+            d.stick_table = Some(parse_stick_table(a)?);
+            Ok(())
+        }
+    ),
+    kw!(
+        "tcp-request connection",
+        FE_ONLY,
+        "<action> [if|unless <cond>]",
+        "rules applied when a connection is accepted",
+        |d, a| {
+            let words = a.rest();
+            if words.is_empty() {
+                return Err("expects an action".to_string());
+            }
+            d.tcp_request_connection.push(RawLine {
+                span: a.span.clone(),
+                words: words.to_vec(),
+            });
+            Ok(())
+        }
+    ),
+    kw!(
+        "tcp-request content",
+        PROXY_ONLY,
+        "<action> [if|unless <cond>]",
+        "rules applied on the first bytes of the request",
+        |d, a| {
+            let words = a.rest();
+            if words.is_empty() {
+                return Err("expects an action".to_string());
+            }
+            d.tcp_request_content.push(RawLine {
+                span: a.span.clone(),
+                words: words.to_vec(),
+            });
+            Ok(())
+        }
+    ),
+    kw!(
+        "tcp-request inspect-delay",
+        PROXY,
+        "<time>",
+        "how long content rules may wait for data",
+        |d, a| {
+            d.inspect_delay = Some(a.time("<time>")?);
+            a.done()
+        }
+    ),
+    kw!(
+        "tcp-check connect",
+        BE,
+        "[port <p>] [send-proxy]",
+        "health-check step: open the connection",
+        |d, a| {
+            let mut port = None;
+            let mut send_proxy = false;
+            while let Some(w) = a.word() {
+                match w {
+                    "port" => {
+                        port = Some(super::values::parse_port(a.expect("a port after 'port'")?)?)
+                    }
+                    "send-proxy" => send_proxy = true,
+                    "default" | "addr" | "ssl" | "sni" | "alpn" | "proto" | "via-socks4"
+                    | "linger" | "comment" | "send-proxy-v2" => {
+                        return Err(format!(
+                            "'tcp-check connect {w}' is not supported by sluice"
+                        ))
+                    }
+                    o => {
+                        return Err(format!(
+                            "unknown 'tcp-check connect' option '{o}' (port, send-proxy)"
+                        ))
+                    }
+                }
+            }
+            push_tcp_check(d, TcpCheckRule::Connect { port, send_proxy });
+            Ok(())
+        }
+    ),
+    kw!(
+        "tcp-check send",
+        BE,
+        "<string>",
+        "health-check step: send a string",
+        |d, a| {
+            let s = a.expect("a string")?;
+            a.done()?;
+            push_tcp_check(
+                d,
+                TcpCheckRule::Send(s.chars().map(|c| c as u32 as u8).collect()),
+            );
+            Ok(())
+        }
+    ),
+    kw!(
+        "tcp-check send-binary",
+        BE,
+        "<hex>",
+        "health-check step: send bytes given in hex",
+        |d, a| {
+            let s = parse_hex(a.expect("a hex string")?)?;
+            a.done()?;
+            push_tcp_check(d, TcpCheckRule::Send(s));
+            Ok(())
+        }
+    ),
+    kw!(
+        "tcp-check expect",
+        BE,
+        "[!] string|rstring|binary <pattern>",
+        "health-check step: expect a reply",
+        |d, a| {
+            let mut negate = false;
+            let mut kind = a.expect("a match type")?;
+            if kind == "!" {
+                negate = true;
+                kind = a.expect("a match type after '!'")?;
+            }
+            let pat = a.expect("a pattern")?;
+            let pattern = match kind {
+                "string" => ExpectPattern::String(pat.chars().map(|c| c as u32 as u8).collect()),
+                "rstring" => {
+                    regex::Regex::new(pat).map_err(|e| format!("invalid regex '{pat}': {e}"))?;
+                    ExpectPattern::Rstring(pat.to_string())
+                }
+                "binary" => ExpectPattern::Binary(parse_hex(pat)?),
+                "rbinary" | "string-lf" | "binary-lf" | "status" | "rstatus" | "header"
+                | "fhdr" => {
+                    return Err(format!(
+                        "'tcp-check expect {kind}' is not supported by sluice"
+                    ))
+                }
+                k => {
+                    return Err(format!(
+                        "unknown match type '{k}' (string, rstring, binary)"
+                    ))
+                }
+            };
+            a.done()?;
+            push_tcp_check(d, TcpCheckRule::Expect { negate, pattern });
+            Ok(())
+        }
+    ),
+    kw!(
+        "tcp-check comment",
+        BE,
+        "<text>",
+        "a comment reported when the next step fails",
+        |d, a| {
+            let c = a.expect("a comment")?;
+            a.done()?;
+            push_tcp_check(d, TcpCheckRule::Comment(c.to_string()));
+            Ok(())
+        }
+    ),
+    kw!(
+        "http-check expect",
+        BE,
+        "[!] status|rstatus|string <pattern>",
+        "the reply an httpchk check expects",
+        |d, a| {
+            let mut negate = false;
+            let mut kind = a.expect("a match type")?;
+            if kind == "!" {
+                negate = true;
+                kind = a.expect("a match type after '!'")?;
+            }
+            let pat = a.expect("a pattern")?;
+            let kind = match kind {
+                "status" => HttpExpectKind::Status(parse_status_list(pat)?),
+                "rstatus" => {
+                    regex::Regex::new(pat).map_err(|e| format!("invalid regex '{pat}': {e}"))?;
+                    HttpExpectKind::Rstatus(pat.to_string())
+                }
+                "string" => HttpExpectKind::String(pat.to_string()),
+                k => {
+                    return Err(format!(
+                    "'http-check expect {k}' is not supported by sluice (status, rstatus, string)"
+                ))
+                }
+            };
+            a.done()?;
+            d.http_expect = Some(HttpExpect { negate, kind });
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats enable",
+        PROXY,
+        "",
+        "serve the stats page (mode http listener)",
+        |d, a| {
+            a.done()?;
+            d.stats.enable = true;
+            d.stats.span.get_or_insert(a.span.clone());
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats uri",
+        PROXY,
+        "<prefix>",
+        "the stats page path (default /haproxy?stats)",
+        |d, a| {
+            d.stats.uri = Some(a.expect("a URI prefix")?.to_string());
+            d.stats.enable = true;
+            d.stats.span.get_or_insert(a.span.clone());
+            a.done()
+        }
+    ),
+    kw!(
+        "stats refresh",
+        PROXY,
+        "<time>",
+        "the stats page's automatic refresh interval",
+        |d, a| {
+            d.stats.refresh = Some(a.time("<time>")?);
+            d.stats.enable = true;
+            d.stats.span.get_or_insert(a.span.clone());
+            a.done()
+        }
+    ),
+    kw!(
+        "stats admin",
+        PROXY_ONLY,
+        "if|unless <cond>",
+        "allow admin actions from the stats page",
+        |d, a| {
+            let words = a.rest();
+            if !matches!(
+                words.first().map(|w| w.text.as_str()),
+                Some("if" | "unless")
+            ) {
+                return Err("requires a condition: 'stats admin if <cond>'".to_string());
+            }
+            d.stats.admin = Some(RawLine {
+                span: a.span.clone(),
+                words: words.to_vec(),
+            });
+            d.stats.span.get_or_insert(a.span.clone());
+            Ok(())
+        }
+    ),
+    kw!(
+        "http-request use-service",
+        PROXY_ONLY,
+        "prometheus-exporter [if|unless <cond>]",
+        "serve Prometheus metrics (mode http listener)",
+        |d, a| {
+            match a.expect("a service name")? {
+                "prometheus-exporter" => {}
+                s => {
+                    return Err(format!(
+                        "service '{s}' is not supported by sluice (prometheus-exporter)"
+                    ))
+                }
+            }
+            let words = a.rest();
+            d.stats.prometheus = Some(RawLine {
+                span: a.span.clone(),
+                words: words.to_vec(),
+            });
+            d.stats.span.get_or_insert(a.span.clone());
+            Ok(())
+        }
+    ),
+    timeout!(
+        "timeout connect",
+        BE,
+        "maximum time to connect to a server",
+        connect
+    ),
+    timeout!(
+        "timeout client",
+        FE,
+        "maximum inactivity of the client side",
+        client
+    ),
+    timeout!(
+        "timeout server",
+        BE,
+        "maximum inactivity of the server side",
+        server
+    ),
+    timeout!(
+        "timeout tunnel",
+        BE,
+        "maximum inactivity once both sides are connected",
+        tunnel
+    ),
+    timeout!(
+        "timeout client-fin",
+        FE,
+        "inactivity timeout on a half-closed client side",
+        client_fin
+    ),
+    timeout!(
+        "timeout server-fin",
+        BE,
+        "inactivity timeout on a half-closed server side",
+        server_fin
+    ),
+    timeout!("timeout queue", BE, "maximum time in a server queue", queue),
+    timeout!(
+        "timeout check",
+        BE,
+        "extra read timeout of health checks",
+        check
+    ),
+    flag_option!(
+        "option tcplog",
+        PROXY,
+        "log one line per connection in HAProxy's tcplog format",
+        |d| d.options.tcplog
+    ),
+    kw!(
+        "option httplog",
+        PROXY,
+        "",
+        "in tcp mode: falls back to 'option tcplog' with a warning, as HAProxy does",
+        |d, a| {
+            let on = a.flag()?;
+            d.options.httplog = on.then(|| a.span.clone());
+            Ok(())
+        }
+    ),
+    flag_option!(
+        "option dontlognull",
+        PROXY,
+        "do not log connections that carried no data",
+        |d| d.options.dontlognull
+    ),
+    flag_option!(
+        "option log-health-checks",
+        BE,
+        "log every health check status change",
+        |d| d.options.log_health_checks
+    ),
+    kw!(
+        "option redispatch",
+        BE,
+        "[<interval>]",
+        "retry on another server after a failed connect",
+        |d, a| {
+            if a.negated {
+                a.done()?;
+                d.redispatch = None;
+                return Ok(());
+            }
+            let interval = match a.word() {
+                None => -1,
+                Some(n) => n
+                    .parse::<i32>()
+                    .map_err(|_| format!("invalid interval '{n}'"))?,
+            };
+            a.done()?;
+            d.redispatch = (interval != 0).then_some(interval);
+            Ok(())
+        }
+    ),
+    flag_option!(
+        "option splice-auto",
+        PROXY,
+        "splice when the kernel says it helps (sluice: both directions)",
+        |d| d.options.splice.auto
+    ),
+    flag_option!(
+        "option splice-request",
+        PROXY,
+        "splice client-to-server data",
+        |d| d.options.splice.request
+    ),
+    flag_option!(
+        "option splice-response",
+        PROXY,
+        "splice server-to-client data",
+        |d| d.options.splice.response
+    ),
+    kw!(
+        "option tcpka",
+        PROXY,
+        "",
+        "TCP keep-alive on both sides",
+        |d, a| {
+            let v = a.flag()?;
+            d.options.client.tcpka = v;
+            d.options.server.tcpka = v;
+            Ok(())
+        }
+    ),
+    flag_option!(
+        "option clitcpka",
+        FE,
+        "TCP keep-alive on the client side",
+        |d| d.options.client.tcpka
+    ),
+    flag_option!(
+        "option srvtcpka",
+        BE,
+        "TCP keep-alive on the server side",
+        |d| d.options.server.tcpka
+    ),
+    flag_option!(
+        "option allbackups",
+        BE,
+        "use every backup server at once, not only the first",
+        |d| d.options.allbackups
+    ),
+    kw!(
+        "option nolinger",
+        PROXY,
+        "",
+        "close with a reset instead of lingering",
+        |d, a| {
+            let v = a.flag()?;
+            d.options.client.nolinger = v;
+            d.options.server.nolinger = v;
+            Ok(())
+        }
+    ),
+    flag_option!(
+        "option abortonclose",
+        BE,
+        "drop a queued connection whose client has gone",
+        |d| d.options.abortonclose
+    ),
+    flag_option!(
+        "option tcp-smart-accept",
+        FE,
+        "delayed ACK on accept (TCP_DEFER_ACCEPT-like)",
+        |d| d.options.client.smart
+    ),
+    flag_option!(
+        "option tcp-smart-connect",
+        BE,
+        "send the first data with the ACK of the connect",
+        |d| d.options.server.smart
+    ),
+    kw!(
+        "option tcp-check",
+        BE,
+        "",
+        "health checks run the tcp-check rules",
+        |d, a| {
+            a.done()?;
+            d.check = if a.negated {
+                CheckKind::Connect
+            } else {
+                CheckKind::TcpCheck(Vec::new())
+            };
+            Ok(())
+        }
+    ),
+    kw!(
+        "option httpchk",
+        BE,
+        "[<method>] [<uri>] [<version>]",
+        "health checks send an HTTP request",
+        |d, a| {
+            let words: Vec<&str> = a.rest().iter().map(|w| w.text.as_str()).collect();
+            let (method, uri, version) = match words.as_slice() {
+                [] => ("OPTIONS", "/", "HTTP/1.0"),
+                [uri] => ("OPTIONS", *uri, "HTTP/1.0"),
+                [m, uri] => (*m, *uri, "HTTP/1.0"),
+                [m, uri, v] => (*m, *uri, *v),
+                _ => return Err("expects at most <method> <uri> <version>".to_string()),
+            };
+            d.check = if a.negated {
+                CheckKind::Connect
+            } else {
+                CheckKind::HttpChk {
+                    method: method.to_string(),
+                    uri: uri.to_string(),
+                    version: version.to_string(),
+                    expect: None,
+                }
+            };
+            Ok(())
+        }
+    ),
+    kw!(
+        "option mysql-check",
+        BE,
+        "[user <name> [post-41|pre-41]]",
+        "health checks log in to MySQL/MariaDB",
+        |d, a| {
+            let mut user = None;
+            let mut post_41 = false;
+            if let Some(w) = a.word() {
+                if w != "user" {
+                    return Err(format!("only supports 'user', not '{w}'"));
+                }
+                user = Some(a.expect("a user name after 'user'")?.to_string());
+                match a.word() {
+                    None | Some("pre-41") => {}
+                    Some("post-41") => post_41 = true,
+                    Some(o) => {
+                        return Err(format!(
+                            "only supports 'post-41' or 'pre-41' after the user, not '{o}'"
+                        ))
+                    }
+                }
+            }
+            a.done()?;
+            d.check = if a.negated {
+                CheckKind::Connect
+            } else {
+                CheckKind::Mysql { user, post_41 }
+            };
+            Ok(())
+        }
+    ),
+    kw!(
+        "option redis-check",
+        BE,
+        "",
+        "health checks expect +PONG from Redis",
+        |d, a| {
+            a.done()?;
+            d.check = if a.negated {
+                CheckKind::Connect
+            } else {
+                CheckKind::Redis
+            };
+            Ok(())
+        }
+    ),
+    kw!(
+        "option pgsql-check",
+        BE,
+        "user <name>",
+        "health checks start a PostgreSQL session",
+        |d, a| {
+            if a.negated {
+                a.done()?;
+                d.check = CheckKind::Connect;
+                return Ok(());
+            }
+            if a.expect("'user <username>'")? != "user" {
+                return Err("expects 'user <username>'".to_string());
+            }
+            let user = a.expect("a user name after 'user'")?.to_string();
+            a.done()?;
+            d.check = CheckKind::Pgsql { user };
+            Ok(())
+        }
+    ),
+    kw!(
+        "option ssl-hello-chk",
+        BE,
+        "",
+        "health checks send a TLS ClientHello",
+        |d, a| {
+            a.done()?;
+            d.check = if a.negated {
+                CheckKind::Connect
+            } else {
+                CheckKind::SslHello
+            };
+            Ok(())
+        }
+    ),
+    refused!(
+        "option forwardfor",
+        PROXY,
+        "needs HTTP mode, which sluice does not proxy"
+    ),
+    refused!(
+        "option http-server-close",
+        PROXY,
+        "needs HTTP mode, which sluice does not proxy"
+    ),
+    refused!(
+        "option http-keep-alive",
+        PROXY,
+        "needs HTTP mode, which sluice does not proxy"
+    ),
+    refused!(
+        "option httpclose",
+        PROXY,
+        "needs HTTP mode, which sluice does not proxy"
+    ),
+    refused!(
+        "option ldap-check",
+        BE,
+        "use 'option tcp-check' with send-binary/expect binary"
+    ),
+    refused!(
+        "option smtpchk",
+        BE,
+        "use 'option tcp-check' with 'expect string 220'"
+    ),
+    refused!(
+        "option external-check",
+        BE,
+        "external checks run programs; sluice does not"
+    ),
+    refused!("server-template", BE_ONLY, "declare the servers one by one"),
+    refused!(
+        "cookie",
+        BE,
+        "HTTP cookies need HTTP mode, which sluice does not proxy"
+    ),
+    refused!(
+        "stick",
+        BE,
+        "use 'balance source' with 'hash-type consistent'"
+    ),
+    refused!(
+        "stick on",
+        BE,
+        "use 'balance source' with 'hash-type consistent'"
+    ),
+    refused!(
+        "stick match",
+        BE,
+        "use 'balance source' with 'hash-type consistent'"
+    ),
+    refused!(
+        "stick store-request",
+        BE,
+        "use 'balance source' with 'hash-type consistent'"
+    ),
+    refused!(
+        "stats auth",
+        PROXY,
+        "restrict the stats listener with 'bind 127.0.0.1:<port>' or ACLs"
+    ),
+];
+
+fn push_tcp_check(d: &mut ProxyDraft, rule: TcpCheckRule) {
+    if d.tcp_check_inherited {
+        d.tcp_check_rules.clear();
+        d.tcp_check_inherited = false;
+    }
+    d.tcp_check_rules.push(rule);
+}
+
+fn parse_balance(alg: &str) -> Result<Balance, String> {
+    let (name, arg) = match alg.split_once('(') {
+        Some((n, rest)) => {
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("missing ')' in '{alg}'"))?;
+            (n, Some(inner))
+        }
+        None => (alg, None),
+    };
+    let no_arg = |b: Balance| match arg {
+        None => Ok(b),
+        Some(_) => Err(format!("'{name}' takes no argument")),
+    };
+    match name {
+        "roundrobin" => no_arg(Balance::RoundRobin),
+        "static-rr" => no_arg(Balance::StaticRr),
+        "leastconn" => no_arg(Balance::LeastConn),
+        "first" => no_arg(Balance::First),
+        "source" => no_arg(Balance::Source),
+        "leasttime" => no_arg(Balance::LeastTime),
+        "random" => {
+            let draws = match arg {
+                None => 2,
+                Some(n) => parse_u32_in(n, 1, 100).map_err(|e| format!("random draws: {e}"))?,
+            };
+            Ok(Balance::Random { draws })
+        }
+        "uri" | "url_param" | "hdr" | "rdp-cookie" => Err(format!(
+            "'balance {name}' needs HTTP or RDP inspection and is not supported by sluice"
+        )),
+        other => {
+            let names = [
+                "roundrobin",
+                "static-rr",
+                "leastconn",
+                "first",
+                "source",
+                "random",
+                "hash",
+                "leasttime",
+            ];
+            let hint = crate::config::error::suggest(other, names)
+                .map(|s| format!("; did you mean '{s}'?"))
+                .unwrap_or_default();
+            Err(format!(
+                "unknown algorithm '{other}' (roundrobin, static-rr, leastconn, first, source, \
+                 random, hash <expr>, leasttime){hint}"
+            ))
+        }
+    }
+}
+
+/// `balance hash <expr>`: the L4 fetches sluice can hash on.
+fn parse_balance_hash(expr: &str) -> Result<Balance, String> {
+    Ok(match expr {
+        "src" => Balance::Source,
+        "dst" => Balance::Hash(HashKey::Dst),
+        "src_port" => Balance::Hash(HashKey::SrcPort),
+        "dst_port" => Balance::Hash(HashKey::DstPort),
+        "req.ssl_sni" | "req_ssl_sni" => Balance::Hash(HashKey::ReqSslSni),
+        e => {
+            return Err(format!(
+                "'balance hash {e}': sluice hashes on src, dst, src_port, dst_port or req.ssl_sni"
+            ))
+        }
+    })
+}
+
+fn parse_status_list(s: &str) -> Result<Vec<(u16, u16)>, String> {
+    s.split(',')
+        .map(|part| {
+            let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+            let p = |x: &str| match x.parse::<u16>() {
+                Ok(v) if (100..=599).contains(&v) => Ok(v),
+                _ => Err(format!("invalid HTTP status '{x}' (100-599)")),
+            };
+            let (lo, hi) = (p(lo)?, p(hi)?);
+            if lo > hi {
+                return Err(format!("invalid status range '{part}'"));
+            }
+            Ok((lo, hi))
+        })
+        .collect()
+}
+
+fn parse_stick_table(a: &mut Args<'_>) -> Result<StickTable, String> {
+    let mut kind = None;
+    let mut size = None;
+    let mut expire = None;
+    let mut store = Vec::new();
+    while let Some(w) = a.word() {
+        match w {
+            "type" => {
+                kind = Some(match a.expect("a type after 'type'")? {
+                    "ip" => TableType::Ip,
+                    "ipv6" => TableType::Ipv6,
+                    t @ ("integer" | "string" | "binary") => {
+                        return Err(format!(
+                            "table type '{t}' is not supported by sluice (ip, ipv6)"
+                        ))
+                    }
+                    t => return Err(format!("unknown table type '{t}' (ip, ipv6)")),
+                })
+            }
+            "size" => size = Some(parse_size(a.expect("a size after 'size'")?)?),
+            "expire" => expire = Some(a.time("a time after 'expire'")?),
+            "store" => {
+                for item in a.expect("data types after 'store'")?.split(',') {
+                    store.push(parse_store_item(item)?);
+                }
+            }
+            "nopurge" | "peers" | "srvkey" | "write-to" | "recv-only" => {
+                return Err(format!(
+                    "stick-table option '{w}' is not supported by sluice"
+                ))
+            }
+            o => {
+                return Err(format!(
+                    "unknown stick-table argument '{o}' (type, size, expire, store)"
+                ))
+            }
+        }
+    }
+    let kind = kind.ok_or("missing 'type'")?;
+    let size = size.ok_or("missing 'size'")?;
+    if size == 0 {
+        return Err("'size' must be greater than 0".to_string());
+    }
+    Ok(StickTable {
+        span: a.span.clone(),
+        kind,
+        size,
+        expire,
+        store,
+    })
+}
+
+fn parse_store_item(item: &str) -> Result<StoreItem, String> {
+    let (name, period) = match item.split_once('(') {
+        Some((n, rest)) => (
+            n,
+            Some(
+                rest.strip_suffix(')')
+                    .ok_or_else(|| format!("missing ')' in '{item}'"))?,
+            ),
+        ),
+        None => (item, None),
+    };
+    let need_period = |p: Option<&str>| -> Result<Duration, String> {
+        let p = p.ok_or_else(|| format!("'{name}' needs a period: '{name}(10s)'"))?;
+        super::values::parse_time(p)
+    };
+    Ok(match name {
+        "conn_cur" => StoreItem::ConnCur,
+        "conn_cnt" => StoreItem::ConnCnt,
+        "conn_rate" => StoreItem::ConnRate(need_period(period)?),
+        "sess_cnt" => StoreItem::SessCnt,
+        "sess_rate" => StoreItem::SessRate(need_period(period)?),
+        "bytes_in_cnt" => StoreItem::BytesInCnt,
+        "bytes_out_cnt" => StoreItem::BytesOutCnt,
+        n => {
+            return Err(format!(
+                "stored data type '{n}' is not supported by sluice (conn_cur, conn_cnt, \
+                 conn_rate(<t>), sess_cnt, sess_rate(<t>), bytes_in_cnt, bytes_out_cnt)"
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balance_names() {
+        assert_eq!(parse_balance("roundrobin"), Ok(Balance::RoundRobin));
+        assert_eq!(parse_balance("random"), Ok(Balance::Random { draws: 2 }));
+        assert_eq!(parse_balance("random(3)"), Ok(Balance::Random { draws: 3 }));
+        assert!(parse_balance("random(0)").is_err());
+        assert!(parse_balance("leastconn(2)").is_err());
+        assert!(parse_balance("uri").unwrap_err().contains("not supported"));
+        assert!(parse_balance("roundrobn")
+            .unwrap_err()
+            .ends_with("did you mean 'roundrobin'?"));
+    }
+
+    #[test]
+    fn status_lists() {
+        assert_eq!(parse_status_list("200"), Ok(vec![(200, 200)]));
+        assert_eq!(
+            parse_status_list("200-299,301"),
+            Ok(vec![(200, 299), (301, 301)])
+        );
+        assert!(parse_status_list("99").is_err());
+        assert!(parse_status_list("300-200").is_err());
+    }
+
+    #[test]
+    fn store_items() {
+        assert_eq!(parse_store_item("conn_cur"), Ok(StoreItem::ConnCur));
+        assert_eq!(
+            parse_store_item("conn_rate(10s)"),
+            Ok(StoreItem::ConnRate(Duration::from_secs(10)))
+        );
+        assert!(parse_store_item("conn_rate").is_err());
+        assert!(parse_store_item("gpc0")
+            .unwrap_err()
+            .contains("not supported"));
+    }
+}

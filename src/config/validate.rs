@@ -1,0 +1,1093 @@
+//! AST -> Model. Applies every directive through the keyword registry, performs HAProxy's
+//! defaults inheritance (the last `defaults` section, or the one named by `from`), resolves
+//! names to ids, compiles ACLs, conditions and rules, resolves server addresses, assigns
+//! stats ids, and makes HAProxy's cross-checks. Every error is collected; the model is only
+//! returned when there are none.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::acl::{self, AclCtx};
+use super::ast::{Ast, Directive, Section, SectionKind};
+use super::error::{Diag, Diags, Span};
+use super::keywords::proxy::{LogSpec, ProxyDraft, RawLine};
+use super::keywords::server::{InitAddr, ServerDraft};
+use super::keywords::{self, haproxy_known, lookup, scope, KeywordSpec, Lookup};
+use super::model::*;
+
+/// Load-time switches from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-dr`: a server whose hostname does not resolve starts in maintenance instead of
+    /// failing the load.
+    pub ignore_resolve_errors: bool,
+}
+
+/// Second words HAProxy knows after a family keyword; `*` means any word.
+fn proxy_second(first: &str) -> Option<&'static [&'static str]> {
+    Some(match first {
+        "option" => haproxy_known::PROXY_OPTIONS,
+        "timeout" => haproxy_known::PROXY_TIMEOUTS,
+        "tcp-check" => &[
+            "comment",
+            "connect",
+            "expect",
+            "send",
+            "send-binary",
+            "send-binary-lf",
+            "send-lf",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+        ],
+        "http-check" => &[
+            "comment",
+            "connect",
+            "disable-on-404",
+            "expect",
+            "send",
+            "send-state",
+            "set-var",
+            "set-var-fmt",
+            "unset-var",
+        ],
+        "stats" => &[
+            "admin",
+            "auth",
+            "bind-process",
+            "enable",
+            "hide-version",
+            "http-request",
+            "realm",
+            "refresh",
+            "scope",
+            "show-desc",
+            "show-legends",
+            "show-modules",
+            "show-node",
+            "uri",
+        ],
+        "tcp-request" => &["connection", "content", "inspect-delay", "session"],
+        "rate-limit" => &["sessions"],
+        _ if haproxy_known::PROXY.contains(&first) => &["*"],
+        _ => return None,
+    })
+}
+
+fn global_second(first: &str) -> Option<&'static [&'static str]> {
+    haproxy_known::GLOBAL.contains(&first).then_some(&["*"][..])
+}
+
+fn section_bit(kind: SectionKind) -> u8 {
+    match kind {
+        SectionKind::Global => scope::GLOBAL,
+        SectionKind::Defaults => scope::DEFAULTS,
+        SectionKind::Frontend => scope::FRONTEND,
+        SectionKind::Listen => scope::LISTEN,
+        SectionKind::Backend => scope::BACKEND,
+    }
+}
+
+/// Applies one directive to `target` through `table`. Reports unknown, unsupported and
+/// misplaced keywords.
+fn apply<T>(
+    table: &[KeywordSpec<T>],
+    target: &mut T,
+    d: &Directive,
+    kind: SectionKind,
+    proxy_name: Option<&str>,
+    diags: &mut Diags,
+) {
+    let (negated, words) = match d.keyword() {
+        "no" if d.words.len() > 1 => (true, &d.words[1..]),
+        _ => (false, &d.words[..]),
+    };
+    let (known_first, second): (&[&str], keywords::SecondWords) = if kind == SectionKind::Global {
+        (haproxy_known::GLOBAL, global_second)
+    } else {
+        (haproxy_known::PROXY, proxy_second)
+    };
+    let removed_kind = if kind == SectionKind::Global {
+        "global"
+    } else {
+        "proxy"
+    };
+    match lookup(table, words, known_first, second, removed_kind) {
+        Lookup::Found { spec, consumed } => {
+            let name = spec.name;
+            if negated && !spec.accepts_no() {
+                diags.push(Diag::error(
+                    &d.span,
+                    name,
+                    "does not support the 'no' prefix",
+                ));
+                return;
+            }
+            let bit = section_bit(kind);
+            if spec.scope & bit == 0 {
+                let fe = scope::FRONTEND | scope::LISTEN;
+                let be = scope::BACKEND | scope::LISTEN;
+                let msg = match (kind, proxy_name) {
+                    (SectionKind::Frontend, Some(p)) if spec.scope & be != 0 => {
+                        diags.push(Diag::warning(
+                            &d.span,
+                            name,
+                            format!("ignored because frontend '{p}' has no backend capability"),
+                        ));
+                        return;
+                    }
+                    (SectionKind::Backend, Some(p)) if spec.scope & fe != 0 => {
+                        diags.push(Diag::warning(
+                            &d.span,
+                            name,
+                            format!("ignored because backend '{p}' has no frontend capability"),
+                        ));
+                        return;
+                    }
+                    _ => format!("not allowed in '{}' section", kind.word()),
+                };
+                diags.push(Diag::error(&d.span, name, msg));
+                return;
+            }
+            let Some(parse) = spec.parse else {
+                let why = match spec.support {
+                    keywords::Support::No(why) => why,
+                    _ => "",
+                };
+                diags.push(Diag::error(
+                    &d.span,
+                    "",
+                    format!("'{name}' is not supported by sluice: {why}"),
+                ));
+                return;
+            };
+            let mut args = keywords::args_for(&d.span, words, consumed);
+            args.negated = negated;
+            let result = parse(target, &mut args);
+            for w in std::mem::take(&mut args.warnings) {
+                diags.push(Diag::warning(&d.span, name, w));
+            }
+            if let Err(msg) = result {
+                diags.push(Diag::error(&d.span, name, msg));
+            }
+        }
+        Lookup::NotSupported { name } => diags.push(Diag::error(
+            &d.span,
+            "",
+            format!("'{name}' is not supported by sluice"),
+        )),
+        Lookup::Removed { name, hint } => diags.push(Diag::error(&d.span, &name, hint)),
+        Lookup::Unknown { name, suggestion } => diags.push(
+            Diag::error(
+                &d.span,
+                &name,
+                format!("unknown keyword in '{}' section", kind.word()),
+            )
+            .with_suggestion(suggestion),
+        ),
+    }
+}
+
+struct ProxySection<'a> {
+    section: &'a Section,
+    name: String,
+    draft: ProxyDraft,
+}
+
+/// Builds the model. Returns it with the warnings, or every error found.
+pub fn build(ast: &Ast, opts: &LoadOptions) -> (Option<Model>, Diags) {
+    let mut diags = Diags::default();
+    let mut global = Global::default();
+    let mut named_defaults: HashMap<String, ProxyDraft> = HashMap::new();
+    let mut last_defaults = ProxyDraft::default();
+    let mut proxies: Vec<ProxySection<'_>> = Vec::new();
+
+    for s in &ast.sections {
+        let base = match &s.from {
+            None => None,
+            Some(from) => match named_defaults.get(from) {
+                Some(d) => Some(d.clone()),
+                None => {
+                    diags.push(Diag::error(
+                        &s.span,
+                        s.kind.word(),
+                        format!("defaults section '{from}' not found for 'from'"),
+                    ));
+                    continue;
+                }
+            },
+        };
+        match s.kind {
+            SectionKind::Global => {
+                for d in &s.directives {
+                    apply(
+                        keywords::global::KEYWORDS,
+                        &mut global,
+                        d,
+                        s.kind,
+                        None,
+                        &mut diags,
+                    );
+                }
+            }
+            SectionKind::Defaults => {
+                let mut draft = base.map(|b| b.inherited()).unwrap_or_default();
+                for d in &s.directives {
+                    apply(
+                        keywords::proxy::KEYWORDS,
+                        &mut draft,
+                        d,
+                        s.kind,
+                        None,
+                        &mut diags,
+                    );
+                }
+                if let Some(name) = &s.name {
+                    named_defaults.insert(name.clone(), draft.clone());
+                }
+                last_defaults = draft;
+            }
+            _ => {
+                let name = s.name.clone().unwrap_or_default();
+                let mut draft = base.unwrap_or_else(|| last_defaults.clone()).inherited();
+                for d in &s.directives {
+                    apply(
+                        keywords::proxy::KEYWORDS,
+                        &mut draft,
+                        d,
+                        s.kind,
+                        Some(&name),
+                        &mut diags,
+                    );
+                }
+                proxies.push(ProxySection {
+                    section: s,
+                    name,
+                    draft,
+                });
+            }
+        }
+    }
+
+    check_unique_names(&proxies, &mut diags);
+    let model = assemble(global, proxies, opts, &mut diags);
+    if diags.has_errors() {
+        (None, diags)
+    } else {
+        (model, diags)
+    }
+}
+
+fn caps(kind: SectionKind) -> (bool, bool) {
+    match kind {
+        SectionKind::Frontend => (true, false),
+        SectionKind::Backend => (false, true),
+        _ => (true, true),
+    }
+}
+
+fn check_unique_names(proxies: &[ProxySection<'_>], diags: &mut Diags) {
+    for (i, p) in proxies.iter().enumerate() {
+        let (fe, be) = caps(p.section.kind);
+        if let Some(prev) = proxies[..i].iter().find(|q| {
+            let (qfe, qbe) = caps(q.section.kind);
+            q.name == p.name && ((fe && qfe) || (be && qbe))
+        }) {
+            diags.push(Diag::error(
+                &p.section.span,
+                p.section.kind.word(),
+                format!(
+                    "proxy '{}' has the same name as {} '{}' declared at {}",
+                    p.name,
+                    prev.section.kind.word(),
+                    prev.name,
+                    prev.section.span
+                ),
+            ));
+        }
+    }
+}
+
+/// Assigns numeric ids: explicit ones first, then the lowest free id from 1, in order.
+fn assign_uids(explicit: &[Option<(u32, Span)>], what: &str, diags: &mut Diags) -> Vec<u32> {
+    let mut taken: HashMap<u32, &Span> = HashMap::new();
+    for (n, span) in explicit.iter().flatten() {
+        if let Some(prev) = taken.insert(*n, span) {
+            diags.push(Diag::error(
+                span,
+                "id",
+                format!("{what} id {n} is already used at {prev}"),
+            ));
+        }
+    }
+    let mut auto = std::collections::HashSet::new();
+    let mut next = 1;
+    explicit
+        .iter()
+        .map(|e| match e {
+            Some((n, _)) => *n,
+            None => {
+                while taken.contains_key(&next) || auto.contains(&next) {
+                    next += 1;
+                }
+                auto.insert(next);
+                next
+            }
+        })
+        .collect()
+}
+
+fn assemble(
+    global: Global,
+    proxies: Vec<ProxySection<'_>>,
+    opts: &LoadOptions,
+    diags: &mut Diags,
+) -> Option<Model> {
+    // Ids: backends and frontends in declaration order; one uid per proxy.
+    let mut backend_ids: HashMap<String, BackendId> = HashMap::new();
+    let mut tables: HashMap<String, TableRef> = HashMap::new();
+    let mut fe_count = 0u32;
+    let mut be_count = 0u32;
+    let mut fe_of = Vec::new();
+    let mut be_of = Vec::new();
+    for p in &proxies {
+        let (fe, be) = caps(p.section.kind);
+        fe_of.push(fe.then(|| {
+            fe_count += 1;
+            FrontendId(fe_count - 1)
+        }));
+        be_of.push(be.then(|| {
+            be_count += 1;
+            BackendId(be_count - 1)
+        }));
+        if let Some(id) = *be_of.last().expect("pushed") {
+            backend_ids.entry(p.name.clone()).or_insert(id);
+        }
+    }
+    for (i, p) in proxies.iter().enumerate() {
+        if p.draft.stick_table.is_some() {
+            let r = match (be_of[i], fe_of[i]) {
+                (Some(b), _) => TableRef::Backend(b),
+                (None, Some(f)) => TableRef::Frontend(f),
+                (None, None) => continue,
+            };
+            tables.entry(p.name.clone()).or_insert(r);
+        }
+    }
+    let uids = assign_uids(
+        &proxies
+            .iter()
+            .map(|p| p.draft.uid.clone())
+            .collect::<Vec<_>>(),
+        "proxy",
+        diags,
+    );
+
+    let mut frontends = Vec::new();
+    let mut backends = Vec::new();
+    let mut servers = Vec::new();
+    for (i, p) in proxies.iter().enumerate() {
+        let d = &p.draft;
+        let span = &p.section.span;
+        let kind = match p.section.kind {
+            SectionKind::Frontend => ProxyKind::Frontend,
+            SectionKind::Backend => ProxyKind::Backend,
+            _ => ProxyKind::Listen,
+        };
+        let own_table = d
+            .stick_table
+            .as_ref()
+            .and_then(|_| tables.get(&p.name).copied());
+        let ctx = AclCtx {
+            backends: &backend_ids,
+            tables: &tables,
+            own_table,
+            mode: d.mode,
+            own_backend: be_of[i],
+        };
+        // ACLs: all lines of the proxy, merged by name.
+        let mut defs = Vec::new();
+        for line in &d.acls {
+            match acl::compile_acl_line(&line.words, &line.span, &ctx) {
+                Ok(def) => defs.push(def),
+                Err(m) => diags.push(Diag::error(&line.span, "acl", m)),
+            }
+        }
+        let acls = acl::merge_acls(defs);
+        let cond = |line: &RawLine, words: &[super::lexer::Word], kw: &str, diags: &mut Diags| {
+            if words.is_empty() {
+                return None;
+            }
+            match acl::compile_condition(words, &line.span, &acls, &ctx) {
+                Ok(c) => Some(c),
+                Err(m) => {
+                    diags.push(Diag::error(&line.span, kw, m));
+                    None
+                }
+            }
+        };
+        let log = build_log(d, &global, diags);
+        let stats_listener = d.mode == Mode::Http;
+        if stats_listener {
+            check_http_listener(p, diags);
+        } else if d.enabled {
+            let t = &d.timeouts;
+            let missing: Vec<&str> = [
+                (fe_of[i].is_some() && t.client.is_none(), "'client'"),
+                (be_of[i].is_some() && t.connect.is_none(), "'connect'"),
+                (be_of[i].is_some() && t.server.is_none(), "'server'"),
+            ]
+            .iter()
+            .filter(|(m, _)| *m)
+            .map(|(_, n)| *n)
+            .collect();
+            if !missing.is_empty() {
+                diags.push(missing_timeouts(p, &missing.join(", ")));
+            }
+        }
+
+        if let Some(fid) = fe_of[i] {
+            let mut use_backend = Vec::new();
+            for line in &d.use_backend {
+                let name = &line.words[0].text;
+                let Some(&b) = backend_ids.get(name) else {
+                    diags.push(unknown_backend(
+                        &line.span,
+                        "use_backend",
+                        name,
+                        &backend_ids,
+                    ));
+                    continue;
+                };
+                if line.words.len() == 1 {
+                    use_backend.push(UseBackend {
+                        backend: b,
+                        cond: None,
+                    });
+                    continue;
+                }
+                if let Some(c) = cond(line, &line.words[1..], "use_backend", diags) {
+                    use_backend.push(UseBackend {
+                        backend: b,
+                        cond: Some(c),
+                    });
+                }
+            }
+            let default_backend = match &d.default_backend {
+                Some((name, dspan)) => match backend_ids.get(name) {
+                    Some(&b) => Some(b),
+                    None => {
+                        diags.push(unknown_backend(
+                            dspan,
+                            "default_backend",
+                            name,
+                            &backend_ids,
+                        ));
+                        None
+                    }
+                },
+                // A listen section is its own default backend.
+                None => be_of[i],
+            };
+            let rules = |lines: &[RawLine], kw: &str, connection: bool, diags: &mut Diags| {
+                lines
+                    .iter()
+                    .filter_map(|l| {
+                        compile_tcp_rule(l, kw, connection, own_table, &tables, &acls, &ctx, diags)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let tcp_request_connection = rules(
+                &d.tcp_request_connection,
+                "tcp-request connection",
+                true,
+                diags,
+            );
+            let tcp_request_content =
+                rules(&d.tcp_request_content, "tcp-request content", false, diags);
+            if !d.tcp_request_content.is_empty() && d.inspect_delay.is_none() {
+                let needs_data = d.tcp_request_content.iter().any(|l| {
+                    l.words
+                        .iter()
+                        .any(|w| w.text.starts_with("req") || w.text.starts_with("payload"))
+                });
+                if needs_data {
+                    diags.push(Diag::warning(
+                        &d.tcp_request_content[0].span,
+                        "tcp-request content",
+                        format!(
+                            "{} '{}': content rules inspect request data but no \
+                             'tcp-request inspect-delay' is set: they will only see what the \
+                             first packet carried",
+                            p.section.kind.word(),
+                            p.name
+                        ),
+                    ));
+                }
+            }
+            if !d.bind_seen && d.enabled {
+                if kind == ProxyKind::Frontend {
+                    diags.push(Diag::error(
+                        span,
+                        "frontend",
+                        format!(
+                            "frontend '{}' has no 'bind' directive. Please declare it as a \
+                             backend if this was intended.",
+                            p.name
+                        ),
+                    ));
+                } else {
+                    diags.push(Diag::warning(
+                        span,
+                        "listen",
+                        format!(
+                            "listen '{}' has no 'bind' directive: it accepts no connection",
+                            p.name
+                        ),
+                    ));
+                }
+            }
+            let stats = stats_listener.then(|| {
+                let st = &d.stats;
+                StatsPage {
+                    enabled: st.enable,
+                    uri: st
+                        .uri
+                        .clone()
+                        .unwrap_or_else(|| "/haproxy?stats".to_string()),
+                    refresh: st.refresh,
+                    admin: st
+                        .admin
+                        .as_ref()
+                        .and_then(|l| cond(l, &l.words, "stats admin", diags)),
+                    prometheus: st
+                        .prometheus
+                        .as_ref()
+                        .map(|l| cond(l, &l.words, "http-request use-service", diags)),
+                }
+            });
+            frontends.push(Frontend {
+                id: fid,
+                name: p.name.clone(),
+                uid: uids[i],
+                kind,
+                span: span.clone(),
+                enabled: d.enabled,
+                description: d.description.clone(),
+                mode: d.mode,
+                binds: d.binds.clone(),
+                maxconn: d.maxconn,
+                backlog: d.backlog,
+                rate_limit_sessions: d.rate_limit_sessions,
+                timeout_client: d.timeouts.client,
+                timeout_client_fin: d.timeouts.client_fin,
+                inspect_delay: d.inspect_delay,
+                acls: acls.clone(),
+                tcp_request_connection,
+                tcp_request_content,
+                use_backend,
+                default_backend,
+                stick_table: d.stick_table.clone(),
+                log: log.clone(),
+                client: d.options.client,
+                splice: d.options.splice,
+                stats,
+            });
+        }
+
+        if let Some(bid) = be_of[i] {
+            let tcp_request_content = if fe_of[i].is_none() {
+                d.tcp_request_content
+                    .iter()
+                    .filter_map(|l| {
+                        compile_tcp_rule(
+                            l,
+                            "tcp-request content",
+                            false,
+                            own_table,
+                            &tables,
+                            &acls,
+                            &ctx,
+                            diags,
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let check = build_check(p, diags);
+            // A tcp-check script that starts with `connect port N` gives checks their port.
+            let check_has_port = matches!(&check, CheckKind::TcpCheck(rules)
+                if matches!(rules.first(), Some(TcpCheckRule::Connect { port: Some(_), .. })));
+            let mut ids = Vec::new();
+            let suids = assign_uids(
+                &d.servers
+                    .iter()
+                    .map(|s| s.uid.map(|u| (u, s.span.clone())))
+                    .collect::<Vec<_>>(),
+                "server",
+                diags,
+            );
+            for (k, s) in d.servers.iter().enumerate() {
+                if let Some(prev) = d.servers[..k].iter().find(|q| q.name == s.name) {
+                    diags.push(Diag::error(
+                        &s.span,
+                        "server",
+                        format!(
+                            "backend '{}', another server named '{}' was already defined at line {}, please use distinct names.",
+                            p.name, s.name, prev.span.line
+                        ),
+                    ));
+                    continue;
+                }
+                let sid = ServerId(servers.len() as u32);
+                if let Some(srv) =
+                    build_server(s, check_has_port, sid, bid, suids[k], &p.name, opts, diags)
+                {
+                    servers.push(srv);
+                    ids.push(sid);
+                }
+            }
+            if d.hash_balance_factor != 0 && d.hash_type.method != HashMethod::Consistent {
+                diags.push(Diag::warning(
+                    span,
+                    "hash-balance-factor",
+                    format!(
+                        "backend '{}': only applies with 'hash-type consistent'; ignored",
+                        p.name
+                    ),
+                ));
+            }
+            backends.push(Backend {
+                id: bid,
+                name: p.name.clone(),
+                uid: uids[i],
+                kind,
+                span: span.clone(),
+                enabled: d.enabled,
+                description: d.description.clone(),
+                mode: d.mode,
+                balance: d.balance,
+                hash_type: d.hash_type,
+                hash_balance_factor: if d.hash_type.method == HashMethod::Consistent {
+                    d.hash_balance_factor
+                } else {
+                    0
+                },
+                servers: ids,
+                fullconn: d.fullconn,
+                retries: d.retries,
+                redispatch: d.redispatch,
+                allbackups: d.options.allbackups,
+                abortonclose: d.options.abortonclose,
+                timeout_connect: d.timeouts.connect,
+                timeout_server: d.timeouts.server,
+                timeout_server_fin: d.timeouts.server_fin,
+                timeout_tunnel: d.timeouts.tunnel,
+                timeout_queue: d.timeouts.queue,
+                timeout_check: d.timeouts.check,
+                check,
+                acls: acls.clone(),
+                tcp_request_content,
+                inspect_delay: d.inspect_delay,
+                stick_table: d.stick_table.clone(),
+                log,
+                server_side: d.options.server,
+                splice: d.options.splice,
+            });
+        }
+    }
+    let model = Model {
+        global,
+        frontends,
+        backends,
+        servers,
+    };
+    Some(model)
+}
+
+fn missing_timeouts(p: &ProxySection<'_>, which: &str) -> Diag {
+    Diag::warning(
+        &p.section.span,
+        p.section.kind.word(),
+        format!(
+            "missing timeouts for {} '{}': set {which} to a non-zero value, or connections \
+             may stay open forever",
+            p.section.kind.word(),
+            p.name
+        ),
+    )
+}
+
+fn unknown_backend(span: &Span, kw: &str, name: &str, ids: &HashMap<String, BackendId>) -> Diag {
+    Diag::error(span, kw, format!("unable to find required {kw}: '{name}'"))
+        .with_suggestion(super::error::suggest(name, ids.keys().map(String::as_str)))
+}
+
+/// A `mode http` proxy is only accepted as a stats/metrics listener.
+fn check_http_listener(p: &ProxySection<'_>, diags: &mut Diags) {
+    let d = &p.draft;
+    let span = d.mode_span.as_ref().unwrap_or(&p.section.span);
+    let serves = d.stats.enable || d.stats.prometheus.is_some();
+    if !serves || !d.servers.is_empty() || !d.use_backend.is_empty() || d.default_backend.is_some()
+    {
+        diags.push(Diag::error(
+            span,
+            "mode",
+            format!(
+                "'mode http' is not supported by sluice for {} '{}': sluice is a TCP load \
+                 balancer; 'mode http' is only accepted in a stats/metrics listener (stats \
+                 enable, or http-request use-service prometheus-exporter) with no servers",
+                p.section.kind.word(),
+                p.name
+            ),
+        ));
+    }
+}
+
+fn build_log(d: &ProxyDraft, global: &Global, diags: &mut Diags) -> ProxyLog {
+    let mut targets = Vec::new();
+    for l in &d.logs {
+        match l {
+            LogSpec::Global(_) => targets.extend(global.logs.iter().cloned()),
+            LogSpec::Target(t) => targets.push(t.clone()),
+        }
+    }
+    let mut tcplog = d.options.tcplog;
+    if let Some(span) = &d.options.httplog {
+        if d.mode == Mode::Tcp {
+            diags.push(Diag::warning(
+                span,
+                "option httplog",
+                "not usable in tcp mode (needs 'mode http'); falling back to 'option tcplog'",
+            ));
+        }
+        tcplog = true;
+    }
+    let format = d
+        .log_format
+        .as_ref()
+        .and_then(|(f, span)| match super::logformat::parse(f) {
+            Ok(items) => Some(items),
+            Err(m) => {
+                diags.push(Diag::error(span, "log-format", m));
+                None
+            }
+        });
+    ProxyLog {
+        targets,
+        tcplog,
+        dontlognull: d.options.dontlognull,
+        log_health_checks: d.options.log_health_checks,
+        format,
+    }
+}
+
+fn build_check(p: &ProxySection<'_>, diags: &mut Diags) -> CheckKind {
+    let d = &p.draft;
+    let any_check = d.servers.iter().any(|s| s.check);
+    match &d.check {
+        CheckKind::TcpCheck(_) => CheckKind::TcpCheck(d.tcp_check_rules.clone()),
+        CheckKind::HttpChk {
+            method,
+            uri,
+            version,
+            ..
+        } => CheckKind::HttpChk {
+            method: method.clone(),
+            uri: uri.clone(),
+            version: version.clone(),
+            expect: d.http_expect.clone(),
+        },
+        other => {
+            if !d.tcp_check_rules.is_empty() && any_check && !d.tcp_check_inherited {
+                diags.push(Diag::warning(
+                    &p.section.span,
+                    "tcp-check",
+                    format!(
+                        "{} '{}': tcp-check rules are ignored without 'option tcp-check'",
+                        p.section.kind.word(),
+                        p.name
+                    ),
+                ));
+            }
+            other.clone()
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_tcp_rule(
+    line: &RawLine,
+    kw: &str,
+    connection: bool,
+    own_table: Option<TableRef>,
+    tables: &HashMap<String, TableRef>,
+    acls: &[Acl],
+    ctx: &AclCtx<'_>,
+    diags: &mut Diags,
+) -> Option<TcpRule> {
+    let w: Vec<&str> = line.words.iter().map(|w| w.text.as_str()).collect();
+    let err = |diags: &mut Diags, m: String| {
+        diags.push(Diag::error(&line.span, kw, m));
+        None
+    };
+    let (action, used) = match w[0] {
+        "accept" => (TcpAction::Accept, 1),
+        "reject" => (TcpAction::Reject, 1),
+        "silent-drop" if connection => (TcpAction::SilentDrop, 1),
+        "silent-drop" => (TcpAction::SilentDrop, 1),
+        "expect-proxy" if connection => {
+            if w.get(1) != Some(&"layer4") {
+                return err(diags, "'expect-proxy' expects 'layer4'".to_string());
+            }
+            (TcpAction::ExpectProxyLayer4, 2)
+        }
+        a if a.starts_with("track-sc") => {
+            let slot = match a["track-sc".len()..].parse::<u8>() {
+                Ok(n) if n <= 2 => n,
+                _ => return err(diags, format!("'{a}': sluice tracks sc0, sc1 and sc2")),
+            };
+            match w.get(1) {
+                Some(&"src") => {}
+                Some(k) => return err(diags, format!("'{a} {k}': sluice tracks only 'src'")),
+                None => return err(diags, format!("'{a}' expects a key ('src')")),
+            }
+            let (table, used) = if w.get(2) == Some(&"table") {
+                let Some(t) = w.get(3) else {
+                    return err(diags, "'table' expects a stick-table name".to_string());
+                };
+                match tables.get(*t) {
+                    Some(r) => (*r, 4),
+                    None => return err(diags, format!("no stick-table named '{t}'")),
+                }
+            } else {
+                match own_table {
+                    Some(r) => (r, 2),
+                    None => {
+                        return err(
+                            diags,
+                            format!("'{a}': no stick-table in this proxy; add one or name it with 'table <proxy>'"),
+                        )
+                    }
+                }
+            };
+            (TcpAction::TrackSc { slot, table }, used)
+        }
+        a => {
+            let known = [
+                "capture",
+                "set-var",
+                "unset-var",
+                "set-mark",
+                "set-tos",
+                "sc-inc-gpc0",
+                "sc-inc-gpc1",
+                "sc-set-gpt0",
+                "set-src",
+                "set-src-port",
+                "set-dst",
+                "set-dst-port",
+                "close",
+                "send-spoe-group",
+                "lua",
+                "do-resolve",
+                "switch-mode",
+                "use-service",
+                "set-log-level",
+                "set-nice",
+                "attach-srv",
+                "set-priority-class",
+                "set-priority-offset",
+                "expect-netscaler-cip",
+                "sc-add-gpc",
+                "sc-inc-gpc",
+                "set-bandwidth-limit",
+                "set-fc-mark",
+                "set-fc-tos",
+            ];
+            return err(
+                diags,
+                if known.iter().any(|k| a.starts_with(k)) || a == "expect-proxy" {
+                    format!("action '{a}' is not supported by sluice here")
+                } else {
+                    format!(
+                        "unknown action '{a}' (accept, reject, track-sc0..2, silent-drop{})",
+                        if connection {
+                            ", expect-proxy layer4"
+                        } else {
+                            ""
+                        }
+                    )
+                },
+            );
+        }
+    };
+    let rest = &line.words[used..];
+    let cond = if rest.is_empty() {
+        None
+    } else {
+        match acl::compile_condition(rest, &line.span, acls, ctx) {
+            Ok(c) => Some(c),
+            Err(m) => return err(diags, m),
+        }
+    };
+    Some(TcpRule {
+        span: line.span.clone(),
+        action,
+        cond,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_server(
+    s: &ServerDraft,
+    check_has_port: bool,
+    id: ServerId,
+    backend: BackendId,
+    uid: u32,
+    be_name: &str,
+    opts: &LoadOptions,
+    diags: &mut Diags,
+) -> Option<Server> {
+    let kw = "server";
+    let err = |diags: &mut Diags, m: String| {
+        diags.push(Diag::error(
+            &s.span,
+            kw,
+            format!("'server {be_name}/{}': {m}", s.name),
+        ));
+    };
+    let text = keywords::values::expand_env_braces(&s.addr);
+    let parts = match keywords::values::split_addr(&text) {
+        Ok(p) => p,
+        Err(m) => {
+            err(diags, m);
+            return None;
+        }
+    };
+    let (port, port_offset) = match parts.port {
+        None | Some("") => (0, None),
+        Some(p) if p.starts_with('+') || p.starts_with('-') => match p.parse::<i32>() {
+            Ok(off) if off.abs() < 65_536 => (0, Some(off)),
+            _ => {
+                err(diags, format!("invalid port offset '{p}'"));
+                return None;
+            }
+        },
+        Some(p) => match keywords::values::parse_port(p) {
+            Ok(p) => (p, None),
+            Err(m) => {
+                err(diags, m);
+                return None;
+            }
+        },
+    };
+    let addr = match parts.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ServerAddr::Resolved(SocketAddr::new(ip, port)),
+        Err(_) => {
+            let mut found = None;
+            for m in &s.init_addr {
+                match m {
+                    InitAddr::Last => {}
+                    InitAddr::Libc => {
+                        if let Ok(ip) = keywords::values::resolve_host(parts.host, parts.family) {
+                            found = Some(ServerAddr::Resolved(SocketAddr::new(ip, port)));
+                        }
+                    }
+                    InitAddr::None => {
+                        found = Some(ServerAddr::Unresolved {
+                            host: parts.host.to_string(),
+                            port,
+                        })
+                    }
+                    InitAddr::Ip(ip) => {
+                        found = Some(ServerAddr::Resolved(SocketAddr::new(*ip, port)))
+                    }
+                }
+                if found.is_some() {
+                    break;
+                }
+            }
+            match found {
+                Some(a) => a,
+                None if opts.ignore_resolve_errors => {
+                    diags.push(Diag::warning(
+                        &s.span,
+                        kw,
+                        format!(
+                            "'server {be_name}/{}': could not resolve address '{}', starting in maintenance (-dr)",
+                            s.name, parts.host
+                        ),
+                    ));
+                    ServerAddr::Unresolved {
+                        host: parts.host.to_string(),
+                        port,
+                    }
+                }
+                None => {
+                    err(diags, format!("could not resolve address '{}'", parts.host));
+                    return None;
+                }
+            }
+        }
+    };
+    if s.agent_check && s.agent_port.is_none() {
+        err(diags, "'agent-check' needs 'agent-port'".to_string());
+        return None;
+    }
+    if let (Some(min), Some(max)) = (s.minconn, s.maxconn) {
+        if min > max && max > 0 {
+            err(
+                diags,
+                format!("minconn {min} is greater than maxconn {max}"),
+            );
+            return None;
+        }
+    }
+    if port == 0 && port_offset.is_none() && s.check && s.check_port.is_none() && !check_has_port {
+        err(
+            diags,
+            "health checks need a port: add 'port <n>' or give the server a port".to_string(),
+        );
+        return None;
+    }
+    let inter = s.inter;
+    Some(Server {
+        id,
+        backend,
+        name: s.name.clone(),
+        uid,
+        span: s.span.clone(),
+        addr,
+        port_offset,
+        check: s.check,
+        inter,
+        fastinter: s.fastinter.unwrap_or(inter),
+        downinter: s.downinter.unwrap_or(inter),
+        rise: s.rise,
+        fall: s.fall,
+        check_port: s.check_port,
+        check_addr: s.check_addr,
+        check_send_proxy: s.check_send_proxy,
+        weight: s.weight,
+        backup: s.backup,
+        maxconn: s.maxconn.filter(|&m| m > 0),
+        maxqueue: s.maxqueue.filter(|&m| m > 0),
+        minconn: s.minconn,
+        slowstart: s.slowstart,
+        send_proxy: s.send_proxy,
+        disabled: s.disabled,
+        agent: s.agent_check.then(|| Agent {
+            port: s.agent_port,
+            addr: s.agent_addr,
+            inter: s.agent_inter.unwrap_or(inter),
+            send: s.agent_send.clone(),
+        }),
+        observe_layer4: s.observe_layer4,
+        error_limit: s.error_limit,
+        on_error: s.on_error,
+        on_marked_down_shutdown: s.on_marked_down_shutdown,
+        on_marked_up_shutdown_backup: s.on_marked_up_shutdown_backup,
+    })
+}

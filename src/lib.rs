@@ -1,0 +1,27 @@
+//! sluice: a Layer-4 TCP load balancer for Linux that reads HAProxy's configuration language.
+//!
+//! ```text
+//! haproxy.cfg --lexer--> AST --keywords--> validate --> Arc<Model>      (-c stops here)
+//!                                                           |
+//!           supervisor spawns: workers (1 per core) + health thread + admin thread
+//!  worker: accept -> balance::pick(ctx{src, avoid}) -> connect -> forward (splice) -> close
+//! ```
+//!
+//! - [`config`]: text -> AST -> immutable typed model; no sockets, threads or clocks.
+//! - [`cli`]: the command line, HAProxy's flags where they overlap.
+
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+
+/// The version printed by `-v`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+use std::sync::Arc;
+
+/// Runs the load balancer on a validated model until it is told to stop.
+pub fn run(model: Arc<config::Model>, cli: &cli::Cli) -> Result<(), String> {
+    let _ = (model, cli);
+    Err("serving traffic is not available in this build yet: only -c (check) is".to_string())
+}

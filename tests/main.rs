@@ -1,0 +1,9 @@
+//! sluice's integration tests: one test binary, one module per area, the real `sluice`
+//! binary driven through `common`.
+
+mod common;
+
+mod cli;
+mod compat;
+mod fuzz;
+mod inheritance;
