@@ -9,11 +9,14 @@
 //!
 //! - [`config`]: text -> AST -> immutable typed model; no sockets, threads or clocks.
 //! - [`cli`]: the command line, HAProxy's flags where they overlap.
+//! - [`sys`]: the only place with `unsafe` and libc: pipes and splice, sockets, signals.
 
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+#[allow(unsafe_code)]
+pub mod sys;
 
 /// The version printed by `-v`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
