@@ -13,6 +13,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod balance;
 pub mod cli;
 pub mod config;
 #[allow(unsafe_code)]

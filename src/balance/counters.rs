@@ -1,0 +1,141 @@
+//! Per-server connection counts shared by every worker, lock-free: one cache-padded
+//! `AtomicU32` per server. A connection holds a [`ConnLease`] for as long as it uses a server;
+//! the count goes up when the lease is taken and down when it is dropped, so no error path can
+//! leak a count. Also the per-backend rotation positions shared by round-robin workers.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use crate::config::model::{BackendId, ServerId};
+
+/// Keeps each counter on its own cache line so workers do not false-share.
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+/// The shared counters of one model generation. Lives for the whole process (leases borrow
+/// it for `'static`), so a worker's hot path never touches a reference count.
+pub struct Counters {
+    active: Box<[Padded<AtomicU32>]>,
+    rotation: Box<[Padded<AtomicUsize>]>,
+}
+
+impl Counters {
+    /// Counters for `servers` servers and `backends` backends, leaked for the process
+    /// lifetime (a few bytes per server per configuration load).
+    pub fn leak(servers: usize, backends: usize) -> &'static Counters {
+        Box::leak(Box::new(Counters {
+            active: (0..servers).map(|_| Padded::default()).collect(),
+            rotation: (0..backends).map(|_| Padded::default()).collect(),
+        }))
+    }
+
+    /// Connections currently using `id`, from every worker.
+    pub fn active(&self, id: ServerId) -> u32 {
+        self.active[id.index()].0.load(Ordering::Relaxed)
+    }
+
+    /// Takes a lease on `id` if it has fewer than `limit` connections (no limit: always).
+    pub fn try_lease(&'static self, id: ServerId, limit: Option<u32>) -> Option<ConnLease> {
+        let slot = &self.active[id.index()].0;
+        match limit {
+            None => {
+                slot.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(max) => {
+                slot.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .ok()?;
+            }
+        }
+        Some(ConnLease { counters: self, id })
+    }
+
+    /// Takes a lease only if the count is still `seen` (the value a decision was based on),
+    /// so two workers cannot both act on the same snapshot.
+    pub fn lease_if(&'static self, id: ServerId, seen: u32) -> Option<ConnLease> {
+        self.active[id.index()]
+            .0
+            .compare_exchange(seen, seen + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            .map(|_| ConnLease { counters: self, id })
+    }
+
+    /// The next position of `backend`'s shared rotation.
+    pub fn next_turn(&self, backend: BackendId) -> usize {
+        self.rotation[backend.index()]
+            .0
+            .fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// One connection's claim on a server. Dropping it releases the count.
+pub struct ConnLease {
+    counters: &'static Counters,
+    id: ServerId,
+}
+
+impl ConnLease {
+    pub fn server(&self) -> ServerId {
+        self.id
+    }
+}
+
+impl std::fmt::Debug for ConnLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConnLease({:?})", self.id)
+    }
+}
+
+impl Drop for ConnLease {
+    fn drop(&mut self) {
+        let prev = self.counters.active[self.id.index()]
+            .0
+            .fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(prev > 0, "lease released below zero on {:?}", self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_count_up_and_down() {
+        let c = Counters::leak(2, 1);
+        let a = c.try_lease(ServerId(0), None).unwrap();
+        let b = c.try_lease(ServerId(0), Some(2)).unwrap();
+        assert_eq!(c.active(ServerId(0)), 2);
+        assert!(c.try_lease(ServerId(0), Some(2)).is_none());
+        assert_eq!(c.active(ServerId(0)), 2);
+        drop(a);
+        assert_eq!(c.active(ServerId(0)), 1);
+        assert!(c.lease_if(ServerId(0), 0).is_none());
+        let d = c.lease_if(ServerId(0), 1).unwrap();
+        drop((b, d));
+        assert_eq!(c.active(ServerId(0)), 0);
+        assert_eq!(c.active(ServerId(1)), 0);
+    }
+
+    #[test]
+    fn counts_are_exact_under_contention() {
+        let c = Counters::leak(1, 1);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        let l = c.try_lease(ServerId(0), Some(3));
+                        if let Some(l) = l {
+                            assert!(c.active(ServerId(0)) <= 3);
+                            drop(l);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.active(ServerId(0)), 0);
+    }
+}

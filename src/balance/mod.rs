@@ -1,0 +1,292 @@
+//! "Which server?": the balancing algorithms behind one trait, one file each, chosen by a
+//! backend's `balance` line through [`for_backend`] (the registry: one line per algorithm).
+//!
+//! A worker keeps one [`Pool`] per backend: its servers with their effective weight and
+//! whether they may take new connections (health and admin state, updated over the control
+//! channel). Backup servers form a separate group used only when no active server can be
+//! used. Algorithms do no I/O: they choose among the pool and take a [`ConnLease`] on the
+//! shared [`Counters`], honouring each server's `maxconn`.
+
+pub mod counters;
+pub mod leastconn;
+pub mod roundrobin;
+
+use std::net::IpAddr;
+
+pub use counters::{ConnLease, Counters};
+
+use crate::config::model::{Backend, BackendId, Balance, Model, ServerId};
+
+/// One server as a worker's balancer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: ServerId,
+    /// Effective weight; 0 takes no new connections.
+    pub weight: u32,
+    pub backup: bool,
+    /// Up (health) and ready (admin): may take new connections.
+    pub usable: bool,
+    pub maxconn: Option<u32>,
+}
+
+/// The servers of one backend and the group currently in service.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub backend: BackendId,
+    pub members: Vec<Member>,
+    pub allbackups: bool,
+    /// Indexes into `members` of the group in service: the usable active servers with a
+    /// weight, else the first usable backup (or all of them with `option allbackups`).
+    serving: Vec<usize>,
+}
+
+impl Pool {
+    pub fn from_model(model: &Model, b: &Backend) -> Pool {
+        let members = b
+            .servers
+            .iter()
+            .map(|&id| {
+                let s = model.server(id);
+                Member {
+                    id,
+                    weight: s.weight,
+                    backup: s.backup,
+                    usable: !s.disabled
+                        && matches!(s.addr, crate::config::model::ServerAddr::Resolved(_)),
+                    maxconn: s.maxconn,
+                }
+            })
+            .collect();
+        let mut p = Pool {
+            backend: b.id,
+            members,
+            allbackups: b.allbackups,
+            serving: Vec::new(),
+        };
+        p.refresh();
+        p
+    }
+
+    /// Recomputes the serving group after a member changed.
+    pub fn refresh(&mut self) {
+        let live = |m: &Member| m.usable && m.weight > 0;
+        self.serving = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.backup && live(m))
+            .map(|(i, _)| i)
+            .collect();
+        if self.serving.is_empty() {
+            let backups = self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.backup && live(m))
+                .map(|(i, _)| i);
+            self.serving = if self.allbackups {
+                backups.collect()
+            } else {
+                backups.take(1).collect()
+            };
+        }
+    }
+
+    pub fn serving(&self) -> &[usize] {
+        &self.serving
+    }
+
+    /// True when some member could take a connection.
+    pub fn has_usable(&self) -> bool {
+        !self.serving.is_empty()
+    }
+
+    pub fn member_mut(&mut self, id: ServerId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.id == id)
+    }
+}
+
+/// What a pick may depend on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PickCtx {
+    pub src: Option<IpAddr>,
+    /// A server to avoid if another can be had (retries and redispatch).
+    pub avoid: Option<ServerId>,
+}
+
+/// The outcome of a pick.
+#[derive(Debug)]
+pub enum Pick {
+    /// A server, already counted.
+    Leased(ConnLease),
+    /// Servers are in service but all at their `maxconn`: queue.
+    Full,
+    /// No server can take connections.
+    NoServer,
+}
+
+/// A balancing algorithm: per worker and per backend, with its own state.
+pub trait Algorithm: Send {
+    /// Recomputes whatever the algorithm derives from the pool (called after every change).
+    fn rebuild(&mut self, pool: &Pool);
+    fn pick(&mut self, pool: &Pool, ctx: &PickCtx, counters: &'static Counters) -> Pick;
+}
+
+/// The registry: the algorithm object for a backend's `balance` line.
+pub fn for_backend(b: &Backend, pool: &Pool) -> Result<Box<dyn Algorithm>, String> {
+    let mut alg: Box<dyn Algorithm> = match b.balance {
+        Balance::RoundRobin => Box::new(roundrobin::RoundRobin::default()),
+        Balance::LeastConn => Box::new(leastconn::LeastConn::default()),
+        other => {
+            return Err(format!(
+                "backend '{}': 'balance {}' is not available in this build yet (roundrobin and leastconn are)",
+                b.name,
+                balance_name(other)
+            ))
+        }
+    };
+    alg.rebuild(pool);
+    Ok(alg)
+}
+
+pub fn balance_name(b: Balance) -> &'static str {
+    match b {
+        Balance::RoundRobin => "roundrobin",
+        Balance::StaticRr => "static-rr",
+        Balance::LeastConn => "leastconn",
+        Balance::First => "first",
+        Balance::Source => "source",
+        Balance::Hash(_) => "hash",
+        Balance::Random { .. } => "random",
+        Balance::LeastTime => "leasttime",
+    }
+}
+
+/// Tries `order` (indexes into the pool's members) and leases the first server with room,
+/// skipping `avoid` unless it is the only choice.
+pub fn lease_first(
+    pool: &Pool,
+    order: impl Iterator<Item = usize> + Clone,
+    avoid: Option<ServerId>,
+    counters: &'static Counters,
+) -> Pick {
+    let mut saw_any = false;
+    for pass in 0..2 {
+        for i in order.clone() {
+            let m = &pool.members[i];
+            if pass == 0 && Some(m.id) == avoid {
+                continue;
+            }
+            saw_any = true;
+            if let Some(lease) = counters.try_lease(m.id, m.maxconn) {
+                return Pick::Leased(lease);
+            }
+        }
+        if saw_any || avoid.is_none() {
+            break;
+        }
+    }
+    if saw_any {
+        Pick::Full
+    } else {
+        Pick::NoServer
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// A pool of `weights.len()` servers; `backups` marks backup positions.
+    pub fn pool(weights: &[u32], backups: &[usize]) -> Pool {
+        let members = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| Member {
+                id: ServerId(i as u32),
+                weight: w,
+                backup: backups.contains(&i),
+                usable: true,
+                maxconn: None,
+            })
+            .collect();
+        let mut p = Pool {
+            backend: BackendId(0),
+            members,
+            allbackups: false,
+            serving: Vec::new(),
+        };
+        p.refresh();
+        p
+    }
+
+    /// Picks `n` times, releasing each lease at once; returns the server indexes.
+    pub fn sequence(
+        alg: &mut dyn Algorithm,
+        pool: &Pool,
+        c: &'static Counters,
+        n: usize,
+    ) -> Vec<u32> {
+        (0..n)
+            .map(|_| match alg.pick(pool, &PickCtx::default(), c) {
+                Pick::Leased(l) => l.server().0,
+                other => panic!("no pick: {other:?}"),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::pool;
+    use super::*;
+
+    #[test]
+    fn backups_serve_only_when_no_active_server_can() {
+        let mut p = pool(&[1, 1, 1, 1], &[2, 3]);
+        assert_eq!(p.serving(), &[0, 1]);
+        p.members[0].usable = false;
+        p.members[1].weight = 0;
+        p.refresh();
+        assert_eq!(p.serving(), &[2], "the first backup only");
+        p.allbackups = true;
+        p.refresh();
+        assert_eq!(p.serving(), &[2, 3]);
+        p.members[0].usable = true;
+        p.refresh();
+        assert_eq!(p.serving(), &[0], "back to the active group");
+        for m in &mut p.members {
+            m.usable = false;
+        }
+        p.refresh();
+        assert!(!p.has_usable());
+    }
+
+    #[test]
+    fn lease_first_honours_avoid_and_maxconn() {
+        let c = Counters::leak(3, 1);
+        let mut p = pool(&[1, 1, 1], &[]);
+        p.members[1].maxconn = Some(1);
+        let order = [0usize, 1, 2];
+        let Pick::Leased(a) = lease_first(&p, order.iter().copied(), Some(ServerId(0)), c) else {
+            panic!()
+        };
+        assert_eq!(a.server(), ServerId(1));
+        assert!(matches!(
+            lease_first(&p, [1usize].iter().copied(), None, c),
+            Pick::Full
+        ));
+        drop(a);
+    }
+
+    #[test]
+    fn avoid_is_only_a_preference() {
+        let c = Counters::leak(1, 1);
+        let p = pool(&[1], &[]);
+        let Pick::Leased(a) = lease_first(&p, [0usize].iter().copied(), Some(ServerId(0)), c)
+        else {
+            panic!()
+        };
+        assert_eq!(a.server(), ServerId(0));
+    }
+}
