@@ -216,12 +216,27 @@ pub enum Mode {
     Http,
 }
 
-/// Which directions use splice(2) (`option splice-*`, with `nosplice` applied at start).
+/// Which directions use splice(2). sluice splices both directions by default (unlike
+/// HAProxy, whose default is no splicing); once a proxy says any `option splice-*`, only the
+/// directions it names are spliced. Global `nosplice` turns it all off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SpliceOpts {
     pub auto: bool,
     pub request: bool,
     pub response: bool,
+    /// Some `option splice-*` line was written (set or unset).
+    pub explicit: bool,
+}
+
+impl SpliceOpts {
+    /// (client to server, server to client).
+    pub fn directions(&self) -> (bool, bool) {
+        if self.explicit {
+            (self.auto || self.request, self.auto || self.response)
+        } else {
+            (true, true)
+        }
+    }
 }
 
 /// TCP keep-alive and linger options, shared by frontends (client side) and backends

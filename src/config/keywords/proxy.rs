@@ -892,23 +892,38 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
             Ok(())
         }
     ),
-    flag_option!(
+    kw!(
         "option splice-auto",
         PROXY,
-        "splice when the kernel says it helps (sluice: both directions)",
-        |d| d.options.splice.auto
+        "",
+        "splice both directions (sluice splices both by default)",
+        |d, a| {
+            d.options.splice.auto = a.flag()?;
+            d.options.splice.explicit = true;
+            Ok(())
+        }
     ),
-    flag_option!(
+    kw!(
         "option splice-request",
         PROXY,
+        "",
         "splice client-to-server data",
-        |d| d.options.splice.request
+        |d, a| {
+            d.options.splice.request = a.flag()?;
+            d.options.splice.explicit = true;
+            Ok(())
+        }
     ),
-    flag_option!(
+    kw!(
         "option splice-response",
         PROXY,
+        "",
         "splice server-to-client data",
-        |d| d.options.splice.response
+        |d, a| {
+            d.options.splice.response = a.flag()?;
+            d.options.splice.explicit = true;
+            Ok(())
+        }
     ),
     kw!(
         "option tcpka",
