@@ -9,6 +9,9 @@
 //!
 //! - [`config`]: text -> AST -> immutable typed model; no sockets, threads or clocks.
 //! - [`cli`]: the command line, HAProxy's flags where they overlap.
+//! - [`balance`]: which server: one algorithm per file, shared lock-free counters.
+//! - [`worker`]: the data plane: one mio event loop per core, splice forwarding.
+//! - [`supervisor`]: boot, signals, soft and hard stop; the only code that knows every thread.
 //! - [`sys`]: the only place with `unsafe` and libc: pipes and splice, sockets, signals.
 
 #![deny(unsafe_code)]
@@ -16,8 +19,10 @@
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod worker;
 
 /// The version printed by `-v`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -26,6 +31,5 @@ use std::sync::Arc;
 
 /// Runs the load balancer on a validated model until it is told to stop.
 pub fn run(model: Arc<config::Model>, cli: &cli::Cli) -> Result<(), String> {
-    let _ = (model, cli);
-    Err("serving traffic is not available in this build yet: only -c (check) is".to_string())
+    supervisor::run(model, cli)
 }

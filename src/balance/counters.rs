@@ -17,6 +17,7 @@ struct Padded<T>(T);
 pub struct Counters {
     active: Box<[Padded<AtomicU32>]>,
     rotation: Box<[Padded<AtomicUsize>]>,
+    queued: Box<[Padded<AtomicU32>]>,
 }
 
 impl Counters {
@@ -26,6 +27,7 @@ impl Counters {
         Box::leak(Box::new(Counters {
             active: (0..servers).map(|_| Padded::default()).collect(),
             rotation: (0..backends).map(|_| Padded::default()).collect(),
+            queued: (0..backends).map(|_| Padded::default()).collect(),
         }))
     }
 
@@ -59,6 +61,24 @@ impl Counters {
             .compare_exchange(seen, seen + 1, Ordering::AcqRel, Ordering::Relaxed)
             .ok()
             .map(|_| ConnLease { counters: self, id })
+    }
+
+    /// Connections waiting for a server of `backend`, in every worker.
+    pub fn queued(&self, backend: BackendId) -> u32 {
+        self.queued[backend.index()].0.load(Ordering::Relaxed)
+    }
+
+    /// Takes a place in `backend`'s queue if fewer than `limit` wait (no limit: always).
+    pub fn try_queue(&'static self, backend: BackendId, limit: Option<u32>) -> Option<QueueTicket> {
+        let slot = &self.queued[backend.index()].0;
+        slot.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+            limit.map_or(true, |max| n < max).then_some(n + 1)
+        })
+        .ok()?;
+        Some(QueueTicket {
+            counters: self,
+            backend,
+        })
     }
 
     /// The next position of `backend`'s shared rotation.
@@ -96,6 +116,26 @@ impl Drop for ConnLease {
     }
 }
 
+/// A connection's place in a backend's queue; released on drop.
+pub struct QueueTicket {
+    counters: &'static Counters,
+    backend: BackendId,
+}
+
+impl Drop for QueueTicket {
+    fn drop(&mut self) {
+        self.counters.queued[self.backend.index()]
+            .0
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl std::fmt::Debug for QueueTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QueueTicket({:?})", self.backend)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +155,11 @@ mod tests {
         drop((b, d));
         assert_eq!(c.active(ServerId(0)), 0);
         assert_eq!(c.active(ServerId(1)), 0);
+        let q1 = c.try_queue(BackendId(0), Some(1)).unwrap();
+        assert!(c.try_queue(BackendId(0), Some(1)).is_none());
+        assert_eq!(c.queued(BackendId(0)), 1);
+        drop(q1);
+        assert_eq!(c.queued(BackendId(0)), 0);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod roundrobin;
 
 use std::net::IpAddr;
 
-pub use counters::{ConnLease, Counters};
+pub use counters::{ConnLease, Counters, QueueTicket};
 
 use crate::config::model::{Backend, BackendId, Balance, Model, ServerId};
 
@@ -27,6 +27,8 @@ pub struct Member {
     /// Up (health) and ready (admin): may take new connections.
     pub usable: bool,
     pub maxconn: Option<u32>,
+    /// Connections that may wait for this server (`maxqueue`; None: unlimited).
+    pub maxqueue: Option<u32>,
 }
 
 /// The servers of one backend and the group currently in service.
@@ -54,6 +56,7 @@ impl Pool {
                     usable: !s.disabled
                         && matches!(s.addr, crate::config::model::ServerAddr::Resolved(_)),
                     maxconn: s.maxconn,
+                    maxqueue: s.maxqueue,
                 }
             })
             .collect();
@@ -99,6 +102,15 @@ impl Pool {
     /// True when some member could take a connection.
     pub fn has_usable(&self) -> bool {
         !self.serving.is_empty()
+    }
+
+    /// How many connections may wait for this backend: the sum of the `maxqueue` of the
+    /// servers in service, or unlimited if one of them has none.
+    pub fn queue_limit(&self) -> Option<u32> {
+        self.serving
+            .iter()
+            .map(|&i| self.members[i].maxqueue)
+            .try_fold(0u32, |acc, m| m.map(|m| acc.saturating_add(m)))
     }
 
     pub fn member_mut(&mut self, id: ServerId) -> Option<&mut Member> {
@@ -208,6 +220,7 @@ pub(crate) mod test_support {
                 backup: backups.contains(&i),
                 usable: true,
                 maxconn: None,
+                maxqueue: None,
             })
             .collect();
         let mut p = Pool {

@@ -1,0 +1,545 @@
+//! Boot and stop: turns a validated model into running threads. It checks that every
+//! configured feature is one this build acts on, sizes the limits (maxconn, file
+//! descriptors, pipes), binds one SO_REUSEPORT socket per worker for every bind address,
+//! daemonizes, drops privileges, writes the pidfile, spawns one worker per thread, then
+//! waits for signals: SIGTERM/SIGINT stop at once, SIGUSR1 stops softly (listeners closed,
+//! established connections finish, bounded by `hard-stop-after`). Only this file knows
+//! every thread.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU32, AtomicUsize};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::balance::{self, Counters, Pool};
+use crate::cli::Cli;
+use crate::config::model::{Frontend, Mode, Model};
+use crate::sys::signal::{Signal, Signals};
+use crate::sys::socket::{self, ListenOpts};
+use crate::worker::conn::Shared;
+use crate::worker::listener::Listener;
+use crate::worker::{rules, Control, Worker, WorkerSetup};
+
+/// File descriptors kept aside for everything that is not a connection.
+const FD_RESERVE: u64 = 100;
+
+/// What the configuration asks that this build does not do yet: errors refuse to start,
+/// warnings are logged. Neither is ever silent.
+pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let g = &model.global;
+    if g.master_worker || cli.master_worker {
+        errors.push(
+            "master-worker mode (-W, 'master-worker') is not available in this build".to_string(),
+        );
+    }
+    if cli.takeover_socket.is_some() {
+        errors.push(
+            "-x (listener takeover through the stats socket) is not available in this build"
+                .to_string(),
+        );
+    }
+    if !g.stats_sockets.is_empty() {
+        warnings.push("the stats socket is not served by this build yet".to_string());
+    }
+    if model.frontends.iter().any(|f| !f.log.targets.is_empty())
+        || model.backends.iter().any(|b| !b.log.targets.is_empty())
+    {
+        warnings.push("logging of connections is not active in this build yet".to_string());
+    }
+    for f in &model.frontends {
+        let at = |what: &str| {
+            format!(
+                "{}: frontend '{}': {what} is not available in this build yet",
+                f.span, f.name
+            )
+        };
+        if !f.enabled {
+            continue;
+        }
+        if f.mode == Mode::Http {
+            warnings.push(at("the stats/metrics listener"));
+            continue;
+        }
+        if !f.tcp_request_connection.is_empty() || !f.tcp_request_content.is_empty() {
+            errors.push(at("'tcp-request' rules"));
+        }
+        if f.rate_limit_sessions.is_some() {
+            errors.push(at("'rate-limit sessions'"));
+        }
+        if f.binds.iter().any(|b| b.accept_proxy) {
+            errors.push(at("'accept-proxy' (PROXY protocol)"));
+        }
+        for u in &f.use_backend {
+            if let Some(cond) = &u.cond {
+                if let Some(bad) = rules::cond_fetches(cond, &f.acls)
+                    .into_iter()
+                    .find(|x| !rules::l4_fetch(x))
+                {
+                    errors.push(at(&format!("a 'use_backend' condition on {bad:?}")));
+                }
+            }
+        }
+    }
+    for b in &model.backends {
+        if !b.enabled {
+            continue;
+        }
+        let pool = Pool::from_model(model, b);
+        if let Err(e) = balance::for_backend(b, &pool) {
+            errors.push(format!("{}: {e}", b.span));
+        }
+        if !b.tcp_request_content.is_empty() {
+            errors.push(format!(
+                "{}: backend '{}': 'tcp-request content' rules are not available in this build yet",
+                b.span, b.name
+            ));
+        }
+        for &sid in &b.servers {
+            let s = model.server(sid);
+            if s.send_proxy.is_some() {
+                errors.push(format!(
+                    "{}: server '{}/{}': 'send-proxy' is not available in this build yet",
+                    s.span, b.name, s.name
+                ));
+            }
+        }
+        if b.servers.iter().any(|&s| {
+            let s = model.server(s);
+            s.check || s.agent.is_some() || s.observe_layer4
+        }) {
+            warnings.push(format!(
+                "backend '{}': health checks are not active in this build yet: servers are considered up",
+                b.name
+            ));
+        }
+    }
+    (errors, warnings)
+}
+
+/// A sized process: limits derived from the model and the machine.
+struct Limits {
+    threads: usize,
+    maxconn: usize,
+    maxpipes: usize,
+}
+
+fn limits(model: &Model, listeners: usize) -> Limits {
+    let g = &model.global;
+    let threads = g
+        .nbthread
+        .map(|n| n as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let wanted_fds = g.ulimit_n.unwrap_or_else(|| {
+        let m = u64::from(g.maxconn.unwrap_or(4_096));
+        let pipes = u64::from(g.maxpipes.unwrap_or(g.maxconn.unwrap_or(4_096) / 4));
+        m * 2 + pipes * 2 + listeners as u64 + FD_RESERVE
+    });
+    let have = match g.ulimit_n {
+        // `ulimit-n` sets the limit exactly, lower or higher, as HAProxy does.
+        Some(n) => set_nofile(n),
+        None => socket::raise_nofile(wanted_fds).unwrap_or_else(|_| socket::nofile_limit()),
+    };
+    if have < wanted_fds {
+        log::warn!(
+            "the file-descriptor limit is {have}, below the {wanted_fds} that maxconn needs: \
+             raise it (ulimit -n) or lower maxconn"
+        );
+    }
+    let fd_maxconn = ((have.saturating_sub(FD_RESERVE + listeners as u64)) / 3).max(1) as usize;
+    let maxconn = match g.maxconn {
+        Some(m) => m as usize,
+        None => fd_maxconn.min(4_096 * threads.max(1)),
+    };
+    let maxpipes = g.maxpipes.map_or(maxconn / 4, |p| p as usize);
+    Limits {
+        threads,
+        maxconn,
+        maxpipes,
+    }
+}
+
+/// Sets RLIMIT_NOFILE's soft limit to `n` (raising the hard limit if needed and allowed);
+/// returns the resulting soft limit.
+fn set_nofile(n: u64) -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let hard = getrlimit(Resource::RLIMIT_NOFILE).map_or(n, |(_, h)| h);
+    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, n, hard.max(n)) {
+        log::warn!("ulimit-n {n}: {e}");
+        let _ = socket::raise_nofile(n);
+    }
+    socket::nofile_limit()
+}
+
+fn listen_opts(
+    model: &Model,
+    f: &Frontend,
+    b: &crate::config::model::Bind,
+    maxconn: usize,
+) -> ListenOpts {
+    ListenOpts {
+        reuseport: !model.global.noreuseport,
+        backlog: b
+            .backlog
+            .or(f.backlog)
+            .or(f.maxconn)
+            .unwrap_or(maxconn.min(u32::MAX as usize) as u32),
+        v6only: if b.v6only {
+            Some(true)
+        } else if b.v4v6 {
+            Some(false)
+        } else {
+            None
+        },
+        interface: b.interface.clone(),
+        defer_accept: b.defer_accept,
+        tfo: b.tfo,
+        mss: b.mss,
+        transparent: b.transparent,
+    }
+}
+
+/// Binds every listening socket: `threads` per address with SO_REUSEPORT (one each), or one
+/// shared socket cloned for every worker with `noreuseport`.
+fn bind_all(model: &Model, threads: usize, maxconn: usize) -> Result<Vec<Vec<Listener>>, String> {
+    let mut per_worker: Vec<Vec<Listener>> = (0..threads).map(|_| Vec::new()).collect();
+    for f in model
+        .frontends
+        .iter()
+        .filter(|f| f.enabled && f.mode == Mode::Tcp)
+    {
+        for b in &f.binds {
+            let opts = listen_opts(model, f, b, maxconn);
+            for addr in &b.addrs {
+                let err = |e: std::io::Error| {
+                    format!("{}: frontend '{}': cannot bind {addr}: {e}", b.span, f.name)
+                };
+                let mut shared: Option<std::net::TcpListener> = None;
+                for w in per_worker.iter_mut() {
+                    let sock = if opts.reuseport {
+                        socket::listen(*addr, &opts).map_err(err)?
+                    } else {
+                        match &shared {
+                            Some(s) => s.try_clone().map_err(err)?,
+                            None => {
+                                let s = socket::listen(*addr, &opts).map_err(err)?;
+                                shared = Some(s.try_clone().map_err(err)?);
+                                s
+                            }
+                        }
+                    };
+                    w.push(Listener::new(sock, f.id).map_err(err)?);
+                }
+            }
+        }
+    }
+    Ok(per_worker)
+}
+
+fn drop_privileges(model: &Model) -> Result<(), String> {
+    use nix::unistd::{chroot, setgid, setgroups, setuid, Gid, Group, Uid, User};
+    let g = &model.global;
+    let gid = match (&g.group, g.gid) {
+        (Some(name), _) => Some(
+            Group::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("unknown group '{name}'"))?
+                .gid,
+        ),
+        (None, Some(id)) => Some(Gid::from_raw(id)),
+        _ => None,
+    };
+    let uid = match (&g.user, g.uid) {
+        (Some(name), _) => Some(
+            User::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("unknown user '{name}'"))?
+                .uid,
+        ),
+        (None, Some(id)) => Some(Uid::from_raw(id)),
+        _ => None,
+    };
+    if let Some(dir) = &g.chroot {
+        chroot(dir).map_err(|e| format!("chroot {}: {e}", dir.display()))?;
+        std::env::set_current_dir("/").map_err(|e| format!("chdir / after chroot: {e}"))?;
+    }
+    if let Some(gid) = gid {
+        setgroups(&[gid]).map_err(|e| format!("setgroups: {e}"))?;
+        setgid(gid).map_err(|e| format!("setgid {gid}: {e}"))?;
+    }
+    if let Some(uid) = uid {
+        setuid(uid).map_err(|e| format!("setuid {uid}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn pin_thread(model: &Model, thread: usize) {
+    let n = thread as u32 + 1;
+    let cpus: Vec<u32> = model
+        .global
+        .cpu_map
+        .iter()
+        .filter(|m| m.threads.contains(&n))
+        .flat_map(|m| m.cpus.iter().copied())
+        .collect();
+    if cpus.is_empty() {
+        return;
+    }
+    let mut set = nix::sched::CpuSet::new();
+    for c in &cpus {
+        if set.set(*c as usize).is_err() {
+            log::warn!("cpu-map: CPU {c} is out of range");
+        }
+    }
+    if let Err(e) = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set) {
+        log::warn!("cpu-map: thread {n}: {e}");
+    }
+}
+
+struct WorkerHandle {
+    tx: Sender<Control>,
+    waker: Arc<Waker>,
+    thread: JoinHandle<Result<(), String>>,
+}
+
+impl WorkerHandle {
+    fn send(&self, c: Control) {
+        let _ = self.tx.send(c);
+        let _ = self.waker.wake();
+    }
+}
+
+/// Runs the load balancer until it is stopped.
+pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
+    let (errors, warnings) = readiness(&model, cli);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    if !errors.is_empty() {
+        return Err(format!(
+            "cannot start: this configuration uses what this build does not do yet:\n  {}",
+            errors.join("\n  ")
+        ));
+    }
+    if let Err(e) = crate::sys::signal::ignore_sigpipe() {
+        log::warn!("ignoring SIGPIPE: {e}");
+    }
+    let nlisten: usize = model
+        .frontends
+        .iter()
+        .map(|f| f.binds.iter().map(|b| b.addrs.len()).sum::<usize>())
+        .sum();
+    let lim = limits(&model, nlisten);
+    let per_worker = bind_all(&model, lim.threads, lim.maxconn)?;
+
+    if cli.daemon || model.global.daemon {
+        crate::sys::signal::daemonize().map_err(|e| format!("daemonize: {e}"))?;
+    }
+    let mut signals = Signals::block_and_open().map_err(|e| format!("signals: {e}"))?;
+    drop_privileges(&model)?;
+    let pidfile = cli.pidfile.clone().or_else(|| model.global.pidfile.clone());
+    if let Some(p) = &pidfile {
+        std::fs::File::create(p)
+            .and_then(|mut f| writeln!(f, "{}", std::process::id()))
+            .map_err(|e| format!("pidfile {}: {e}", p.display()))?;
+    }
+
+    let counters = Counters::leak(model.servers.len(), model.backends.len());
+    let shared: &'static Shared = Box::leak(Box::new(Shared {
+        actconn: AtomicUsize::new(0),
+        maxconn: lim.maxconn,
+        feconn: model.frontends.iter().map(|_| AtomicU32::new(0)).collect(),
+        fe_maxconn: model
+            .frontends
+            .iter()
+            .map(|f| f.maxconn.unwrap_or(0))
+            .collect(),
+    }));
+
+    let binds: Vec<String> = model
+        .frontends
+        .iter()
+        .filter(|f| f.enabled && f.mode == Mode::Tcp)
+        .flat_map(|f| {
+            f.binds
+                .iter()
+                .flat_map(move |b| b.addrs.iter().map(move |a| format!("{}@{a}", f.name)))
+        })
+        .collect();
+    let mut workers = Vec::with_capacity(lim.threads);
+    for (i, listeners) in per_worker.into_iter().enumerate() {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), Token(usize::MAX)).map_err(|e| format!("waker: {e}"))?,
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let setup = WorkerSetup {
+            id: i,
+            poll,
+            model: Arc::clone(&model),
+            counters,
+            shared,
+            listeners,
+            control: rx,
+            maxpipes: (lim.maxpipes / lim.threads).max(1),
+        };
+        let worker = Worker::new(setup)?;
+        let m = Arc::clone(&model);
+        let thread = std::thread::Builder::new()
+            .name(format!("sluice-w{i}"))
+            .spawn(move || {
+                pin_thread(&m, i);
+                worker.run().map_err(|e| format!("worker {i}: {e}"))
+            })
+            .map_err(|e| format!("spawn worker {i}: {e}"))?;
+        workers.push(WorkerHandle { tx, waker, thread });
+    }
+    log::info!(
+        "sluice {} started: {} worker(s), maxconn {}, binds: {}",
+        crate::VERSION,
+        lim.threads,
+        lim.maxconn,
+        if binds.is_empty() {
+            "none".to_string()
+        } else {
+            binds.join(", ")
+        }
+    );
+    for &pid in &cli.soft_stop_pids {
+        if let Err(e) = crate::sys::signal::send_signal(pid, Signal::SIGUSR1) {
+            log::warn!("-sf {pid}: {e}");
+        }
+    }
+    for &pid in &cli.hard_stop_pids {
+        if let Err(e) = crate::sys::signal::send_signal(pid, Signal::SIGTERM) {
+            log::warn!("-st {pid}: {e}");
+        }
+    }
+
+    let result = supervise(&model, &mut signals, workers)
+        .and_then(|()| leak_check(&model, counters, shared));
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+/// Once every worker has stopped, every count must be back to zero: a leaked lease or slot
+/// is a bug worth failing the exit status for.
+fn leak_check(
+    model: &Model,
+    counters: &'static Counters,
+    shared: &'static Shared,
+) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    let mut leaks = Vec::new();
+    for s in &model.servers {
+        let n = counters.active(s.id);
+        if n != 0 {
+            leaks.push(format!(
+                "server {}/{}: {n}",
+                model.backend(s.backend).name,
+                s.name
+            ));
+        }
+    }
+    let act = shared.actconn.load(Ordering::Relaxed);
+    if act != 0 {
+        leaks.push(format!("process: {act}"));
+    }
+    if leaks.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "connection count leak after stop: {}",
+            leaks.join(", ")
+        ))
+    }
+}
+
+/// Waits for signals and for the workers to finish.
+fn supervise(
+    model: &Model,
+    signals: &mut Signals,
+    mut workers: Vec<WorkerHandle>,
+) -> Result<(), String> {
+    let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+    poll.registry()
+        .register(signals, Token(0), Interest::READABLE)
+        .map_err(|e| format!("register signals: {e}"))?;
+    let mut events = Events::with_capacity(16);
+    let mut hard_stop_at: Option<Instant> = None;
+    let mut failure: Option<String> = None;
+    loop {
+        let _ = poll.poll(&mut events, Some(Duration::from_millis(100)));
+        loop {
+            match signals.read() {
+                Ok(Some(Signal::SIGTERM | Signal::SIGINT)) => {
+                    log::info!("stopping now (SIGTERM/SIGINT)");
+                    for w in &workers {
+                        w.send(Control::Stop);
+                    }
+                }
+                Ok(Some(Signal::SIGUSR1)) => {
+                    log::info!("soft stop (SIGUSR1): closing listeners, finishing connections");
+                    for w in &workers {
+                        w.send(Control::SoftStop);
+                    }
+                    if let Some(after) = model.global.hard_stop_after {
+                        hard_stop_at.get_or_insert(Instant::now() + after);
+                    }
+                }
+                Ok(Some(other)) => log::debug!("ignoring {other}"),
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("reading signals: {e}");
+                    break;
+                }
+            }
+        }
+        if hard_stop_at.is_some_and(|t| Instant::now() >= t) {
+            log::warn!("hard-stop-after reached: closing the remaining connections");
+            for w in &workers {
+                w.send(Control::Stop);
+            }
+            hard_stop_at = None;
+        }
+        let mut i = 0;
+        while i < workers.len() {
+            if workers[i].thread.is_finished() {
+                let w = workers.swap_remove(i);
+                match w.thread.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        log::error!("{e}");
+                        failure.get_or_insert(e);
+                    }
+                    Err(_) => {
+                        failure.get_or_insert_with(|| "a worker panicked".to_string());
+                    }
+                }
+                if failure.is_some() {
+                    for w in &workers {
+                        w.send(Control::Stop);
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if workers.is_empty() {
+            log::info!("all workers stopped");
+            return match failure {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+        }
+    }
+}

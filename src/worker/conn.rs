@@ -1,0 +1,192 @@
+//! One proxied connection: the client side, the server side once chosen, the two flows
+//! between them, and the phase it is in. The transitions (see doc/lifecycle.md):
+//!
+//! ```text
+//! accepted --pick--> Connecting --writable, SO_ERROR=0--> Forwarding --both FINs--> closed
+//!    |                 |  refused/timeout: retry same server, redispatch per `option redispatch`
+//!    |                 '--> retries exhausted ------------------------------------> closed
+//!    '--all servers full--> Queued --slot freed--> Connecting   (timeout queue -> closed)
+//! ```
+//!
+//! Counts are RAII: the [`ConnLease`] on the server and the [`Slot`] on the global and
+//! frontend counts are released when the connection is dropped, whatever the path.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::forward::{Flow, Side};
+use crate::balance::{ConnLease, QueueTicket};
+use crate::config::model::{BackendId, FrontendId, ServerId};
+
+/// Counts shared by every worker: process-wide and per-frontend connections.
+pub struct Shared {
+    pub actconn: AtomicUsize,
+    pub maxconn: usize,
+    pub feconn: Box<[AtomicU32]>,
+    /// Per-frontend limit (0: only the global one).
+    pub fe_maxconn: Box<[u32]>,
+}
+
+impl Shared {
+    /// Takes a slot if neither the global nor the frontend limit is reached.
+    pub fn try_slot(&'static self, fe: FrontendId) -> Option<Slot> {
+        self.actconn
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < self.maxconn).then_some(n + 1)
+            })
+            .ok()?;
+        let limit = self.fe_maxconn[fe.index()];
+        let fe_ok = self.feconn[fe.index()]
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (limit == 0 || n < limit).then_some(n + 1)
+            })
+            .is_ok();
+        if !fe_ok {
+            self.actconn.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot { shared: self, fe })
+    }
+
+    /// True when a new connection for `fe` would be refused.
+    pub fn full(&self, fe: FrontendId) -> bool {
+        let limit = self.fe_maxconn[fe.index()];
+        self.actconn.load(Ordering::Relaxed) >= self.maxconn
+            || (limit != 0 && self.feconn[fe.index()].load(Ordering::Relaxed) >= limit)
+    }
+}
+
+/// A connection's place in the global and frontend counts.
+pub struct Slot {
+    shared: &'static Shared,
+    fe: FrontendId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.actconn.fetch_sub(1, Ordering::AcqRel);
+        self.shared.feconn[self.fe.index()].fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for a server slot (all servers at maxconn).
+    Queued { since: Instant },
+    /// Nonblocking connect in progress to the leased server.
+    Connecting { since: Instant },
+    /// Both sides connected; bytes flow both ways until both FINs are forwarded.
+    Forwarding,
+}
+
+/// Why a connection ends; logged and, later, counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    Done,
+    NoBackend,
+    NoServer,
+    ConnectFailed,
+    ConnectTimeout,
+    QueueTimeout,
+    QueueFull,
+    ClientTimeout,
+    ServerTimeout,
+    ClientReset,
+    ServerReset,
+    Stopping,
+}
+
+impl CloseReason {
+    /// Closes caused by a peer's reset are passed on as a reset to the other peer.
+    pub fn is_abort(self) -> bool {
+        matches!(self, CloseReason::ClientReset | CloseReason::ServerReset)
+    }
+}
+
+pub struct Conn {
+    pub frontend: FrontendId,
+    pub backend: Option<BackendId>,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub client: Side,
+    pub server: Option<Side>,
+    /// Client to server.
+    pub up: Flow,
+    /// Server to client.
+    pub down: Flow,
+    pub phase: Phase,
+    pub lease: Option<ConnLease>,
+    /// Held while the connection waits in a backend queue.
+    pub queue_ticket: Option<QueueTicket>,
+    /// Connection attempts made to servers so far.
+    pub attempts: u32,
+    /// The server address of the current attempt.
+    pub target: Option<SocketAddr>,
+    pub deadline: Option<Instant>,
+    /// The instant of this connection's earliest entry in the timer heap.
+    pub armed: Option<Instant>,
+    pub accepted: Instant,
+    /// Set once the connection is in the worker's requeue list.
+    pub requeued: bool,
+    _slot: Slot,
+}
+
+impl Conn {
+    pub fn new(
+        frontend: FrontendId,
+        client: Side,
+        src: SocketAddr,
+        dst: SocketAddr,
+        slot: Slot,
+        now: Instant,
+    ) -> Conn {
+        Conn {
+            frontend,
+            backend: None,
+            src,
+            dst,
+            client,
+            server: None,
+            up: Flow::new(false),
+            down: Flow::new(false),
+            phase: Phase::Queued { since: now },
+            lease: None,
+            queue_ticket: None,
+            attempts: 0,
+            target: None,
+            deadline: None,
+            armed: None,
+            accepted: now,
+            requeued: false,
+            _slot: slot,
+        }
+    }
+
+    pub fn server_id(&self) -> Option<ServerId> {
+        self.lease.as_ref().map(ConnLease::server)
+    }
+
+    /// Both directions have forwarded their FIN: nothing more can move.
+    pub fn both_finished(&self) -> bool {
+        match &self.server {
+            Some(s) => self.up.finished(&self.client, s) && self.down.finished(s, &self.client),
+            None => false,
+        }
+    }
+}
+
+/// The inactivity limit of one side: `tunnel` once forwarding if set, else the side's own
+/// timeout, or its `-fin` variant once that side has sent its FIN.
+pub fn side_timeout(
+    side: &Side,
+    tunnel: Option<Duration>,
+    normal: Option<Duration>,
+    fin: Option<Duration>,
+) -> Option<Duration> {
+    if side.eof {
+        fin.or(tunnel).or(normal)
+    } else {
+        tunnel.or(normal)
+    }
+}

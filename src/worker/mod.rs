@@ -1,0 +1,756 @@
+//! The data plane: one worker thread per core, each with its own mio `Poll`, its own
+//! SO_REUSEPORT listening sockets, its own connection slab, pipe pool and timers. Nothing on
+//! the per-connection path takes a lock: workers share only atomics (the server counts of
+//! `balance::Counters` and the connection counts of [`conn::Shared`]).
+//!
+//! `Worker::run`: poll -> dispatch by token (control waker, listener, connection side) ->
+//! connections that yielded -> due timers, until told to stop. doc/lifecycle.md follows one
+//! connection through the code.
+
+pub mod conn;
+pub mod forward;
+pub mod listener;
+pub mod rules;
+pub mod timer;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::balance::{self, Algorithm, Counters, Pick, PickCtx, Pool};
+use crate::config::model::{BackendId, Model, ServerAddr, ServerId};
+use crate::sys::pipe::PipePool;
+use crate::sys::socket::{self, ConnectOpts};
+use conn::{side_timeout, CloseReason, Conn, Phase, Shared};
+use forward::{Buffers, Pumped, Side};
+use listener::Listener;
+use timer::{TimerKey, Timers};
+
+/// The waker's token; listeners count down from below it, connections count up from 0
+/// (two tokens per connection: client, server).
+const WAKER: Token = Token(usize::MAX);
+const LISTENER_BASE: usize = usize::MAX / 2;
+/// Bytes one connection may read per direction before yielding to the others.
+const BUDGET: usize = 256 * 1024;
+/// How often paused listeners and queues are looked at again.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Messages from the supervisor (and later the health and admin threads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Close the listeners, finish the established connections, then exit.
+    SoftStop,
+    /// Close everything now and exit.
+    Stop,
+}
+
+/// What a worker is built from.
+pub struct WorkerSetup {
+    pub id: usize,
+    pub poll: Poll,
+    pub model: Arc<Model>,
+    pub counters: &'static Counters,
+    pub shared: &'static Shared,
+    pub listeners: Vec<Listener>,
+    pub control: Receiver<Control>,
+    pub maxpipes: usize,
+}
+
+/// One backend as a worker sees it.
+struct BackendRt {
+    pool: Pool,
+    alg: Box<dyn Algorithm>,
+    /// Connections of this worker waiting for a server slot, oldest first.
+    queue: VecDeque<usize>,
+}
+
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    model: Arc<Model>,
+    counters: &'static Counters,
+    shared: &'static Shared,
+    listeners: Vec<Listener>,
+    conns: Slab<Conn>,
+    bufs: Buffers,
+    backends: Vec<BackendRt>,
+    timers: Timers,
+    tick_armed: Option<Instant>,
+    /// Connections whose pump yielded: served again before the next blocking poll.
+    requeue: Vec<usize>,
+    control: Receiver<Control>,
+    stopping: bool,
+    /// Accepting is paused until then (file descriptors exhausted).
+    accept_paused_until: Option<Instant>,
+    nosplice: bool,
+}
+
+impl Worker {
+    pub fn new(setup: WorkerSetup) -> Result<Worker, String> {
+        let model = setup.model;
+        let mut backends = Vec::with_capacity(model.backends.len());
+        for b in &model.backends {
+            let pool = Pool::from_model(&model, b);
+            let alg = balance::for_backend(b, &pool)?;
+            backends.push(BackendRt {
+                pool,
+                alg,
+                queue: VecDeque::new(),
+            });
+        }
+        let g = &model.global;
+        let pipes = PipePool::new(setup.maxpipes, g.pipesize.map(|p| p as usize));
+        Ok(Worker {
+            id: setup.id,
+            poll: setup.poll,
+            counters: setup.counters,
+            shared: setup.shared,
+            listeners: setup.listeners,
+            conns: Slab::with_capacity(1_024),
+            bufs: Buffers::new(pipes, g.bufsize as usize),
+            backends,
+            timers: Timers::default(),
+            tick_armed: None,
+            requeue: Vec::new(),
+            control: setup.control,
+            stopping: false,
+            accept_paused_until: None,
+            nosplice: g.nosplice,
+            model,
+        })
+    }
+
+    /// Runs the event loop until stopped. Returns when a soft stop has drained every
+    /// connection or a hard stop was received.
+    pub fn run(mut self) -> io::Result<()> {
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            l.register(self.poll.registry(), Token(LISTENER_BASE - i))?;
+        }
+        let mut events = Events::with_capacity(1_024);
+        loop {
+            let now = Instant::now();
+            let timeout = if self.requeue.is_empty() {
+                self.timers.next().map(|t| t.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {
+                        if self.on_control(now) {
+                            self.close_all(now);
+                            return Ok(());
+                        }
+                    }
+                    Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                        self.accept(LISTENER_BASE - t, now);
+                    }
+                    Token(t) => self.on_event(t / 2, t % 2 == 1, ev, now),
+                }
+            }
+            for key in std::mem::take(&mut self.requeue) {
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.requeued = false;
+                    self.drive(key, now);
+                }
+            }
+            self.run_timers(now);
+            if self.stopping && self.conns.is_empty() {
+                log::debug!("worker {}: soft stop complete", self.id);
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles control messages; true means stop now.
+    fn on_control(&mut self, now: Instant) -> bool {
+        while let Ok(msg) = self.control.try_recv() {
+            match msg {
+                Control::Stop => return true,
+                Control::SoftStop => {
+                    for l in &mut self.listeners {
+                        l.close(self.poll.registry());
+                    }
+                    self.stopping = true;
+                    self.arm_tick(now);
+                }
+            }
+        }
+        false
+    }
+
+    fn close_all(&mut self, now: Instant) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.close(k, CloseReason::Stopping, now);
+        }
+    }
+
+    fn arm_tick(&mut self, now: Instant) {
+        self.timers
+            .arm(TimerKey::Tick, now + TICK, &mut self.tick_armed);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // accept
+
+    fn accept(&mut self, li: usize, now: Instant) {
+        if self.stopping || self.accept_paused_until.is_some() {
+            return;
+        }
+        let fe = self.listeners[li].frontend;
+        loop {
+            if self.shared.full(fe) {
+                // At maxconn: stop polling this listener; the tick resumes it.
+                self.listeners[li].pause(self.poll.registry());
+                self.arm_tick(now);
+                return;
+            }
+            let (stream, src) = match self.listeners[li].accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    log::warn!(
+                        "worker {}: accept: {e}: pausing accepts for 100 ms",
+                        self.id
+                    );
+                    self.pause_all_accepts(now);
+                    return;
+                }
+                Err(e) => {
+                    // ECONNABORTED and friends concern one connection only.
+                    log::debug!("worker {}: accept: {e}", self.id);
+                    continue;
+                }
+            };
+            let Some(slot) = self.shared.try_slot(fe) else {
+                // Another worker took the last slot: refuse this one.
+                drop(stream);
+                continue;
+            };
+            let dst = stream.local_addr().unwrap_or(src);
+            let f = self.model.frontend(fe);
+            if let Err(e) = socket::tune_accepted(&stream, f.client.tcpka) {
+                log::debug!("worker {}: client socket options: {e}", self.id);
+            }
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            let mut client = Side::new(stream, now);
+            if let Err(e) = self.poll.registry().register(
+                &mut client.sock,
+                Token(key * 2),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("worker {}: register client: {e}", self.id);
+                continue;
+            }
+            entry.insert(Conn::new(fe, client, src, dst, slot, now));
+            self.route(key, now);
+        }
+    }
+
+    fn pause_all_accepts(&mut self, now: Instant) {
+        for l in &mut self.listeners {
+            l.pause(self.poll.registry());
+        }
+        self.accept_paused_until = Some(now + Duration::from_millis(100));
+        self.arm_tick(now);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // routing and connecting
+
+    /// Chooses the backend of a new connection and starts it.
+    fn route(&mut self, key: usize, now: Instant) {
+        let c = &self.conns[key];
+        let f = self.model.frontend(c.frontend);
+        let model = &self.model;
+        let counters = self.counters;
+        let backends = &self.backends;
+        let nbsrv = |b: BackendId| backends[b.index()].pool.serving().len() as u32;
+        let be_conn = |b: BackendId| -> u32 {
+            model
+                .backend(b)
+                .servers
+                .iter()
+                .map(|&s| counters.active(s))
+                .sum()
+        };
+        let ctx = rules::FetchCtx {
+            src: c.src,
+            dst: c.dst,
+            nbsrv: &nbsrv,
+            be_conn: &be_conn,
+        };
+        let chosen = f
+            .use_backend
+            .iter()
+            .find(|u| {
+                u.cond
+                    .as_ref()
+                    .map_or(true, |cond| rules::eval(cond, &f.acls, &ctx))
+            })
+            .map(|u| u.backend)
+            .or(f.default_backend);
+        let Some(b) = chosen else {
+            self.close(key, CloseReason::NoBackend, now);
+            return;
+        };
+        let be = self.model.backend(b);
+        let (fe_up, fe_down) = f.splice.directions();
+        let (be_up, be_down) = be.splice.directions();
+        let c = &mut self.conns[key];
+        c.backend = Some(b);
+        c.up.splice = !self.nosplice && fe_up && be_up;
+        c.down.splice = !self.nosplice && fe_down && be_down;
+        self.start_connect(key, None, now);
+    }
+
+    /// Picks a server (avoiding `avoid` if possible) and connects, or queues, or closes.
+    fn start_connect(&mut self, key: usize, avoid: Option<ServerId>, now: Instant) {
+        let c = &mut self.conns[key];
+        let Some(b) = c.backend else { return };
+        let rt = &mut self.backends[b.index()];
+        let ctx = PickCtx {
+            src: Some(c.src.ip()),
+            avoid,
+        };
+        match rt.alg.pick(&rt.pool, &ctx, self.counters) {
+            Pick::Leased(lease) => {
+                c.lease = Some(lease);
+                self.connect(key, now);
+            }
+            Pick::Full => {
+                if c.queue_ticket.is_none() {
+                    match self.counters.try_queue(b, rt.pool.queue_limit()) {
+                        Some(t) => c.queue_ticket = Some(t),
+                        None => {
+                            self.close(key, CloseReason::QueueFull, now);
+                            return;
+                        }
+                    }
+                    c.phase = Phase::Queued { since: now };
+                    rt.queue.push_back(key);
+                }
+                self.arm_tick(now);
+                self.update_deadline(key, now);
+            }
+            Pick::NoServer => self.close(key, CloseReason::NoServer, now),
+        }
+    }
+
+    /// Opens a nonblocking connection to the leased server.
+    fn connect(&mut self, key: usize, now: Instant) {
+        let c = &mut self.conns[key];
+        let Some(sid) = c.server_id() else { return };
+        let s = self.model.server(sid);
+        let be = self.model.backend(s.backend);
+        let addr = match &s.addr {
+            ServerAddr::Resolved(a) => {
+                let port = match (a.port(), s.port_offset) {
+                    (_, Some(off)) => (i32::from(c.dst.port()) + off).clamp(1, 65_535) as u16,
+                    (0, None) => c.dst.port(),
+                    (p, None) => p,
+                };
+                SocketAddr::new(a.ip(), port)
+            }
+            ServerAddr::Unresolved { .. } => {
+                self.connect_failed(key, now);
+                return;
+            }
+        };
+        c.attempts += 1;
+        c.target = Some(addr);
+        c.phase = Phase::Connecting { since: now };
+        let opts = ConnectOpts {
+            keepalive: be.server_side.tcpka,
+            nolinger: false,
+            source: None,
+        };
+        match socket::connect(addr, &opts) {
+            Ok(stream) => {
+                let mut side = Side::new(stream, now);
+                if let Err(e) = self.poll.registry().register(
+                    &mut side.sock,
+                    Token(key * 2 + 1),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    log::warn!("worker {}: register server: {e}", self.id);
+                    self.connect_failed(key, now);
+                    return;
+                }
+                c.server = Some(side);
+                self.update_deadline(key, now);
+            }
+            Err(e) => {
+                log::debug!("worker {}: connect {addr}: {e}", self.id);
+                self.connect_failed(key, now);
+            }
+        }
+    }
+
+    /// A connect was refused, failed or timed out: retry (the same server, or another one
+    /// when `option redispatch` says so), or give up.
+    fn connect_failed(&mut self, key: usize, now: Instant) {
+        let c = &mut self.conns[key];
+        if let Some(mut s) = c.server.take() {
+            let _ = self.poll.registry().deregister(&mut s.sock);
+        }
+        let Some(b) = c.backend else { return };
+        let be = self.model.backend(b);
+        if c.attempts > be.retries {
+            self.close(key, CloseReason::ConnectFailed, now);
+            return;
+        }
+        // The retry about to be made is retry number `attempts` (1-based).
+        let n = c.attempts as i64;
+        let redispatch = match be.redispatch {
+            None => false,
+            Some(p) if p > 0 => n % i64::from(p) == 0,
+            Some(p) => n == i64::from(be.retries) + 1 + i64::from(p),
+        };
+        if redispatch {
+            let failed = c.lease.take().map(|l| l.server());
+            self.start_connect(key, failed, now);
+        } else {
+            self.connect(key, now);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // events
+
+    fn on_event(&mut self, key: usize, server_side: bool, ev: &mio::event::Event, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let side = if server_side {
+            match c.server.as_mut() {
+                Some(s) => s,
+                None => return,
+            }
+        } else {
+            &mut c.client
+        };
+        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+            side.readable = true;
+        }
+        if ev.is_read_closed() || ev.is_error() {
+            side.rdhup = true;
+        }
+        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+            side.writable = true;
+        }
+        if server_side && matches!(c.phase, Phase::Connecting { .. }) {
+            let s = c.server.as_ref().expect("server side exists");
+            if !(s.writable || ev.is_error()) {
+                return;
+            }
+            match socket::take_error(s.sock.as_fd()) {
+                Ok(None) if !ev.is_error() => {
+                    c.phase = Phase::Forwarding;
+                }
+                Ok(None) => {
+                    // An error event with no pending error: check the peer address.
+                    if s.sock.peer_addr().is_err() {
+                        self.connect_failed(key, now);
+                        return;
+                    }
+                    c.phase = Phase::Forwarding;
+                }
+                Ok(Some(e)) | Err(e) => {
+                    log::debug!("worker {}: connect {:?}: {e}", self.id, c.target);
+                    self.connect_failed(key, now);
+                    return;
+                }
+            }
+        }
+        self.drive(key, now);
+    }
+
+    /// Moves bytes both ways, then closes, requeues or re-arms the timer as needed.
+    fn drive(&mut self, key: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.phase != Phase::Forwarding {
+            return;
+        }
+        let Some(server) = c.server.as_mut() else {
+            return;
+        };
+        let mut budget = BUDGET;
+        let up =
+            c.up.pump(&mut c.client, server, &mut self.bufs, &mut budget, now);
+        let up = match up {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = match e {
+                    forward::PumpError::Read(_) => CloseReason::ClientReset,
+                    forward::PumpError::Write(_) => CloseReason::ServerReset,
+                };
+                log::debug!("worker {}: client->server {e}", self.id);
+                self.close(key, reason, now);
+                return;
+            }
+        };
+        let mut budget = BUDGET;
+        let down = c
+            .down
+            .pump(server, &mut c.client, &mut self.bufs, &mut budget, now);
+        let down = match down {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = match e {
+                    forward::PumpError::Read(_) => CloseReason::ServerReset,
+                    forward::PumpError::Write(_) => CloseReason::ClientReset,
+                };
+                log::debug!("worker {}: server->client {e}", self.id);
+                self.close(key, reason, now);
+                return;
+            }
+        };
+        if c.both_finished() {
+            self.close(key, CloseReason::Done, now);
+            return;
+        }
+        if (up == Pumped::Yielded || down == Pumped::Yielded) && !c.requeued {
+            c.requeued = true;
+            self.requeue.push(key);
+        }
+        self.update_deadline(key, now);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // timers
+
+    fn update_deadline(&mut self, key: usize, _now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let f = self.model.frontend(c.frontend);
+        let Some(b) = c.backend else { return };
+        let be = self.model.backend(b);
+        let deadline = match c.phase {
+            Phase::Queued { since } => be.timeout_queue.or(be.timeout_connect).map(|t| since + t),
+            Phase::Connecting { since } => be.timeout_connect.map(|t| since + t),
+            Phase::Forwarding => {
+                let cl = side_timeout(
+                    &c.client,
+                    be.timeout_tunnel,
+                    f.timeout_client,
+                    f.timeout_client_fin,
+                )
+                .map(|t| c.client.last + t);
+                let sv = c.server.as_ref().and_then(|s| {
+                    side_timeout(
+                        s,
+                        be.timeout_tunnel,
+                        be.timeout_server,
+                        be.timeout_server_fin,
+                    )
+                    .map(|t| s.last + t)
+                });
+                match (cl, sv) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        };
+        c.deadline = deadline;
+        if let Some(d) = deadline {
+            self.timers.arm(TimerKey::Conn(key), d, &mut c.armed);
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some((at, key)) = self.timers.pop_due(now) {
+            match key {
+                TimerKey::Tick => {
+                    if self.tick_armed == Some(at) {
+                        self.tick_armed = None;
+                        self.on_tick(now);
+                    }
+                }
+                TimerKey::Conn(k) => {
+                    let Some(c) = self.conns.get_mut(k) else {
+                        continue;
+                    };
+                    if c.armed != Some(at) {
+                        continue;
+                    }
+                    c.armed = None;
+                    match c.deadline {
+                        Some(d) if d <= now => self.on_timeout(k, now),
+                        Some(d) => self.timers.arm(TimerKey::Conn(k), d, &mut c.armed),
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_timeout(&mut self, key: usize, now: Instant) {
+        let c = &self.conns[key];
+        match c.phase {
+            Phase::Queued { .. } => self.close(key, CloseReason::QueueTimeout, now),
+            Phase::Connecting { .. } => {
+                log::debug!("worker {}: connect {:?}: timeout", self.id, c.target);
+                self.connect_failed(key, now);
+            }
+            Phase::Forwarding => {
+                let f = self.model.frontend(c.frontend);
+                let client_expired = side_timeout(
+                    &c.client,
+                    c.backend.and_then(|b| self.model.backend(b).timeout_tunnel),
+                    f.timeout_client,
+                    f.timeout_client_fin,
+                )
+                .is_some_and(|t| c.client.last + t <= now);
+                let reason = if client_expired {
+                    CloseReason::ClientTimeout
+                } else {
+                    CloseReason::ServerTimeout
+                };
+                self.close(key, reason, now);
+            }
+        }
+    }
+
+    /// Periodic work while something waits: paused listeners and queued connections.
+    fn on_tick(&mut self, now: Instant) {
+        let mut again = false;
+        if let Some(until) = self.accept_paused_until {
+            if now >= until {
+                self.accept_paused_until = None;
+            } else {
+                again = true;
+            }
+        }
+        if self.accept_paused_until.is_none() && !self.stopping {
+            for i in 0..self.listeners.len() {
+                if !self.listeners[i].is_paused() {
+                    continue;
+                }
+                if self.shared.full(self.listeners[i].frontend) {
+                    again = true;
+                    continue;
+                }
+                if let Err(e) =
+                    self.listeners[i].resume(self.poll.registry(), Token(LISTENER_BASE - i))
+                {
+                    log::warn!("worker {}: resume listener: {e}", self.id);
+                    again = true;
+                    continue;
+                }
+                // Edge-triggered: drain whatever arrived while paused.
+                self.accept(i, now);
+            }
+        }
+        for b in 0..self.backends.len() {
+            self.dequeue(BackendId(b as u32), now);
+            if !self.backends[b].queue.is_empty() {
+                again = true;
+            }
+        }
+        if again || self.stopping {
+            self.arm_tick(now);
+        }
+    }
+
+    /// Gives freed server slots to queued connections of `b`, oldest first.
+    fn dequeue(&mut self, b: BackendId, now: Instant) {
+        while let Some(&key) = self.backends[b.index()].queue.front() {
+            let waiting = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.backend == Some(b) && matches!(c.phase, Phase::Queued { .. }));
+            if !waiting {
+                self.backends[b.index()].queue.pop_front();
+                continue;
+            }
+            let rt = &mut self.backends[b.index()];
+            let src = self.conns[key].src.ip();
+            match rt.alg.pick(
+                &rt.pool,
+                &PickCtx {
+                    src: Some(src),
+                    avoid: None,
+                },
+                self.counters,
+            ) {
+                Pick::Leased(lease) => {
+                    rt.queue.pop_front();
+                    let c = &mut self.conns[key];
+                    c.lease = Some(lease);
+                    c.queue_ticket = None;
+                    self.connect(key, now);
+                }
+                Pick::Full => return,
+                Pick::NoServer => {
+                    rt.queue.pop_front();
+                    self.close(key, CloseReason::NoServer, now);
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // close
+
+    /// Closes both sides and releases everything the connection holds.
+    fn close(&mut self, key: usize, reason: CloseReason, now: Instant) {
+        let Some(mut c) = self.conns.try_remove(key) else {
+            return;
+        };
+        let f = self.model.frontend(c.frontend);
+        let be = c.backend.map(|b| self.model.backend(b));
+        if reason.is_abort() || f.client.nolinger {
+            let _ = socket::set_linger_zero(c.client.sock.as_fd());
+        }
+        if let Some(s) = c.server.as_mut() {
+            if reason.is_abort() || be.is_some_and(|b| b.server_side.nolinger) {
+                let _ = socket::set_linger_zero(s.sock.as_fd());
+            }
+        }
+        // Closing a socket removes it from epoll: no deregister syscall needed.
+        c.up.release(&mut self.bufs);
+        c.down.release(&mut self.bufs);
+        log::debug!(
+            "worker {}: {} closed: {:?} after {:?}, {} bytes up, {} down",
+            self.id,
+            c.src,
+            reason,
+            now.saturating_duration_since(c.accepted),
+            c.up.bytes,
+            c.down.bytes
+        );
+        let freed = c.lease.is_some();
+        let backend = c.backend;
+        drop(c);
+        if let (true, Some(b)) = (freed, backend) {
+            if !self.backends[b.index()].queue.is_empty() {
+                self.dequeue(b, now);
+            }
+        }
+    }
+}
