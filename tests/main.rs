@@ -5,5 +5,6 @@ mod common;
 
 mod cli;
 mod compat;
+mod dataplane;
 mod fuzz;
 mod inheritance;

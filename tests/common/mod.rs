@@ -89,3 +89,6 @@ pub fn rel(path: &Path) -> String {
         .display()
         .to_string()
 }
+
+pub mod backends;
+pub mod running;

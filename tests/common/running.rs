@@ -1,0 +1,184 @@
+//! A running `sluice` process for data-plane tests: started from a configuration text with
+//! `{port:NAME}` placeholders replaced by free loopback ports, waited for with a deadline,
+//! stopped with a signal, and checked for leaked sockets and counts.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{sluice_bin, TempDir};
+
+/// A free port on 127.0.0.1 (bound then released; the kernel will not hand it out again
+/// at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Sluice {
+    child: Option<Child>,
+    dir: TempDir,
+    pub ports: HashMap<String, u16>,
+    pub config: PathBuf,
+}
+
+impl Sluice {
+    /// Starts sluice with `cfg`, where `{port:NAME}` becomes a fresh loopback port, and waits
+    /// until it logs its start line (after every listener is bound).
+    pub fn start(cfg: &str) -> Sluice {
+        Sluice::start_with(cfg, &[])
+    }
+
+    pub fn start_with(cfg: &str, extra_args: &[&str]) -> Sluice {
+        let (text, ports) = fill_ports(cfg);
+        let dir = TempDir::new("run");
+        let config = dir.write("sluice.cfg", &text);
+        let log = fs::File::create(dir.path().join("stderr.log")).expect("log file");
+        let child = Command::new(sluice_bin())
+            .arg("-f")
+            .arg(&config)
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sluice");
+        let mut s = Sluice {
+            child: Some(child),
+            dir,
+            ports,
+            config,
+        };
+        // Wait for the start line rather than probing the ports: a probe would be a real
+        // connection, forwarded to a backend, and would skew what the test counts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !s.log().contains(" started: ") {
+            if let Some(st) = s.try_status() {
+                panic!("sluice exited with {st} before starting:\n{}", s.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not start:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        s
+    }
+
+    /// The address of a `{port:NAME}` placeholder.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports[name]))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::try_from(sig).expect("signal"),
+        );
+    }
+
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.try_status() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not exit in {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sockets the process has open (listeners, connections), not pipes or event fds.
+    pub fn open_sockets(&self) -> usize {
+        let Ok(rd) = fs::read_dir(format!("/proc/{}/fd", self.pid())) else {
+            return 0;
+        };
+        rd.filter_map(Result::ok)
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("socket:"))
+            .count()
+    }
+
+    /// Waits until the open sockets drop to `n` (the listeners): no connection leaked.
+    /// Returns how long it took.
+    pub fn wait_sockets(&self, n: usize, limit: Duration) -> Duration {
+        let start = Instant::now();
+        let deadline = start + limit;
+        loop {
+            let now = self.open_sockets();
+            if now == n {
+                return start.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sluice still has {now} sockets open, expected {n}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops with SIGTERM and checks a clean exit (which includes the leak check of the
+    /// supervisor: every count back to zero).
+    pub fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let st = self.wait_exit(Duration::from_secs(10));
+        let log = self.log();
+        assert!(st.success(), "sluice exited with {st}:\n{log}");
+        assert!(!log.contains("leak"), "sluice reported a leak:\n{log}");
+        self.child = None;
+        log
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Replaces each `{port:NAME}` with a free port (the same port for the same name).
+pub fn fill_ports(cfg: &str) -> (String, HashMap<String, u16>) {
+    let mut ports = HashMap::new();
+    let mut out = String::new();
+    let mut rest = cfg;
+    while let Some(i) = rest.find("{port:") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').expect("closing brace") + i;
+        let name = rest[i + 6..end].to_string();
+        let port = *ports.entry(name).or_insert_with(free_port);
+        out.push_str(&port.to_string());
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    (out, ports)
+}
