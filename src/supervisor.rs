@@ -18,11 +18,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::balance::{self, Counters, Pool};
 use crate::cli::Cli;
 use crate::config::model::{Frontend, Mode, Model};
+use crate::health::{self, HealthControl, HealthSetup, HealthThread, WorkerLink};
 use crate::sys::signal::{Signal, Signals};
 use crate::sys::socket::{self, ListenOpts};
 use crate::worker::conn::Shared;
 use crate::worker::listener::Listener;
-use crate::worker::{rules, Control, Worker, WorkerSetup};
+use crate::worker::{rules, Control, ObserveLink, Worker, WorkerSetup};
 
 /// File descriptors kept aside for everything that is not a connection.
 const FD_RESERVE: u64 = 100;
@@ -108,15 +109,6 @@ pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
                     s.span, b.name, s.name
                 ));
             }
-        }
-        if b.servers.iter().any(|&s| {
-            let s = model.server(s);
-            s.check || s.agent.is_some() || s.observe_layer4
-        }) {
-            warnings.push(format!(
-                "backend '{}': health checks are not active in this build yet: servers are considered up",
-                b.name
-            ));
         }
     }
     (errors, warnings)
@@ -373,13 +365,52 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
                 .flat_map(move |b| b.addrs.iter().map(move |a| format!("{}@{a}", f.name)))
         })
         .collect();
-    let mut workers = Vec::with_capacity(lim.threads);
-    for (i, listeners) in per_worker.into_iter().enumerate() {
+    // Every inbox first, so the health thread and the workers can reach each other.
+    let mut inboxes = Vec::with_capacity(lim.threads);
+    for _ in 0..lim.threads {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let waker = Arc::new(
             Waker::new(poll.registry(), Token(usize::MAX)).map_err(|e| format!("waker: {e}"))?,
         );
         let (tx, rx) = crossbeam_channel::unbounded();
+        inboxes.push((poll, waker, tx, rx));
+    }
+    let health = if health::needed(&model) {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), health::WAKER).map_err(|e| format!("waker: {e}"))?,
+        );
+        let (obs_tx, obs_rx) = crossbeam_channel::unbounded();
+        let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+        let links = inboxes
+            .iter()
+            .map(|(_, w, tx, _)| WorkerLink {
+                tx: tx.clone(),
+                waker: Arc::clone(w),
+            })
+            .collect();
+        let thread = HealthThread::new(HealthSetup {
+            model: Arc::clone(&model),
+            poll,
+            workers: links,
+            observations: obs_rx,
+            control: ctl_rx,
+        });
+        Some((
+            thread,
+            ObserveLink {
+                tx: obs_tx,
+                waker: Arc::clone(&waker),
+            },
+            ctl_tx,
+            waker,
+        ))
+    } else {
+        None
+    };
+    let observe = health.as_ref().map(|(_, o, _, _)| o.clone());
+    let mut workers = Vec::with_capacity(lim.threads);
+    for (i, ((poll, waker, tx, rx), listeners)) in inboxes.into_iter().zip(per_worker).enumerate() {
         let setup = WorkerSetup {
             id: i,
             poll,
@@ -389,6 +420,7 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             listeners,
             control: rx,
             maxpipes: (lim.maxpipes / lim.threads).max(1),
+            observe: observe.clone(),
         };
         let worker = Worker::new(setup)?;
         let m = Arc::clone(&model);
@@ -401,6 +433,16 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             .map_err(|e| format!("spawn worker {i}: {e}"))?;
         workers.push(WorkerHandle { tx, waker, thread });
     }
+    let health = match health {
+        Some((thread, _, ctl, waker)) => {
+            let handle = std::thread::Builder::new()
+                .name("sluice-health".to_string())
+                .spawn(move || thread.run())
+                .map_err(|e| format!("spawn health thread: {e}"))?;
+            Some((handle, ctl, waker))
+        }
+        None => None,
+    };
     log::info!(
         "sluice {} started: {} worker(s), maxconn {}, binds: {}",
         crate::VERSION,
@@ -423,8 +465,17 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
         }
     }
 
-    let result = supervise(&model, &mut signals, workers)
-        .and_then(|()| leak_check(&model, counters, shared));
+    let result = supervise(&model, &mut signals, workers);
+    if let Some((handle, ctl, waker)) = health {
+        let _ = ctl.send(HealthControl::Stop);
+        let _ = waker.wake();
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::error!("health thread: {e}"),
+            Err(_) => log::error!("the health thread panicked"),
+        }
+    }
+    let result = result.and_then(|()| leak_check(&model, counters, shared));
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }

@@ -7,4 +7,5 @@ mod cli;
 mod compat;
 mod dataplane;
 mod fuzz;
+mod health;
 mod inheritance;

@@ -42,13 +42,37 @@ const BUDGET: usize = 256 * 1024;
 /// How often paused listeners and queues are looked at again.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Messages from the supervisor (and later the health and admin threads).
+/// Messages from the supervisor and the health thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// Close the listeners, finish the established connections, then exit.
     SoftStop,
     /// Close everything now and exit.
     Stop,
+    /// What changed for one server (health, agent, admin).
+    Server(ServerUpdate),
+}
+
+/// The state of a server as workers use it; sent only when it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerUpdate {
+    pub server: ServerId,
+    /// Up and not in maintenance.
+    pub usable: bool,
+    /// Effective weight (0 while draining).
+    pub weight: u32,
+    pub maxconn: Option<u32>,
+    /// `on-marked-down shutdown-sessions`: close the server's connections now.
+    pub shutdown_sessions: bool,
+    /// `on-marked-up shutdown-backup-sessions`: close the backend's backup connections now.
+    pub shutdown_backup_sessions: bool,
+}
+
+/// Where a worker reports connection outcomes for `observe layer4`.
+#[derive(Clone)]
+pub struct ObserveLink {
+    pub tx: crossbeam_channel::Sender<crate::health::Observation>,
+    pub waker: Arc<mio::Waker>,
 }
 
 /// What a worker is built from.
@@ -61,6 +85,8 @@ pub struct WorkerSetup {
     pub listeners: Vec<Listener>,
     pub control: Receiver<Control>,
     pub maxpipes: usize,
+    /// The health thread's inbox, when some server has `observe layer4`.
+    pub observe: Option<ObserveLink>,
 }
 
 /// One backend as a worker sees it.
@@ -90,6 +116,7 @@ pub struct Worker {
     /// Accepting is paused until then (file descriptors exhausted).
     accept_paused_until: Option<Instant>,
     nosplice: bool,
+    observe: Option<ObserveLink>,
 }
 
 impl Worker {
@@ -123,6 +150,7 @@ impl Worker {
             stopping: false,
             accept_paused_until: None,
             nosplice: g.nosplice,
+            observe: setup.observe,
             model,
         })
     }
@@ -187,9 +215,54 @@ impl Worker {
                     self.stopping = true;
                     self.arm_tick(now);
                 }
+                Control::Server(u) => self.on_server_update(u, now),
             }
         }
         false
+    }
+
+    /// Applies a server's new state to its backend's pool and algorithm, and closes
+    /// connections when `on-marked-down`/`on-marked-up` ask for it.
+    fn on_server_update(&mut self, u: ServerUpdate, now: Instant) {
+        let b = self.model.server(u.server).backend;
+        let rt = &mut self.backends[b.index()];
+        if let Some(m) = rt.pool.member_mut(u.server) {
+            m.usable = u.usable;
+            m.weight = u.weight;
+            m.maxconn = u.maxconn;
+        }
+        rt.pool.refresh();
+        rt.alg.rebuild(&rt.pool);
+        if u.shutdown_sessions || u.shutdown_backup_sessions {
+            let model = &self.model;
+            let doomed: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| {
+                    c.server_id().is_some_and(|s| {
+                        (u.shutdown_sessions && s == u.server)
+                            || (u.shutdown_backup_sessions
+                                && model.server(s).backend == b
+                                && model.server(s).backup)
+                    })
+                })
+                .map(|(k, _)| k)
+                .collect();
+            for k in doomed {
+                self.close(k, CloseReason::ServerShutdown, now);
+            }
+        }
+        // A server coming back may take queued connections.
+        self.dequeue(b, now);
+    }
+
+    fn report(&self, server: ServerId, ok: bool) {
+        if let Some(o) = &self.observe {
+            if self.model.server(server).observe_layer4 {
+                let _ = o.tx.send(crate::health::Observation { server, ok });
+                let _ = o.waker.wake();
+            }
+        }
     }
 
     fn close_all(&mut self, now: Instant) {
@@ -411,6 +484,9 @@ impl Worker {
     /// A connect was refused, failed or timed out: retry (the same server, or another one
     /// when `option redispatch` says so), or give up.
     fn connect_failed(&mut self, key: usize, now: Instant) {
+        if let Some(sid) = self.conns[key].server_id() {
+            self.report(sid, false);
+        }
         let c = &mut self.conns[key];
         if let Some(mut s) = c.server.take() {
             let _ = self.poll.registry().deregister(&mut s.sock);
@@ -468,6 +544,9 @@ impl Worker {
             match socket::take_error(s.sock.as_fd()) {
                 Ok(None) if !ev.is_error() => {
                     c.phase = Phase::Forwarding;
+                    if let Some(sid) = c.server_id() {
+                        self.report(sid, true);
+                    }
                 }
                 Ok(None) => {
                     // An error event with no pending error: check the peer address.

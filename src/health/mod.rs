@@ -1,0 +1,767 @@
+//! "Is it alive?": the health thread. It owns its own mio `Poll`, never runs inside the
+//! forwarding loops, and probes every server that has `check` (and every `agent-check`) with
+//! the script of its backend's check kind (`protocol.rs`), applies rise/fall (`state.rs`),
+//! and sends each change of what a worker must know (usable, weight, maxconn) to every
+//! worker over its crossbeam channel, waking its poll. Only transitions cross the channels.
+//! Workers report connection outcomes for servers with `observe layer4` back to it.
+//!
+//! Timing is HAProxy's: `inter` when steady, `fastinter` while changing state, `downinter`
+//! while down, first checks spread over one interval, `spread-checks` jitter; a check's
+//! connect is bounded by `timeout connect` (and `inter`), its reading by `timeout check` if
+//! set, else by `inter`.
+
+pub mod protocol;
+pub mod state;
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::model::{BackendId, CheckKind, Model, OnError, Server, ServerAddr, ServerId};
+use crate::sys::socket::{self, ConnectOpts};
+use crate::worker::timer::{TimerKey, Timers};
+use crate::worker::{Control, ServerUpdate};
+use protocol::{AgentReply, AgentState, Step, Verdict};
+use state::{Admin, Health, Pace, Transition};
+
+pub const WAKER: Token = Token(usize::MAX);
+
+/// What a worker saw when it connected to a server with `observe layer4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    pub server: ServerId,
+    pub ok: bool,
+}
+
+/// Messages to the health thread besides observations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthControl {
+    Stop,
+}
+
+/// A worker's inbox, as the health thread reaches it.
+#[derive(Clone)]
+pub struct WorkerLink {
+    pub tx: Sender<Control>,
+    pub waker: Arc<Waker>,
+}
+
+pub struct HealthSetup {
+    pub model: Arc<Model>,
+    pub poll: Poll,
+    pub workers: Vec<WorkerLink>,
+    pub observations: Receiver<Observation>,
+    pub control: Receiver<HealthControl>,
+}
+
+/// True when the model asks for a health thread.
+pub fn needed(model: &Model) -> bool {
+    model
+        .servers
+        .iter()
+        .any(|s| s.check || s.agent.is_some() || s.observe_layer4)
+}
+
+/// What the health thread knows of one server.
+struct ServerRt {
+    id: ServerId,
+    health: Health,
+    admin: Admin,
+    /// Agent weight, in percent of the configured weight.
+    weight_pct: u32,
+    /// Agent `maxconn:N`.
+    maxconn: Option<u32>,
+    /// Consecutive observed errors (`observe layer4`).
+    errors: u32,
+    /// `on-error fastinter` in effect until the next state change.
+    fast: bool,
+    /// What the workers were last told: (usable, weight, maxconn).
+    sent: (bool, u32, Option<u32>),
+}
+
+/// One periodic probe: a server's main check or its agent check.
+struct Probe {
+    server: usize,
+    agent: bool,
+    steps: Arc<[Step]>,
+    armed: Option<Instant>,
+    next: Instant,
+    run: Option<Run>,
+}
+
+/// A probe in progress on one connection.
+struct Run {
+    sock: Option<TcpStream>,
+    connecting: bool,
+    step: usize,
+    received: Vec<u8>,
+    outbox: Vec<u8>,
+    eof: bool,
+    started: Instant,
+    deadline: Instant,
+    comment: Option<String>,
+    agent: Option<AgentReply>,
+}
+
+enum Outcome {
+    Pass(String),
+    Fail(String),
+}
+
+pub struct HealthThread {
+    poll: Poll,
+    model: Arc<Model>,
+    workers: Vec<WorkerLink>,
+    observations: Receiver<Observation>,
+    control: Receiver<HealthControl>,
+    servers: Vec<ServerRt>,
+    probes: Vec<Probe>,
+    timers: Timers,
+    seed: u64,
+}
+
+impl HealthThread {
+    pub fn new(setup: HealthSetup) -> HealthThread {
+        let model = setup.model;
+        let now = Instant::now();
+        let servers: Vec<ServerRt> = model
+            .servers
+            .iter()
+            .map(|s| {
+                let admin = if s.disabled || matches!(s.addr, ServerAddr::Unresolved { .. }) {
+                    Admin::Maint
+                } else {
+                    Admin::Ready
+                };
+                ServerRt {
+                    id: s.id,
+                    health: Health::new(s.rise, s.fall),
+                    admin,
+                    weight_pct: 100,
+                    maxconn: s.maxconn,
+                    errors: 0,
+                    fast: false,
+                    sent: (admin == Admin::Ready, s.weight, s.maxconn),
+                }
+            })
+            .collect();
+        let mut probes = Vec::new();
+        for (i, s) in model.servers.iter().enumerate() {
+            let kind = &model.backend(s.backend).check;
+            if s.check {
+                probes.push(Probe {
+                    server: i,
+                    agent: false,
+                    steps: protocol::script(kind).into(),
+                    armed: None,
+                    next: now,
+                    run: None,
+                });
+            }
+            if let Some(agent) = &s.agent {
+                probes.push(Probe {
+                    server: i,
+                    agent: true,
+                    steps: protocol::agent_script(agent).into(),
+                    armed: None,
+                    next: now,
+                    run: None,
+                });
+            }
+        }
+        let mut t = HealthThread {
+            poll: setup.poll,
+            workers: setup.workers,
+            observations: setup.observations,
+            control: setup.control,
+            servers,
+            probes,
+            timers: Timers::default(),
+            seed: now.elapsed().as_nanos() as u64
+                ^ 0x2545_f491_4f6c_dd1d
+                ^ u64::from(std::process::id()),
+            model,
+        };
+        // Spread the first checks over one interval so they never fire all at once.
+        let n = t.probes.len().max(1) as u32;
+        for k in 0..t.probes.len() {
+            let s = &t.model.servers[t.probes[k].server];
+            let inter = if t.probes[k].agent {
+                s.agent.as_ref().map_or(s.inter, |a| a.inter)
+            } else {
+                s.inter
+            };
+            let at = now + inter * (k as u32) / n;
+            t.schedule(k, at);
+        }
+        t
+    }
+
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let now = Instant::now();
+            let timeout = self.timers.next().map(|t| t.saturating_duration_since(now));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    if self.control.try_recv().is_ok() {
+                        return Ok(());
+                    }
+                    while let Ok(o) = self.observations.try_recv() {
+                        self.observe(o, now);
+                    }
+                    continue;
+                }
+                let k = ev.token().0;
+                if k < self.probes.len() {
+                    self.advance(k, ev.is_error(), now);
+                }
+            }
+            while let Some((at, key)) = self.timers.pop_due(now) {
+                let TimerKey::Conn(k) = key else { continue };
+                let Some(p) = self.probes.get_mut(k) else {
+                    continue;
+                };
+                if p.armed != Some(at) {
+                    continue;
+                }
+                p.armed = None;
+                match &p.run {
+                    Some(run) if now >= run.deadline => {
+                        let what = if run.connecting {
+                            "Layer4 timeout"
+                        } else {
+                            "Layer7 timeout"
+                        };
+                        let reason = match &run.comment {
+                            Some(c) => format!("{what}, comment: '{c}'"),
+                            None => what.to_string(),
+                        };
+                        self.finish(k, Outcome::Fail(reason), now);
+                    }
+                    Some(run) => {
+                        let d = run.deadline;
+                        self.timers
+                            .arm(TimerKey::Conn(k), d, &mut self.probes[k].armed);
+                    }
+                    None if now >= p.next => self.start(k, now),
+                    None => {
+                        let n = p.next;
+                        self.timers
+                            .arm(TimerKey::Conn(k), n, &mut self.probes[k].armed);
+                    }
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, k: usize, at: Instant) {
+        self.probes[k].next = at;
+        self.timers
+            .arm(TimerKey::Conn(k), at, &mut self.probes[k].armed);
+    }
+
+    fn rand(&mut self) -> u64 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed
+    }
+
+    /// The next interval for a probe: inter / fastinter / downinter, with spread-checks.
+    fn interval(&mut self, k: usize) -> Duration {
+        let p = &self.probes[k];
+        let s = &self.model.servers[p.server];
+        let rt = &self.servers[p.server];
+        let base = if p.agent {
+            s.agent.as_ref().map_or(s.inter, |a| a.inter)
+        } else if rt.fast {
+            s.fastinter
+        } else {
+            match rt.health.pace() {
+                Pace::Steady => s.inter,
+                Pace::Transitional => s.fastinter,
+                Pace::Down => s.downinter,
+            }
+        };
+        let spread = self.model.global.spread_checks;
+        if spread == 0 {
+            return base;
+        }
+        // +/- spread% of the interval.
+        let span = base.as_micros() as u64 * u64::from(spread) / 100;
+        if span == 0 {
+            return base;
+        }
+        let off = self.rand() % (2 * span + 1);
+        (base + Duration::from_micros(off)).saturating_sub(Duration::from_micros(span))
+    }
+
+    fn target(&self, k: usize, port_override: Option<u16>) -> Option<SocketAddr> {
+        let p = &self.probes[k];
+        let s = &self.model.servers[p.server];
+        let ServerAddr::Resolved(addr) = s.addr else {
+            return None;
+        };
+        if p.agent {
+            let a = s.agent.as_ref()?;
+            let ip = a.addr.or(s.check_addr).unwrap_or(addr.ip());
+            return Some(SocketAddr::new(ip, port_override.or(a.port)?));
+        }
+        let ip = s.check_addr.unwrap_or(addr.ip());
+        let port = port_override.or(s.check_port).unwrap_or(addr.port());
+        (port != 0).then(|| SocketAddr::new(ip, port))
+    }
+
+    fn start(&mut self, k: usize, now: Instant) {
+        let s = &self.model.servers[self.probes[k].server];
+        if self.servers[self.probes[k].server].admin == Admin::Maint {
+            let next = now + self.interval(k);
+            self.schedule(k, next);
+            return;
+        }
+        let be = self.model.backend(s.backend);
+        let inter = if self.probes[k].agent {
+            s.agent.as_ref().map_or(s.inter, |a| a.inter)
+        } else {
+            s.inter
+        };
+        // Connect within min(timeout connect, inter) when timeout check is set, else inter.
+        let connect_limit = match (be.timeout_check, be.timeout_connect) {
+            (Some(_), Some(c)) => c.min(inter),
+            _ => inter,
+        };
+        self.probes[k].run = Some(Run {
+            sock: None,
+            connecting: false,
+            step: 0,
+            received: Vec::new(),
+            outbox: Vec::new(),
+            eof: false,
+            started: now,
+            deadline: now + connect_limit,
+            comment: None,
+            agent: None,
+        });
+        let deadline = now + connect_limit;
+        self.timers
+            .arm(TimerKey::Conn(k), deadline, &mut self.probes[k].armed);
+        // An implicit connect unless the script starts with its own.
+        if !matches!(self.probes[k].steps.first(), Some(Step::Connect { .. })) {
+            let send_proxy = !self.probes[k].agent && s.check_send_proxy;
+            if let Err(reason) = self.connect(k, None, send_proxy) {
+                self.finish(k, Outcome::Fail(reason), now);
+                return;
+            }
+        }
+        self.advance(k, false, now);
+    }
+
+    fn connect(&mut self, k: usize, port: Option<u16>, send_proxy: bool) -> Result<(), String> {
+        let Some(addr) = self.target(k, port) else {
+            return Err(
+                "Layer4 connection problem, info: \"no address or port to check\"".to_string(),
+            );
+        };
+        let mut sock = socket::connect(addr, &ConnectOpts::default())
+            .map_err(|e| format!("Layer4 connection problem, info: \"{e}\""))?;
+        self.poll
+            .registry()
+            .register(&mut sock, Token(k), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| format!("Layer4 connection problem, info: \"{e}\""))?;
+        let run = self.probes[k].run.as_mut().expect("running");
+        if send_proxy {
+            let local = sock.local_addr().unwrap_or(addr);
+            run.outbox.extend(protocol::proxy_v1_header(local, addr));
+        }
+        run.sock = Some(sock);
+        run.connecting = true;
+        run.eof = false;
+        run.received.clear();
+        Ok(())
+    }
+
+    /// Runs the script of probe `k` as far as the sockets allow.
+    fn advance(&mut self, k: usize, error_event: bool, now: Instant) {
+        let si = self.probes[k].server;
+        let read_limit = {
+            let srv = &self.model.servers[si];
+            self.model
+                .backend(srv.backend)
+                .timeout_check
+                .unwrap_or(srv.inter)
+        };
+        let pass = pass_reason(&self.model.backend(self.model.servers[si].backend).check);
+        let Some(run) = self.probes[k].run.as_mut() else {
+            return;
+        };
+        if run.connecting {
+            let Some(sock) = run.sock.as_ref() else {
+                return;
+            };
+            match socket::take_error(sock.as_fd()) {
+                Ok(None) if sock.peer_addr().is_ok() => {
+                    run.connecting = false;
+                    run.deadline = now + read_limit;
+                    let d = run.deadline;
+                    self.timers
+                        .arm(TimerKey::Conn(k), d, &mut self.probes[k].armed);
+                }
+                Ok(None) if !error_event => return,
+                Ok(None) => {
+                    self.finish(
+                        k,
+                        Outcome::Fail("Layer4 connection problem".to_string()),
+                        now,
+                    );
+                    return;
+                }
+                Ok(Some(e)) | Err(e) => {
+                    let reason = format!("Layer4 connection problem, info: \"{}\"", os_reason(&e));
+                    self.finish(k, Outcome::Fail(reason), now);
+                    return;
+                }
+            }
+        }
+        loop {
+            let steps = Arc::clone(&self.probes[k].steps);
+            let run = self.probes[k].run.as_mut().expect("running");
+            // Flush pending output first.
+            if !run.outbox.is_empty() {
+                let Some(sock) = run.sock.as_mut() else {
+                    return;
+                };
+                match sock.write(&run.outbox) {
+                    Ok(n) => {
+                        run.outbox.drain(..n);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) => {
+                        let reason =
+                            format!("Layer4 connection problem, info: \"{}\"", os_reason(&e));
+                        self.finish(k, Outcome::Fail(reason), now);
+                        return;
+                    }
+                }
+            }
+            let Some(step) = steps.get(run.step) else {
+                let outcome = match run.agent.take() {
+                    Some(reply) => {
+                        self.apply_agent(k, reply, now);
+                        Outcome::Pass("agent replied".to_string())
+                    }
+                    None => Outcome::Pass(pass.clone()),
+                };
+                self.finish(k, outcome, now);
+                return;
+            };
+            match step {
+                Step::Comment(c) => {
+                    run.comment = Some(c.clone());
+                    run.step += 1;
+                }
+                Step::Send(bytes) => {
+                    run.outbox.extend_from_slice(bytes);
+                    run.step += 1;
+                }
+                Step::Connect { port, send_proxy } => {
+                    let (port, send_proxy) = (*port, *send_proxy);
+                    run.step += 1;
+                    run.sock = None;
+                    if let Err(reason) = self.connect(k, port, send_proxy) {
+                        self.finish(k, Outcome::Fail(reason), now);
+                    }
+                    return;
+                }
+                Step::Expect(m) => {
+                    // Read what is there, then judge.
+                    let Some(sock) = run.sock.as_mut() else {
+                        return;
+                    };
+                    let mut buf = [0u8; 4_096];
+                    let mut would_block = false;
+                    loop {
+                        if run.eof || run.received.len() > 64 * 1024 {
+                            break;
+                        }
+                        match sock.read(&mut buf) {
+                            Ok(0) => run.eof = true,
+                            Ok(n) => run.received.extend_from_slice(&buf[..n]),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                would_block = true;
+                                break;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                let reason = format!(
+                                    "Layer4 connection problem, info: \"{}\"",
+                                    os_reason(&e)
+                                );
+                                self.finish(k, Outcome::Fail(reason), now);
+                                return;
+                            }
+                        }
+                    }
+                    match m.evaluate(&run.received, run.eof) {
+                        Verdict::NeedMore if run.eof || !would_block => {
+                            let reason = run.comment.as_ref().map_or_else(
+                                || "Layer7 invalid response".to_string(),
+                                |c| format!("Layer7 invalid response, comment: '{c}'"),
+                            );
+                            self.finish(k, Outcome::Fail(reason), now);
+                            return;
+                        }
+                        Verdict::NeedMore => return,
+                        Verdict::Pass => {
+                            run.received.clear();
+                            run.step += 1;
+                        }
+                        Verdict::Agent(reply) => {
+                            run.agent = Some(reply);
+                            run.received.clear();
+                            run.step += 1;
+                        }
+                        Verdict::Fail(reason) => {
+                            let reason = match &run.comment {
+                                Some(c) => format!("{reason}, comment: '{c}'"),
+                                None => reason,
+                            };
+                            self.finish(k, Outcome::Fail(reason), now);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, k: usize, outcome: Outcome, now: Instant) {
+        let Some(run) = self.probes[k].run.take() else {
+            return;
+        };
+        let took = now.saturating_duration_since(run.started);
+        drop(run);
+        let si = self.probes[k].server;
+        if !self.probes[k].agent {
+            let (ok, reason) = match outcome {
+                Outcome::Pass(r) => (true, r),
+                Outcome::Fail(r) => (false, r),
+            };
+            let before = self.servers[si].health;
+            let t = if ok {
+                self.servers[si].health.success()
+            } else {
+                self.servers[si].health.failure()
+            };
+            let s = &self.model.servers[si];
+            let be = self.model.backend(s.backend);
+            if be.log.log_health_checks && before != self.servers[si].health {
+                log::info!(
+                    "Health check for server {}/{} {}, reason: {reason}, check duration: {}ms, status: {}.",
+                    be.name,
+                    s.name,
+                    if ok { "succeeded" } else { "failed" },
+                    took.as_millis(),
+                    self.servers[si].health.status()
+                );
+            }
+            if let Some(t) = t {
+                self.transition(si, t, &reason, took);
+            }
+        } else if let Outcome::Fail(r) = outcome {
+            // An agent that cannot be reached changes nothing, as in HAProxy.
+            log::debug!("agent check of server {}: {r}", self.model.servers[si].name);
+        }
+        let next = now + self.interval(k);
+        self.schedule(k, next);
+    }
+
+    fn apply_agent(&mut self, k: usize, reply: AgentReply, _now: Instant) {
+        let si = self.probes[k].server;
+        let mut transition = None;
+        {
+            let rt = &mut self.servers[si];
+            if let Some(p) = reply.weight_percent {
+                rt.weight_pct = p.min(256 * 100);
+            }
+            if let Some(m) = reply.maxconn {
+                rt.maxconn = Some(m);
+            }
+            match reply.state {
+                Some(AgentState::Up) => transition = rt.health.force_up(),
+                Some(AgentState::Down | AgentState::Fail) => transition = rt.health.force_down(),
+                Some(AgentState::Drain) => rt.admin = Admin::Drain,
+                Some(AgentState::Maint | AgentState::Stopped) => rt.admin = Admin::Maint,
+                Some(AgentState::Ready) => rt.admin = Admin::Ready,
+                None => {}
+            }
+        }
+        match transition {
+            Some(t) => {
+                let why = format!(
+                    "Agent check, info: \"{}\"",
+                    reply.message.clone().unwrap_or_default()
+                );
+                self.transition(si, t, &why, Duration::ZERO);
+            }
+            None => self.notify(si, false, false),
+        }
+    }
+
+    fn observe(&mut self, o: Observation, now: Instant) {
+        let Some(si) = self.servers.iter().position(|s| s.id == o.server) else {
+            return;
+        };
+        let s = &self.model.servers[si];
+        if !s.observe_layer4 {
+            return;
+        }
+        if o.ok {
+            self.servers[si].errors = 0;
+            return;
+        }
+        self.servers[si].errors += 1;
+        if self.servers[si].errors < s.error_limit {
+            return;
+        }
+        self.servers[si].errors = 0;
+        let reason = "Layer4 connection problem detected on live traffic (observe layer4)";
+        let t = match s.on_error {
+            OnError::FastInter => {
+                self.servers[si].fast = true;
+                None
+            }
+            OnError::FailCheck => self.servers[si].health.failure(),
+            OnError::SuddenDeath => {
+                self.servers[si].health.sudden_death();
+                None
+            }
+            OnError::MarkDown => self.servers[si].health.force_down(),
+        };
+        if let Some(t) = t {
+            self.transition(si, t, reason, Duration::ZERO);
+        }
+        // A faster pace applies at once to a waiting check.
+        if let Some(k) = self
+            .probes
+            .iter()
+            .position(|p| p.server == si && !p.agent && p.run.is_none())
+        {
+            let next = now + self.interval(k);
+            if next < self.probes[k].next {
+                self.schedule(k, next);
+            }
+        }
+    }
+
+    fn transition(&mut self, si: usize, t: Transition, reason: &str, took: Duration) {
+        self.servers[si].fast = false;
+        let model = Arc::clone(&self.model);
+        let s = &model.servers[si];
+        let b = s.backend;
+        let before = self.usable_in(b);
+        self.notify(si, t == Transition::Down, t == Transition::Up);
+        let (active, backup) = self.usable_in(b);
+        let be = model.backend(b);
+        match t {
+            Transition::Down => log::warn!(
+                "Server {}/{} is DOWN, reason: {reason}, check duration: {}ms. {active} active and {backup} backup servers left.",
+                be.name,
+                s.name,
+                took.as_millis()
+            ),
+            Transition::Up => log::warn!(
+                "Server {}/{} is UP, reason: {reason}, check duration: {}ms. {active} active and {backup} backup servers online.",
+                be.name,
+                s.name,
+                took.as_millis()
+            ),
+        }
+        if active + backup == 0 && before.0 + before.1 > 0 {
+            log::error!("backend {} has no server available!", be.name);
+        }
+    }
+
+    /// (active, backup) servers of a backend that may take connections, as the workers were
+    /// last told.
+    fn usable_in(&self, b: BackendId) -> (usize, usize) {
+        let mut n = (0, 0);
+        for &sid in &self.model.backend(b).servers {
+            let rt = &self.servers[sid.index()];
+            if rt.sent.0 {
+                if self.model.server(sid).backup {
+                    n.1 += 1;
+                } else {
+                    n.0 += 1;
+                }
+            }
+        }
+        n
+    }
+
+    fn usable(&self, rt: &ServerRt) -> bool {
+        rt.health.is_up() && rt.admin != Admin::Maint
+    }
+
+    /// Tells every worker what changed for server `si`, if anything did.
+    fn notify(&mut self, si: usize, went_down: bool, went_up: bool) {
+        let s: &Server = &self.model.servers[si];
+        let rt = &self.servers[si];
+        let usable = self.usable(rt);
+        let weight = if rt.admin == Admin::Drain {
+            0
+        } else {
+            (u64::from(s.weight) * u64::from(rt.weight_pct) / 100).min(256) as u32
+        };
+        let maxconn = rt.maxconn;
+        let now = (usable, weight, maxconn);
+        let shutdown_sessions = went_down && s.on_marked_down_shutdown;
+        let shutdown_backup_sessions = went_up && s.on_marked_up_shutdown_backup && !s.backup;
+        if now == self.servers[si].sent && !shutdown_sessions && !shutdown_backup_sessions {
+            return;
+        }
+        self.servers[si].sent = now;
+        let update = ServerUpdate {
+            server: s.id,
+            usable,
+            weight,
+            maxconn,
+            shutdown_sessions,
+            shutdown_backup_sessions,
+        };
+        for w in &self.workers {
+            let _ = w.tx.send(Control::Server(update));
+            let _ = w.waker.wake();
+        }
+    }
+}
+
+/// The words HAProxy uses when a check passes.
+fn pass_reason(kind: &CheckKind) -> String {
+    match kind {
+        CheckKind::Connect => "Layer4 check passed".to_string(),
+        _ => "Layer7 check passed".to_string(),
+    }
+}
+
+/// An OS error as HAProxy words it ("Connection refused"), without Rust's "(os error N)".
+fn os_reason(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

@@ -1,0 +1,321 @@
+//! Health checks through the real binary: a killed server is marked down within
+//! fall x inter and gets no new connection, comes back after rise x inter, flapping does not
+//! flap, check timeouts, a server that never answers the expect, agent replies, and
+//! `observe layer4` marking a server down from live traffic.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::common::backends::{connect, read_line, wait_until, Backend};
+use crate::common::running::Sluice;
+
+/// A check target that can be stopped and started again on the same port, answering each
+/// connection with a line produced by `reply` (call number -> line; None: say nothing and
+/// hold the connection).
+struct Flip {
+    addr: SocketAddr,
+    reply: Arc<dyn Fn(usize) -> Option<String> + Send + Sync>,
+    calls: Arc<AtomicUsize>,
+    run: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Flip {
+    fn new(reply: impl Fn(usize) -> Option<String> + Send + Sync + 'static) -> Flip {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut f = Flip {
+            addr,
+            reply: Arc::new(reply),
+            calls: Arc::new(AtomicUsize::new(0)),
+            run: None,
+        };
+        f.serve(l);
+        f
+    }
+
+    fn serve(&mut self, l: TcpListener) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stop2, reply, calls) = (
+            Arc::clone(&stop),
+            Arc::clone(&self.reply),
+            Arc::clone(&self.calls),
+        );
+        l.set_nonblocking(true).unwrap();
+        let t = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        let n = calls.fetch_add(1, Ordering::Relaxed);
+                        match reply(n) {
+                            Some(line) => {
+                                let _ = c.write_all(line.as_bytes());
+                            }
+                            None => held.push(c),
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        self.run = Some((stop, t));
+    }
+
+    fn stop(&mut self) {
+        if let Some((stop, t)) = self.run.take() {
+            stop.store(true, Ordering::Relaxed);
+            t.join().unwrap();
+        }
+    }
+
+    fn start(&mut self) {
+        let l = TcpListener::bind(self.addr).unwrap();
+        self.serve(l);
+    }
+}
+
+impl Drop for Flip {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ok_line(_: usize) -> Option<String> {
+    Some("OK\n".to_string())
+}
+
+fn two_servers(
+    check_opts: &str,
+    s1_check_port: u16,
+    s1: &Backend,
+    s2: &Backend,
+    extra: &str,
+) -> String {
+    format!(
+        "global\n    nbthread 2\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
+         backend be\n{extra}\n    server s1 {} check port {s1_check_port} {check_opts}\n    server s2 {}\n",
+        s1.addr(),
+        s2.addr()
+    )
+}
+
+/// The tags of `n` connections made one after the other.
+fn tags(s: &Sluice, n: usize) -> Vec<String> {
+    (0..n).map(|_| read_line(&connect(s.addr("fe")))).collect()
+}
+
+#[test]
+fn a_dead_server_is_marked_down_in_time_and_gets_no_new_connection_then_comes_back() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    // s1's checks go to a separate port, so "dead to checks" does not stop its service.
+    let mut check = Flip::new(ok_line);
+    let s = Sluice::start(&two_servers(
+        "inter 200ms rise 2 fall 3",
+        check.addr.port(),
+        &s1,
+        &s2,
+        "",
+    ));
+    wait_until(Duration::from_secs(3), "both servers in rotation", || {
+        let t = tags(&s, 4);
+        t.contains(&"s1".to_string()) && t.contains(&"s2".to_string())
+    });
+    check.stop();
+    let killed = Instant::now();
+    wait_until(Duration::from_secs(3), "s1 marked down", || {
+        s.log().contains("Server be/s1 is DOWN")
+    });
+    let took = killed.elapsed();
+    // fall x inter, plus one inter of slack (and scheduling slack for a loaded machine).
+    assert!(
+        took < Duration::from_millis(3 * 200 + 200 + 400),
+        "marked down after {took:?}"
+    );
+    let before = s1.accepted();
+    assert!(tags(&s, 10).iter().all(|t| t == "s2"));
+    assert_eq!(s1.accepted(), before, "a down server got new connections");
+
+    check.start();
+    let back = Instant::now();
+    wait_until(Duration::from_secs(3), "s1 back up", || {
+        s.log().contains("Server be/s1 is UP")
+    });
+    assert!(
+        back.elapsed() < Duration::from_millis(2 * 200 + 200 + 400),
+        "up after {:?}",
+        back.elapsed()
+    );
+    wait_until(Duration::from_secs(3), "s1 in rotation again", || {
+        tags(&s, 4).contains(&"s1".to_string())
+    });
+    let log = s.stop();
+    assert!(log.contains("reason: Layer4 connection problem"), "{log}");
+}
+
+#[test]
+fn a_flapping_check_does_not_flap_the_server() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    // Every other check fails: HAProxy's counter keeps the server up (fall 3).
+    let check = Flip::new(|n| Some(if n % 2 == 0 { "OK\n" } else { "KO\n" }.to_string()));
+    let s = Sluice::start(&two_servers(
+        "inter 100ms rise 2 fall 3",
+        check.addr.port(),
+        &s1,
+        &s2,
+        "    option tcp-check\n    tcp-check expect string OK",
+    ));
+    wait_until(Duration::from_secs(5), "a dozen checks", || {
+        check.calls.load(Ordering::Relaxed) >= 12
+    });
+    let log = s.stop();
+    assert!(!log.contains("is DOWN"), "{log}");
+}
+
+#[test]
+fn a_server_that_never_answers_the_expect_is_down_after_timeout_check() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    let silent = Flip::new(|_| None);
+    let s = Sluice::start(&two_servers(
+        "inter 200ms fall 2",
+        silent.addr.port(),
+        &s1,
+        &s2,
+        "    timeout check 200ms\n    option tcp-check\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG",
+    ));
+    wait_until(Duration::from_secs(5), "s1 marked down", || {
+        s.log().contains("Server be/s1 is DOWN")
+    });
+    let log = s.stop();
+    assert!(log.contains("Layer7 timeout"), "{log}");
+}
+
+#[test]
+fn a_check_that_cannot_connect_in_time_fails_with_a_layer4_timeout() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    // A listener with a full accept queue: SYNs are dropped, connects hang.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let fillers: Vec<TcpStream> = (0..4)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok())
+        .collect();
+    let s = Sluice::start(&two_servers(
+        "inter 300ms fall 1",
+        addr.port(),
+        &s1,
+        &s2,
+        "    timeout check 1s",
+    ));
+    wait_until(Duration::from_secs(5), "s1 marked down", || {
+        s.log().contains("Server be/s1 is DOWN")
+    });
+    let log = s.stop();
+    assert!(log.contains("Layer4 timeout"), "{log}");
+    drop(fillers);
+}
+
+#[test]
+fn agent_replies_change_weight_and_state() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    let reply = Arc::new(std::sync::Mutex::new("100%\n".to_string()));
+    let r2 = Arc::clone(&reply);
+    let agent = Flip::new(move |_| Some(r2.lock().unwrap().clone()));
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
+         backend be\n    server s1 {} weight 100 agent-check agent-port {} agent-inter 100ms\n    server s2 {} weight 100\n",
+        s1.addr(),
+        agent.addr.port(),
+        s2.addr()
+    );
+    let s = Sluice::start(&cfg);
+    let share = |s: &Sluice| tags(s, 60).iter().filter(|t| *t == "s1").count();
+    // 50%: s1 gets one third.
+    *reply.lock().unwrap() = "50%\n".to_string();
+    let calls = agent.calls.load(Ordering::Relaxed);
+    wait_until(Duration::from_secs(3), "agent polled", || {
+        agent.calls.load(Ordering::Relaxed) > calls + 1
+    });
+    let n = share(&s);
+    assert!((18..=22).contains(&n), "s1 got {n} of 60 at 50%");
+    // drain: no new connection to s1.
+    *reply.lock().unwrap() = "drain\n".to_string();
+    wait_until(Duration::from_secs(3), "s1 drained", || share(&s) == 0);
+    // ready, 100%: back to half.
+    *reply.lock().unwrap() = "ready 100%\n".to_string();
+    wait_until(Duration::from_secs(3), "s1 ready", || {
+        (28..=32).contains(&share(&s))
+    });
+    // down: marked down.
+    *reply.lock().unwrap() = "down # maintenance window\n".to_string();
+    wait_until(Duration::from_secs(3), "s1 down", || {
+        s.log().contains("Server be/s1 is DOWN")
+    });
+    assert_eq!(share(&s), 0);
+    s.stop();
+}
+
+#[test]
+fn observe_layer4_marks_a_server_down_from_live_traffic() {
+    let dead = Backend::refusing();
+    let alive = Backend::tagged("s2");
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    retries 3\n    option redispatch\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
+         backend be\n    server s1 {} observe layer4 error-limit 2 on-error mark-down\n    server s2 {}\n",
+        dead.addr(),
+        alive.addr()
+    );
+    let s = Sluice::start(&cfg);
+    // Every connection still lands on s2 (redispatch) while s1 fails...
+    for _ in 0..4 {
+        assert_eq!(read_line(&connect(s.addr("fe"))), "s2");
+    }
+    // ...and two failures were enough to mark s1 down, without any active check.
+    wait_until(Duration::from_secs(3), "s1 marked down", || {
+        s.log().contains("Server be/s1 is DOWN")
+    });
+    s.stop();
+}
+
+#[test]
+fn a_backend_without_servers_left_says_so_once() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    let mut c1 = Flip::new(ok_line);
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
+         backend be\n    server s1 {} check port {} inter 100ms fall 1\n    server s2 {} check port {} inter 100ms fall 1\n",
+        s1.addr(),
+        c1.addr.port(),
+        s2.addr(),
+        c1.addr.port()
+    );
+    let s = Sluice::start(&cfg);
+    c1.stop();
+    wait_until(Duration::from_secs(3), "no server left", || {
+        s.log().contains("backend be has no server available!")
+    });
+    // New connections are closed at once.
+    let start = Instant::now();
+    let mut c = connect(s.addr("fe"));
+    let mut buf = [0u8; 4];
+    assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    std::thread::sleep(Duration::from_millis(300));
+    let log = s.stop();
+    assert_eq!(log.matches("has no server available").count(), 1, "{log}");
+}
