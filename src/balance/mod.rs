@@ -10,6 +10,7 @@
 pub mod counters;
 pub mod leastconn;
 pub mod roundrobin;
+pub mod static_rr;
 
 use std::net::IpAddr;
 
@@ -148,10 +149,11 @@ pub trait Algorithm: Send {
 pub fn for_backend(b: &Backend, pool: &Pool) -> Result<Box<dyn Algorithm>, String> {
     let mut alg: Box<dyn Algorithm> = match b.balance {
         Balance::RoundRobin => Box::new(roundrobin::RoundRobin::default()),
+        Balance::StaticRr => Box::new(static_rr::StaticRr::new(pool)),
         Balance::LeastConn => Box::new(leastconn::LeastConn::default()),
         other => {
             return Err(format!(
-                "backend '{}': 'balance {}' is not available in this build yet (roundrobin and leastconn are)",
+                "backend '{}': 'balance {}' is not available in this build yet",
                 b.name,
                 balance_name(other)
             ))
