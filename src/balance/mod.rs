@@ -18,12 +18,19 @@ pub use counters::{ConnLease, Counters, QueueTicket};
 
 use crate::config::model::{Backend, BackendId, Balance, Model, ServerId};
 
+/// Effective weights are counted in 1/16ths of a configured weight, as HAProxy's
+/// `BE_WEIGHT_SCALE`, so that a slow start can ramp even a weight of 1.
+pub const WEIGHT_SCALE: u32 = 16;
+
 /// One server as a worker's balancer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub id: ServerId,
-    /// Effective weight; 0 takes no new connections.
+    /// The weight set by the configuration or at runtime (0-256); 0 takes no new connections.
     pub weight: u32,
+    /// The weight dynamic algorithms use, in 1/16ths of `weight` ([`WEIGHT_SCALE`]), as
+    /// HAProxy's effective weight; set by [`Pool::refresh`].
+    pub eweight: u32,
     pub backup: bool,
     /// Up (health) and ready (admin): may take new connections.
     pub usable: bool,
@@ -53,6 +60,7 @@ impl Pool {
                 Member {
                     id,
                     weight: s.weight,
+                    eweight: 0,
                     backup: s.backup,
                     usable: !s.disabled
                         && matches!(s.addr, crate::config::model::ServerAddr::Resolved(_)),
@@ -71,9 +79,12 @@ impl Pool {
         p
     }
 
-    /// Recomputes the serving group after a member changed.
+    /// Recomputes the effective weights and the serving group after a member changed.
     pub fn refresh(&mut self) {
-        let live = |m: &Member| m.usable && m.weight > 0;
+        for m in &mut self.members {
+            m.eweight = m.weight * WEIGHT_SCALE;
+        }
+        let live = |m: &Member| m.usable && m.eweight > 0;
         self.serving = self
             .members
             .iter()
@@ -219,6 +230,7 @@ pub(crate) mod test_support {
             .map(|(i, &w)| Member {
                 id: ServerId(i as u32),
                 weight: w,
+                eweight: 0,
                 backup: backups.contains(&i),
                 usable: true,
                 maxconn: None,
