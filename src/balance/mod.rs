@@ -8,6 +8,7 @@
 //! shared [`Counters`], honouring each server's `maxconn`.
 
 pub mod counters;
+pub mod first;
 pub mod leastconn;
 pub mod roundrobin;
 pub mod static_rr;
@@ -26,6 +27,8 @@ pub const WEIGHT_SCALE: u32 = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub id: ServerId,
+    /// The server's numeric id (`id`, else its position in the backend from 1).
+    pub uid: u32,
     /// The weight set by the configuration or at runtime (0-256); 0 takes no new connections.
     pub weight: u32,
     /// The weight dynamic algorithms use, in 1/16ths of `weight` ([`WEIGHT_SCALE`]), as
@@ -59,6 +62,7 @@ impl Pool {
                 let s = model.server(id);
                 Member {
                     id,
+                    uid: s.uid,
                     weight: s.weight,
                     eweight: 0,
                     backup: s.backup,
@@ -162,6 +166,7 @@ pub fn for_backend(b: &Backend, pool: &Pool) -> Result<Box<dyn Algorithm>, Strin
         Balance::RoundRobin => Box::new(roundrobin::RoundRobin::default()),
         Balance::StaticRr => Box::new(static_rr::StaticRr::new(pool)),
         Balance::LeastConn => Box::new(leastconn::LeastConn::default()),
+        Balance::First => Box::new(first::First::default()),
         other => {
             return Err(format!(
                 "backend '{}': 'balance {}' is not available in this build yet",
@@ -229,6 +234,7 @@ pub(crate) mod test_support {
             .enumerate()
             .map(|(i, &w)| Member {
                 id: ServerId(i as u32),
+                uid: i as u32 + 1,
                 weight: w,
                 eweight: 0,
                 backup: backups.contains(&i),
