@@ -225,6 +225,12 @@ fn bind_all(model: &Model, threads: usize, maxconn: usize) -> Result<Vec<Vec<Lis
                             }
                         }
                     };
+                    // Accepted sockets inherit these on Linux: no setsockopt per connection.
+                    let opts = socket2::SockRef::from(&sock);
+                    opts.set_nodelay(true).map_err(err)?;
+                    if f.client.tcpka {
+                        opts.set_keepalive(true).map_err(err)?;
+                    }
                     w.push(Listener::new(sock, f.id).map_err(err)?);
                 }
             }

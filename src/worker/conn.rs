@@ -110,7 +110,9 @@ pub struct Conn {
     pub frontend: FrontendId,
     pub backend: Option<BackendId>,
     pub src: SocketAddr,
-    pub dst: SocketAddr,
+    /// The address the client connected to: read (getsockname) only when something needs
+    /// it, to spare a syscall per connection.
+    dst: Option<SocketAddr>,
     pub client: Side,
     pub server: Option<Side>,
     /// Client to server.
@@ -139,7 +141,6 @@ impl Conn {
         frontend: FrontendId,
         client: Side,
         src: SocketAddr,
-        dst: SocketAddr,
         slot: Slot,
         now: Instant,
     ) -> Conn {
@@ -147,7 +148,7 @@ impl Conn {
             frontend,
             backend: None,
             src,
-            dst,
+            dst: None,
             client,
             server: None,
             up: Flow::new(false),
@@ -163,6 +164,16 @@ impl Conn {
             requeued: false,
             _slot: slot,
         }
+    }
+
+    /// The client's destination address (cached after the first call).
+    pub fn dst(&mut self) -> SocketAddr {
+        if let Some(d) = self.dst {
+            return d;
+        }
+        let d = self.client.sock.local_addr().unwrap_or(self.src);
+        self.dst = Some(d);
+        d
     }
 
     pub fn server_id(&self) -> Option<ServerId> {

@@ -117,8 +117,12 @@ impl Buffers {
 #[derive(Default)]
 pub struct Flow {
     buf: Option<Buffer>,
-    /// Use splice(2) for this direction when a pipe is available.
+    /// splice(2) is allowed for this direction (configuration).
     pub splice: bool,
+    /// A read filled a whole buffer: this direction carries bulk data, so it splices from
+    /// now on. Small exchanges stay on read/write, which costs fewer syscalls than a pipe
+    /// (HAProxy's splice-auto makes the same call).
+    bulk: bool,
     /// Bytes delivered to the destination.
     pub bytes: u64,
 }
@@ -128,6 +132,7 @@ impl std::fmt::Debug for Flow {
         f.debug_struct("Flow")
             .field("pending", &self.pending())
             .field("splice", &self.splice)
+            .field("bulk", &self.bulk)
             .field("bytes", &self.bytes)
             .finish()
     }
@@ -163,6 +168,7 @@ impl Flow {
         Flow {
             buf: None,
             splice,
+            bulk: false,
             bytes: 0,
         }
     }
@@ -237,7 +243,7 @@ impl Flow {
             if *budget == 0 {
                 return Ok(Pumped::Yielded);
             }
-            let mut buf = bufs.take(self.splice);
+            let mut buf = bufs.take(self.splice && self.bulk);
             let r = read_into(&mut buf, src, *budget);
             self.buf = Some(buf);
             match r {
@@ -245,6 +251,9 @@ impl Flow {
                 Ok((n, room)) => {
                     *budget = budget.saturating_sub(n);
                     src.last = now;
+                    if n == room {
+                        self.bulk = true;
+                    }
                     if n < room && !self.is_pipe() && !src.rdhup {
                         // A short read() drained the socket; the next arrival raises a new
                         // edge, so skip the read that would only return EAGAIN. Not for

@@ -117,6 +117,8 @@ pub struct Worker {
     accept_paused_until: Option<Instant>,
     nosplice: bool,
     observe: Option<ObserveLink>,
+    /// Per frontend: a use_backend rule reads the destination address.
+    needs_dst: Vec<bool>,
 }
 
 impl Worker {
@@ -151,6 +153,24 @@ impl Worker {
             accept_paused_until: None,
             nosplice: g.nosplice,
             observe: setup.observe,
+            needs_dst: model
+                .frontends
+                .iter()
+                .map(|f| {
+                    f.use_backend
+                        .iter()
+                        .filter_map(|u| u.cond.as_ref())
+                        .any(|c| {
+                            rules::cond_fetches(c, &f.acls).iter().any(|x| {
+                                matches!(
+                                    x,
+                                    crate::config::model::Fetch::Dst
+                                        | crate::config::model::Fetch::DstPort
+                                )
+                            })
+                        })
+                })
+                .collect(),
             model,
         })
     }
@@ -320,11 +340,7 @@ impl Worker {
                 drop(stream);
                 continue;
             };
-            let dst = stream.local_addr().unwrap_or(src);
-            let f = self.model.frontend(fe);
-            if let Err(e) = socket::tune_accepted(&stream, f.client.tcpka) {
-                log::debug!("worker {}: client socket options: {e}", self.id);
-            }
+            // TCP_NODELAY (and keep-alive) come from the listening socket.
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             let mut client = Side::new(stream, now);
@@ -336,7 +352,7 @@ impl Worker {
                 log::warn!("worker {}: register client: {e}", self.id);
                 continue;
             }
-            entry.insert(Conn::new(fe, client, src, dst, slot, now));
+            entry.insert(Conn::new(fe, client, src, slot, now));
             self.route(key, now);
         }
     }
@@ -354,6 +370,12 @@ impl Worker {
 
     /// Chooses the backend of a new connection and starts it.
     fn route(&mut self, key: usize, now: Instant) {
+        let fe = self.conns[key].frontend;
+        let dst = if self.needs_dst[fe.index()] {
+            self.conns[key].dst()
+        } else {
+            self.conns[key].src
+        };
         let c = &self.conns[key];
         let f = self.model.frontend(c.frontend);
         let model = &self.model;
@@ -370,7 +392,7 @@ impl Worker {
         };
         let ctx = rules::FetchCtx {
             src: c.src,
-            dst: c.dst,
+            dst,
             nbsrv: &nbsrv,
             be_conn: &be_conn,
         };
@@ -440,8 +462,8 @@ impl Worker {
         let addr = match &s.addr {
             ServerAddr::Resolved(a) => {
                 let port = match (a.port(), s.port_offset) {
-                    (_, Some(off)) => (i32::from(c.dst.port()) + off).clamp(1, 65_535) as u16,
-                    (0, None) => c.dst.port(),
+                    (_, Some(off)) => (i32::from(c.dst().port()) + off).clamp(1, 65_535) as u16,
+                    (0, None) => c.dst().port(),
                     (p, None) => p,
                 };
                 SocketAddr::new(a.ip(), port)
@@ -541,7 +563,13 @@ impl Worker {
             if !(s.writable || ev.is_error()) {
                 return;
             }
-            match socket::take_error(s.sock.as_fd()) {
+            // Writable without an error flag: the connect completed; no SO_ERROR syscall.
+            let pending = if ev.is_error() || ev.is_write_closed() {
+                socket::take_error(s.sock.as_fd())
+            } else {
+                Ok(None)
+            };
+            match pending {
                 Ok(None) if !ev.is_error() => {
                     c.phase = Phase::Forwarding;
                     if let Some(sid) = c.server_id() {
