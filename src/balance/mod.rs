@@ -10,6 +10,7 @@
 pub mod counters;
 pub mod first;
 pub mod leastconn;
+pub mod maglev;
 pub mod roundrobin;
 pub mod static_rr;
 
