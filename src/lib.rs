@@ -17,6 +17,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod balance;
 pub mod cli;
 pub mod config;

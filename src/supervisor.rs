@@ -48,11 +48,6 @@ pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
     if !g.stats_sockets.is_empty() {
         warnings.push("the stats socket is not served by this build yet".to_string());
     }
-    if model.frontends.iter().any(|f| !f.log.targets.is_empty())
-        || model.backends.iter().any(|b| !b.log.targets.is_empty())
-    {
-        warnings.push("logging of connections is not active in this build yet".to_string());
-    }
     for f in &model.frontends {
         let at = |what: &str| {
             format!(
@@ -415,6 +410,18 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
         None
     };
     let observe = health.as_ref().map(|(_, o, _, _)| o.clone());
+    // The log thread, when some frontend logs; workers hand it lines without blocking.
+    let (log_tx, log_thread) = if model.frontends.iter().any(|f| !f.log.targets.is_empty()) {
+        let (tx, rx) = crossbeam_channel::bounded(16_384);
+        let m = Arc::clone(&model);
+        let t = std::thread::Builder::new()
+            .name("sluice-log".to_string())
+            .spawn(move || crate::admin::logs::run(m, rx))
+            .map_err(|e| format!("spawn log thread: {e}"))?;
+        (Some(tx), Some(t))
+    } else {
+        (None, None)
+    };
     let mut workers = Vec::with_capacity(lim.threads);
     for (i, ((poll, waker, tx, rx), listeners)) in inboxes.into_iter().zip(per_worker).enumerate() {
         let setup = WorkerSetup {
@@ -427,6 +434,7 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             control: rx,
             maxpipes: (lim.maxpipes / lim.threads).max(1),
             observe: observe.clone(),
+            logs: log_tx.clone(),
         };
         let worker = Worker::new(setup)?;
         let m = Arc::clone(&model);
@@ -471,7 +479,12 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
         }
     }
 
+    drop(log_tx);
     let result = supervise(&model, &mut signals, workers);
+    if let Some(t) = log_thread {
+        // The workers are gone, and their senders with them: the log thread drains and ends.
+        let _ = t.join();
+    }
     if let Some((handle, ctl, waker)) = health {
         let _ = ctl.send(HealthControl::Stop);
         let _ = waker.wake();

@@ -9,3 +9,4 @@ mod dataplane;
 mod fuzz;
 mod health;
 mod inheritance;
+mod monitoring;

@@ -133,6 +133,13 @@ pub struct Conn {
     pub accepted: Instant,
     /// Set once the connection is in the worker's requeue list.
     pub requeued: bool,
+    /// Counted as a session of its server (established).
+    pub srv_counted: bool,
+    /// Time spent waiting in a queue, and connecting to the server (for logs).
+    pub t_queue: Option<Duration>,
+    pub t_connect: Option<Duration>,
+    /// Retries made.
+    pub retries: u32,
     _slot: Slot,
 }
 
@@ -162,6 +169,10 @@ impl Conn {
             armed: None,
             accepted: now,
             requeued: false,
+            srv_counted: false,
+            t_queue: None,
+            t_connect: None,
+            retries: 0,
             _slot: slot,
         }
     }

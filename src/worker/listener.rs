@@ -16,6 +16,8 @@ pub struct Listener {
     pub frontend: FrontendId,
     pub addr: SocketAddr,
     paused: bool,
+    /// Disabled by the runtime API (`disable frontend`): stays paused until enabled.
+    pub disabled: bool,
 }
 
 impl Listener {
@@ -27,6 +29,7 @@ impl Listener {
             frontend,
             addr,
             paused: false,
+            disabled: false,
         })
     }
 
@@ -52,8 +55,9 @@ impl Listener {
         }
     }
 
+    /// Paused for a reason that passes (maxconn, fds), not disabled by the operator.
     pub fn is_paused(&self) -> bool {
-        self.paused && self.sock.is_some()
+        self.paused && self.sock.is_some() && !self.disabled
     }
 
     pub fn resume(&mut self, registry: &Registry, token: Token) -> io::Result<()> {

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod forward;
 pub mod listener;
 pub mod rules;
+pub mod stats;
 pub mod timer;
 
 use std::collections::VecDeque;
@@ -42,8 +43,8 @@ const BUDGET: usize = 256 * 1024;
 /// How often paused listeners and queues are looked at again.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Messages from the supervisor and the health thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Messages from the supervisor, the health thread and the admin thread.
+#[derive(Debug, Clone)]
 pub enum Control {
     /// Close the listeners, finish the established connections, then exit.
     SoftStop,
@@ -51,6 +52,13 @@ pub enum Control {
     Stop,
     /// What changed for one server (health, agent, admin).
     Server(ServerUpdate),
+    /// Send a copy of this worker's counters.
+    Snapshot(crossbeam_channel::Sender<stats::StatsCopy>),
+    /// Stop or resume accepting on a frontend (runtime API).
+    Frontend {
+        frontend: crate::config::model::FrontendId,
+        enabled: bool,
+    },
 }
 
 /// The state of a server as workers use it; sent only when it changes.
@@ -87,6 +95,8 @@ pub struct WorkerSetup {
     pub maxpipes: usize,
     /// The health thread's inbox, when some server has `observe layer4`.
     pub observe: Option<ObserveLink>,
+    /// The log thread's inbox, when some frontend logs.
+    pub logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
 }
 
 /// One backend as a worker sees it.
@@ -119,6 +129,10 @@ pub struct Worker {
     observe: Option<ObserveLink>,
     /// Per frontend: a use_backend rule reads the destination address.
     needs_dst: Vec<bool>,
+    stats: stats::WorkerStats,
+    logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
+    /// Per frontend: the log line format at close (tcplog or log-format), if it logs then.
+    log_items: Vec<Option<Vec<crate::config::model::LogItem>>>,
 }
 
 impl Worker {
@@ -153,6 +167,24 @@ impl Worker {
             accept_paused_until: None,
             nosplice: g.nosplice,
             observe: setup.observe,
+            stats: stats::WorkerStats::new(&model),
+            logs: setup.logs,
+            log_items: model
+                .frontends
+                .iter()
+                .map(|f| {
+                    let l = &f.log;
+                    if l.targets.is_empty() {
+                        None
+                    } else if let Some(items) = &l.format {
+                        Some(items.clone())
+                    } else if l.tcplog {
+                        Some(crate::admin::logs::tcplog_items())
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
             needs_dst: model
                 .frontends
                 .iter()
@@ -236,6 +268,26 @@ impl Worker {
                     self.arm_tick(now);
                 }
                 Control::Server(u) => self.on_server_update(u, now),
+                Control::Snapshot(reply) => {
+                    self.stats.pipes_used = self.bufs.pipes.in_use() as u64;
+                    self.stats.pipes_free = self.bufs.pipes.free_len() as u64;
+                    let _ = reply.send(self.stats.copy(now));
+                }
+                Control::Frontend { frontend, enabled } => {
+                    for i in 0..self.listeners.len() {
+                        if self.listeners[i].frontend != frontend {
+                            continue;
+                        }
+                        self.listeners[i].disabled = !enabled;
+                        if enabled {
+                            let _ = self.listeners[i]
+                                .resume(self.poll.registry(), Token(LISTENER_BASE - i));
+                            self.accept(i, now);
+                        } else {
+                            self.listeners[i].pause(self.poll.registry());
+                        }
+                    }
+                }
             }
         }
         false
@@ -353,6 +405,8 @@ impl Worker {
                 continue;
             }
             entry.insert(Conn::new(fe, client, src, slot, now));
+            self.stats.fe[fe.index()].open(now);
+            self.log_connect(key);
             self.route(key, now);
         }
     }
@@ -413,6 +467,7 @@ impl Worker {
         let be = self.model.backend(b);
         let (fe_up, fe_down) = f.splice.directions();
         let (be_up, be_down) = be.splice.directions();
+        self.stats.be[b.index()].open(now);
         let c = &mut self.conns[key];
         c.backend = Some(b);
         c.up.splice = !self.nosplice && fe_up && be_up;
@@ -437,7 +492,10 @@ impl Worker {
             Pick::Full => {
                 if c.queue_ticket.is_none() {
                     match self.counters.try_queue(b, rt.pool.queue_limit()) {
-                        Some(t) => c.queue_ticket = Some(t),
+                        Some(t) => {
+                            c.queue_ticket = Some(t);
+                            self.stats.be[b.index()].enqueue();
+                        }
                         None => {
                             self.close(key, CloseReason::QueueFull, now);
                             return;
@@ -506,8 +564,13 @@ impl Worker {
     /// A connect was refused, failed or timed out: retry (the same server, or another one
     /// when `option redispatch` says so), or give up.
     fn connect_failed(&mut self, key: usize, now: Instant) {
-        if let Some(sid) = self.conns[key].server_id() {
+        let failed = self.conns[key].server_id();
+        if let Some(sid) = failed {
             self.report(sid, false);
+            self.stats.srv[sid.index()].t.econ += 1;
+        }
+        if let Some(b) = self.conns[key].backend {
+            self.stats.be[b.index()].t.econ += 1;
         }
         let c = &mut self.conns[key];
         if let Some(mut s) = c.server.take() {
@@ -526,7 +589,16 @@ impl Worker {
             Some(p) if p > 0 => n % i64::from(p) == 0,
             Some(p) => n == i64::from(be.retries) + 1 + i64::from(p),
         };
+        c.retries += 1;
+        self.stats.be[b.index()].t.wretr += 1;
+        if let Some(sid) = failed {
+            self.stats.srv[sid.index()].t.wretr += 1;
+        }
         if redispatch {
+            self.stats.be[b.index()].t.wredis += 1;
+            if let Some(sid) = failed {
+                self.stats.srv[sid.index()].t.wredis += 1;
+            }
             let failed = c.lease.take().map(|l| l.server());
             self.start_connect(key, failed, now);
         } else {
@@ -570,19 +642,14 @@ impl Worker {
                 Ok(None)
             };
             match pending {
-                Ok(None) if !ev.is_error() => {
-                    c.phase = Phase::Forwarding;
-                    if let Some(sid) = c.server_id() {
-                        self.report(sid, true);
-                    }
-                }
+                Ok(None) if !ev.is_error() => self.established(key, now),
                 Ok(None) => {
                     // An error event with no pending error: check the peer address.
                     if s.sock.peer_addr().is_err() {
                         self.connect_failed(key, now);
                         return;
                     }
-                    c.phase = Phase::Forwarding;
+                    self.established(key, now);
                 }
                 Ok(Some(e)) | Err(e) => {
                     log::debug!("worker {}: connect {:?}: {e}", self.id, c.target);
@@ -592,6 +659,28 @@ impl Worker {
             }
         }
         self.drive(key, now);
+    }
+
+    /// The server accepted: count it and start forwarding.
+    fn established(&mut self, key: usize, now: Instant) {
+        let c = &mut self.conns[key];
+        if let Phase::Connecting { since } = c.phase {
+            c.t_connect = Some(now.saturating_duration_since(since));
+        }
+        c.phase = Phase::Forwarding;
+        let (Some(sid), Some(b)) = (c.server_id(), c.backend) else {
+            return;
+        };
+        c.srv_counted = true;
+        let ct = c.t_connect.map_or(0, |d| d.as_millis() as u64);
+        let srv = &mut self.stats.srv[sid.index()];
+        srv.open(now);
+        srv.t.lbtot += 1;
+        srv.t.ctime_sum_ms += ct;
+        let be = &mut self.stats.be[b.index()];
+        be.t.lbtot += 1;
+        be.t.ctime_sum_ms += ct;
+        self.report(sid, true);
     }
 
     /// Moves bytes both ways, then closes, requeues or re-arms the timer as needed.
@@ -810,6 +899,10 @@ impl Worker {
                     let c = &mut self.conns[key];
                     c.lease = Some(lease);
                     c.queue_ticket = None;
+                    if let Phase::Queued { since } = c.phase {
+                        c.t_queue = Some(now.saturating_duration_since(since));
+                    }
+                    self.stats.be[b.index()].dequeue();
                     self.connect(key, now);
                 }
                 Pick::Full => return,
@@ -823,6 +916,135 @@ impl Worker {
 
     // -----------------------------------------------------------------------------------
     // close
+
+    fn send_log(&mut self, frontend: usize, text: String) {
+        let Some(tx) = &self.logs else { return };
+        let line = crate::admin::logs::LogLine {
+            frontend,
+            level: 6,
+            text,
+        };
+        if tx.try_send(line).is_err() {
+            self.stats.dropped_logs += 1;
+        }
+    }
+
+    /// Without tcplog or log-format, HAProxy logs a line when a connection arrives.
+    fn log_connect(&mut self, key: usize) {
+        let fe = self.conns[key].frontend;
+        let f = self.model.frontend(fe);
+        if f.log.targets.is_empty() || self.log_items[fe.index()].is_some() {
+            return;
+        }
+        let dst = self.conns[key].dst();
+        let text = format!(
+            "Connect from {} to {dst} ({}/TCP)",
+            self.conns[key].src, f.name
+        );
+        self.send_log(fe.index(), text);
+    }
+
+    /// The tcplog (or log-format) line of a closing connection.
+    fn log_close(&mut self, c: &mut Conn, reason: CloseReason, now: Instant) {
+        let fe = c.frontend.index();
+        let Some(items) = self.log_items[fe].as_ref() else {
+            return;
+        };
+        let f = self.model.frontend(c.frontend);
+        if f.log.dontlognull && c.up.bytes == 0 {
+            return;
+        }
+        use std::sync::atomic::Ordering;
+        let be = c.backend.map(|b| self.model.backend(b));
+        let sid = c.server_id();
+        let srv = sid.map(|s| self.model.server(s));
+        let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+        let termination = match (reason, c.phase) {
+            (CloseReason::Done, _) => *b"--",
+            (CloseReason::ClientReset, _) => *b"CD",
+            (CloseReason::ServerReset, _) => *b"SD",
+            (CloseReason::ClientTimeout, _) => *b"cD",
+            (CloseReason::ServerTimeout, _) => *b"sD",
+            (CloseReason::ConnectTimeout, _) => *b"sC",
+            (CloseReason::ConnectFailed | CloseReason::NoServer, _) => *b"SC",
+            (CloseReason::QueueTimeout | CloseReason::QueueFull, _) => *b"sQ",
+            (CloseReason::NoBackend, _) => *b"PR",
+            (CloseReason::ServerShutdown | CloseReason::Stopping, _) => *b"KD",
+        };
+        let frontend_addr = Some(c.dst());
+        let ctx = crate::admin::logs::LogCtx {
+            client: c.src,
+            frontend_addr,
+            accept_date: std::time::SystemTime::now() - now.saturating_duration_since(c.accepted),
+            frontend: &f.name,
+            backend: be.map_or(f.name.as_str(), |b| b.name.as_str()),
+            server: srv
+                .filter(|_| c.srv_counted || c.attempts > 0)
+                .map_or("<NOSRV>", |s| s.name.as_str()),
+            server_addr: c.target,
+            tw: if c.backend.is_some() {
+                ms(Some(c.t_queue.unwrap_or_default()))
+            } else {
+                -1
+            },
+            tc: ms(c.t_connect),
+            tt: now.saturating_duration_since(c.accepted).as_millis() as i64,
+            bytes_out: c.down.bytes,
+            bytes_in: c.up.bytes,
+            termination,
+            actconn: self.shared.actconn.load(Ordering::Relaxed) as u64,
+            feconn: u64::from(self.shared.feconn[fe].load(Ordering::Relaxed)),
+            beconn: be.map_or(0, |b| {
+                b.servers
+                    .iter()
+                    .map(|&s| u64::from(self.counters.active(s)))
+                    .sum()
+            }),
+            srv_conn: sid.map_or(0, |s| u64::from(self.counters.active(s))),
+            retries: c.retries,
+            srv_queue: 0,
+            backend_queue: c.backend.map_or(0, |b| u64::from(self.counters.queued(b))),
+        };
+        let text = crate::admin::logs::format_line(items, &ctx);
+        self.send_log(fe, text);
+    }
+
+    /// Counts what a closing connection did.
+    fn account_close(&mut self, c: &Conn, reason: CloseReason, now: Instant) {
+        let (bin, bout) = (c.up.bytes, c.down.bytes);
+        let total = now.saturating_duration_since(c.accepted).as_millis() as u64;
+        let fe = &mut self.stats.fe[c.frontend.index()];
+        fe.close();
+        fe.t.bin += bin;
+        fe.t.bout += bout;
+        let (cli_abrt, srv_abrt) = (
+            u64::from(reason == CloseReason::ClientReset),
+            u64::from(reason == CloseReason::ServerReset),
+        );
+        if let Some(b) = c.backend {
+            let be = &mut self.stats.be[b.index()];
+            be.close();
+            be.t.bin += bin;
+            be.t.bout += bout;
+            be.t.ttime_sum_ms += total;
+            be.t.cli_abrt += cli_abrt;
+            be.t.srv_abrt += srv_abrt;
+            be.t.eresp += srv_abrt;
+            if c.queue_ticket.is_some() {
+                be.dequeue();
+            }
+        }
+        if let (true, Some(sid)) = (c.srv_counted, c.server_id()) {
+            let srv = &mut self.stats.srv[sid.index()];
+            srv.close();
+            srv.t.bin += bin;
+            srv.t.bout += bout;
+            srv.t.ttime_sum_ms += total;
+            srv.t.cli_abrt += cli_abrt;
+            srv.t.srv_abrt += srv_abrt;
+            srv.t.eresp += srv_abrt;
+        }
+    }
 
     /// Closes both sides and releases everything the connection holds.
     fn close(&mut self, key: usize, reason: CloseReason, now: Instant) {
@@ -851,6 +1073,8 @@ impl Worker {
             c.up.bytes,
             c.down.bytes
         );
+        self.account_close(&c, reason, now);
+        self.log_close(&mut c, reason, now);
         let freed = c.lease.is_some();
         let backend = c.backend;
         drop(c);
