@@ -7,14 +7,17 @@
 //! used. Algorithms do no I/O: they choose among the pool and take a [`ConnLease`] on the
 //! shared [`Counters`], honouring each server's `maxconn`.
 
+pub mod chash;
 pub mod counters;
 pub mod first;
+pub mod hash;
+pub mod hashfn;
 pub mod leastconn;
 pub mod maglev;
 pub mod roundrobin;
 pub mod static_rr;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 pub use counters::{ConnLease, Counters, QueueTicket};
 
@@ -143,6 +146,19 @@ pub struct PickCtx {
     pub avoid: Option<ServerId>,
 }
 
+/// The facts of a connection a `balance hash` key may read beyond the client address of
+/// [`PickCtx`]: what the worker knows when it picks ([`Algorithm::pick_keyed`]). A missing
+/// fact makes the pick round-robin, as HAProxy does when a sample is missing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnKeys<'a> {
+    /// The client's port (`hash src_port`).
+    pub src_port: Option<u16>,
+    /// The address and port the client connected to (`hash dst`, `hash dst_port`).
+    pub dst: Option<SocketAddr>,
+    /// The server name of the TLS ClientHello (`hash req.ssl_sni`).
+    pub sni: Option<&'a str>,
+}
+
 /// The outcome of a pick.
 #[derive(Debug)]
 pub enum Pick {
@@ -159,6 +175,25 @@ pub trait Algorithm: Send {
     /// Recomputes whatever the algorithm derives from the pool (called after every change).
     fn rebuild(&mut self, pool: &Pool);
     fn pick(&mut self, pool: &Pool, ctx: &PickCtx, counters: &'static Counters) -> Pick;
+
+    /// `pick` with the connection's other facts, for `balance hash` on `dst`, the ports or
+    /// the SNI; the other algorithms ignore them.
+    fn pick_keyed(
+        &mut self,
+        pool: &Pool,
+        ctx: &PickCtx,
+        keys: &ConnKeys<'_>,
+        counters: &'static Counters,
+    ) -> Pick {
+        let _ = keys;
+        self.pick(pool, ctx, counters)
+    }
+
+    /// Whether picks read [`ConnKeys::sni`]: the worker must then wait for the ClientHello
+    /// (within `tcp-request inspect-delay`) before picking.
+    fn needs_sni(&self) -> bool {
+        false
+    }
 }
 
 /// The registry: the algorithm object for a backend's `balance` line.
@@ -168,6 +203,12 @@ pub fn for_backend(b: &Backend, pool: &Pool) -> Result<Box<dyn Algorithm>, Strin
         Balance::StaticRr => Box::new(static_rr::StaticRr::new(pool)),
         Balance::LeastConn => Box::new(leastconn::LeastConn::default()),
         Balance::First => Box::new(first::First::default()),
+        Balance::Source | Balance::Hash(_) => Box::new(hash::Hash::new(
+            b.balance,
+            b.hash_type,
+            b.hash_balance_factor,
+            pool,
+        )),
         other => {
             return Err(format!(
                 "backend '{}': 'balance {}' is not available in this build yet",
