@@ -231,8 +231,14 @@ impl Flow {
             if src.eof {
                 if !dst.shut {
                     dst.shut = true;
-                    if let Err(e) = crate::sys::socket::shutdown_write(dst.sock.as_fd()) {
-                        return Err(PumpError::Write(e));
+                    // When the other direction is already over (its source sent a FIN that
+                    // was forwarded), the connection closes now and close() sends this FIN:
+                    // spare the shutdown syscall.
+                    let other_done = dst.eof && src.shut;
+                    if !other_done {
+                        if let Err(e) = crate::sys::socket::shutdown_write(dst.sock.as_fd()) {
+                            return Err(PumpError::Write(e));
+                        }
                     }
                 }
                 return Ok(Pumped::Blocked);

@@ -39,7 +39,7 @@ use timer::{TimerKey, Timers};
 const WAKER: Token = Token(usize::MAX);
 const LISTENER_BASE: usize = usize::MAX / 2;
 /// Bytes one connection may read per direction before yielding to the others.
-const BUDGET: usize = 256 * 1024;
+const BUDGET: usize = 1024 * 1024;
 /// How often paused listeners and queues are looked at again.
 const TICK: Duration = Duration::from_millis(50);
 
