@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # The test command of README.md and of CI: installs what the tests need (from Debian's
-# packages), then runs the formatting check, clippy and the whole test suite.
+# packages: haproxy, and the MariaDB, Redis and nginx that the health-check tests start),
+# then runs the formatting check, clippy and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# command -> Debian package; the services are started by the tests themselves, on loopback.
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 need=()
-command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+have haproxy || need+=(haproxy)
+have mariadbd || need+=(mariadb-server)
+have redis-server || need+=(redis-server)
+have nginx || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -10,3 +10,4 @@ mod fuzz;
 mod health;
 mod inheritance;
 mod monitoring;
+mod services;

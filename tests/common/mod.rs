@@ -92,3 +92,4 @@ pub fn rel(path: &Path) -> String {
 
 pub mod backends;
 pub mod running;
+pub mod services;
