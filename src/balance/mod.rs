@@ -14,6 +14,7 @@ pub mod hash;
 pub mod hashfn;
 pub mod leastconn;
 pub mod maglev;
+pub mod random;
 pub mod roundrobin;
 pub mod static_rr;
 
@@ -203,6 +204,7 @@ pub fn for_backend(b: &Backend, pool: &Pool) -> Result<Box<dyn Algorithm>, Strin
         Balance::StaticRr => Box::new(static_rr::StaticRr::new(pool)),
         Balance::LeastConn => Box::new(leastconn::LeastConn::default()),
         Balance::First => Box::new(first::First::default()),
+        Balance::Random { draws } => Box::new(random::Random::new(draws)),
         Balance::Source | Balance::Hash(_) => Box::new(hash::Hash::new(
             b.balance,
             b.hash_type,
