@@ -376,7 +376,8 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
         let (tx, rx) = crossbeam_channel::unbounded();
         inboxes.push((poll, waker, tx, rx));
     }
-    let health = if health::needed(&model) {
+    let views: health::Views = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let health = if health::needed(&model) || crate::admin::needed(&model) {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let waker = Arc::new(
             Waker::new(poll.registry(), health::WAKER).map_err(|e| format!("waker: {e}"))?,
@@ -396,6 +397,7 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             workers: links,
             observations: obs_rx,
             control: ctl_rx,
+            views: Arc::clone(&views),
         });
         Some((
             thread,

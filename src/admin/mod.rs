@@ -1,5 +1,17 @@
 //! "What is going on?": the admin thread (stats socket, runtime API, metrics, stats page)
 //! and the snapshot it serves.
 
+pub mod collect;
 pub mod logs;
 pub mod snapshot;
+
+use crate::config::model::{Mode, Model};
+
+/// True when the model asks for an admin thread: a stats socket or a stats/metrics listener.
+pub fn needed(model: &Model) -> bool {
+    !model.global.stats_sockets.is_empty()
+        || model
+            .frontends
+            .iter()
+            .any(|f| f.enabled && f.mode == Mode::Http)
+}

@@ -40,10 +40,52 @@ pub struct Observation {
 }
 
 /// Messages to the health thread besides observations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum HealthControl {
     Stop,
+    /// A runtime API request on a server; the reply says what happened (an error text).
+    Admin(AdminRequest, Sender<Result<String, String>>),
 }
+
+/// What the runtime API may change on a server: the health thread owns server state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRequest {
+    SetAdmin(ServerId, Admin),
+    /// Weight in percent of the configured weight (`set weight s 50%`) or absolute.
+    SetWeight(ServerId, WeightSpec),
+    GetWeight(ServerId),
+    SetMaxconn(ServerId, u32),
+    ShutdownSessions(ServerId),
+    SetHealth(ServerId, bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightSpec {
+    Absolute(u32),
+    Percent(u32),
+}
+
+/// What the stats show of a server, published by the health thread.
+#[derive(Debug, Clone)]
+pub struct ServerView {
+    pub up: bool,
+    pub admin: Admin,
+    /// The health counter and its bounds, for "UP 1/3" statuses.
+    pub health: Health,
+    pub checked: bool,
+    pub weight: u32,
+    pub maxconn: Option<u32>,
+    pub last_check: Option<crate::admin::snapshot::CheckInfo>,
+    pub last_agent: Option<crate::admin::snapshot::CheckInfo>,
+    pub chkfail: u64,
+    pub chkdown: u64,
+    pub last_change: Instant,
+    pub down_since: Option<Instant>,
+    pub downtime: Duration,
+}
+
+/// The published server views, indexed by server id.
+pub type Views = Arc<std::sync::Mutex<Vec<ServerView>>>;
 
 /// A worker's inbox, as the health thread reaches it.
 #[derive(Clone)]
@@ -58,6 +100,7 @@ pub struct HealthSetup {
     pub workers: Vec<WorkerLink>,
     pub observations: Receiver<Observation>,
     pub control: Receiver<HealthControl>,
+    pub views: Views,
 }
 
 /// True when the model asks for a health thread.
@@ -83,6 +126,17 @@ struct ServerRt {
     fast: bool,
     /// What the workers were last told: (usable, weight, maxconn).
     sent: (bool, u32, Option<u32>),
+    /// Runtime weight (`set weight`), replacing the configured one.
+    weight: u32,
+    /// Checks disabled by `disable health`.
+    checks_off: bool,
+    chkfail: u64,
+    chkdown: u64,
+    last_change: Instant,
+    down_since: Option<Instant>,
+    downtime: Duration,
+    last_check: Option<crate::admin::snapshot::CheckInfo>,
+    last_agent: Option<crate::admin::snapshot::CheckInfo>,
 }
 
 /// One periodic probe: a server's main check or its agent check.
@@ -124,6 +178,7 @@ pub struct HealthThread {
     probes: Vec<Probe>,
     timers: Timers,
     seed: u64,
+    views: Views,
 }
 
 impl HealthThread {
@@ -148,6 +203,15 @@ impl HealthThread {
                     errors: 0,
                     fast: false,
                     sent: (admin == Admin::Ready, s.weight, s.maxconn),
+                    weight: s.weight,
+                    checks_off: false,
+                    chkfail: 0,
+                    chkdown: 0,
+                    last_change: now,
+                    down_since: None,
+                    downtime: Duration::ZERO,
+                    last_check: None,
+                    last_agent: None,
                 }
             })
             .collect();
@@ -186,8 +250,10 @@ impl HealthThread {
             seed: now.elapsed().as_nanos() as u64
                 ^ 0x2545_f491_4f6c_dd1d
                 ^ u64::from(std::process::id()),
+            views: setup.views,
             model,
         };
+        t.publish();
         // Spread the first checks over one interval so they never fire all at once.
         let n = t.probes.len().max(1) as u32;
         for k in 0..t.probes.len() {
@@ -216,8 +282,15 @@ impl HealthThread {
             let now = Instant::now();
             for ev in events.iter() {
                 if ev.token() == WAKER {
-                    if self.control.try_recv().is_ok() {
-                        return Ok(());
+                    while let Ok(msg) = self.control.try_recv() {
+                        match msg {
+                            HealthControl::Stop => return Ok(()),
+                            HealthControl::Admin(req, reply) => {
+                                let r = self.admin(req, now);
+                                let _ = reply.send(r);
+                                self.publish();
+                            }
+                        }
                     }
                     while let Ok(o) = self.observations.try_recv() {
                         self.observe(o, now);
@@ -327,7 +400,8 @@ impl HealthThread {
 
     fn start(&mut self, k: usize, now: Instant) {
         let s = &self.model.servers[self.probes[k].server];
-        if self.servers[self.probes[k].server].admin == Admin::Maint {
+        let rt = &self.servers[self.probes[k].server];
+        if rt.admin == Admin::Maint || (rt.checks_off && !self.probes[k].agent) {
             let next = now + self.interval(k);
             self.schedule(k, next);
             return;
@@ -564,8 +638,15 @@ impl HealthThread {
             let t = if ok {
                 self.servers[si].health.success()
             } else {
+                self.servers[si].chkfail += 1;
                 self.servers[si].health.failure()
             };
+            self.servers[si].last_check = Some(check_info(
+                ok,
+                &reason,
+                took,
+                &self.model.backend(self.model.servers[si].backend).check,
+            ));
             let s = &self.model.servers[si];
             let be = self.model.backend(s.backend);
             if be.log.log_health_checks && before != self.servers[si].health {
@@ -581,10 +662,26 @@ impl HealthThread {
             if let Some(t) = t {
                 self.transition(si, t, &reason, took);
             }
-        } else if let Outcome::Fail(r) = outcome {
-            // An agent that cannot be reached changes nothing, as in HAProxy.
-            log::debug!("agent check of server {}: {r}", self.model.servers[si].name);
+        } else {
+            let (ok, reason) = match &outcome {
+                Outcome::Pass(r) => (true, r.clone()),
+                Outcome::Fail(r) => (false, r.clone()),
+            };
+            if !ok {
+                // An agent that cannot be reached changes nothing, as in HAProxy.
+                log::debug!(
+                    "agent check of server {}: {reason}",
+                    self.model.servers[si].name
+                );
+            }
+            self.servers[si].last_agent = Some(crate::admin::snapshot::CheckInfo {
+                status: if ok { "L7OK" } else { "L4CON" }.to_string(),
+                code: None,
+                duration_ms: Some(took.as_millis() as u64),
+                desc: reason,
+            });
         }
+        self.publish();
         let next = now + self.interval(k);
         self.schedule(k, next);
     }
@@ -669,6 +766,20 @@ impl HealthThread {
 
     fn transition(&mut self, si: usize, t: Transition, reason: &str, took: Duration) {
         self.servers[si].fast = false;
+        let now = Instant::now();
+        let rt = &mut self.servers[si];
+        rt.last_change = now;
+        match t {
+            Transition::Down => {
+                rt.chkdown += 1;
+                rt.down_since = Some(now);
+            }
+            Transition::Up => {
+                if let Some(d) = rt.down_since.take() {
+                    rt.downtime += now.saturating_duration_since(d);
+                }
+            }
+        }
         let model = Arc::clone(&self.model);
         let s = &model.servers[si];
         let b = s.backend;
@@ -724,7 +835,7 @@ impl HealthThread {
         let weight = if rt.admin == Admin::Drain {
             0
         } else {
-            (u64::from(s.weight) * u64::from(rt.weight_pct) / 100).min(256) as u32
+            (u64::from(rt.weight) * u64::from(rt.weight_pct) / 100).min(256) as u32
         };
         let maxconn = rt.maxconn;
         let now = (usable, weight, maxconn);
@@ -746,6 +857,163 @@ impl HealthThread {
             let _ = w.tx.send(Control::Server(update));
             let _ = w.waker.wake();
         }
+    }
+}
+
+impl HealthThread {
+    /// Applies a runtime API request.
+    fn admin(&mut self, req: AdminRequest, now: Instant) -> Result<String, String> {
+        let idx = |id: ServerId| id.index();
+        match req {
+            AdminRequest::SetAdmin(id, admin) => {
+                let si = idx(id);
+                let was = self.servers[si].admin;
+                self.servers[si].admin = admin;
+                if was != admin {
+                    self.servers[si].last_change = now;
+                    let s = &self.model.servers[si];
+                    log::warn!(
+                        "Server {}/{} is {} (runtime API).",
+                        self.model.backend(s.backend).name,
+                        s.name,
+                        match admin {
+                            Admin::Maint => "going into maintenance",
+                            Admin::Drain => "entering drain mode",
+                            Admin::Ready => "leaving maintenance/drain",
+                        }
+                    );
+                }
+                self.notify(si, false, false);
+                Ok(String::new())
+            }
+            AdminRequest::SetWeight(id, w) => {
+                let si = idx(id);
+                let uweight = self.model.servers[si].weight;
+                let weight = match w {
+                    WeightSpec::Absolute(n) => n,
+                    WeightSpec::Percent(p) => (u64::from(uweight) * u64::from(p) / 100) as u32,
+                };
+                if weight > 256 {
+                    return Err(
+                        "Absolute weight can only be between 0 and 256 inclusive.\n".to_string()
+                    );
+                }
+                self.servers[si].weight = weight;
+                self.notify(si, false, false);
+                Ok(String::new())
+            }
+            AdminRequest::GetWeight(id) => {
+                let si = idx(id);
+                let rt = &self.servers[si];
+                let eff = (u64::from(rt.weight) * u64::from(rt.weight_pct) / 100) as u32;
+                Ok(format!(
+                    "{eff} (initial {})\n",
+                    self.model.servers[si].weight
+                ))
+            }
+            AdminRequest::SetMaxconn(id, m) => {
+                let si = idx(id);
+                self.servers[si].maxconn = (m > 0).then_some(m);
+                self.notify(si, false, false);
+                Ok(String::new())
+            }
+            AdminRequest::ShutdownSessions(id) => {
+                let si = idx(id);
+                let rt = &self.servers[si];
+                let update = ServerUpdate {
+                    server: id,
+                    usable: rt.sent.0,
+                    weight: rt.sent.1,
+                    maxconn: rt.sent.2,
+                    shutdown_sessions: true,
+                    shutdown_backup_sessions: false,
+                };
+                for w in &self.workers {
+                    let _ = w.tx.send(Control::Server(update));
+                    let _ = w.waker.wake();
+                }
+                Ok(String::new())
+            }
+            AdminRequest::SetHealth(id, on) => {
+                let si = idx(id);
+                if !self.model.servers[si].check {
+                    return Err(
+                        "Health checks are not configured on this server, cannot enable.\n"
+                            .to_string(),
+                    );
+                }
+                self.servers[si].checks_off = !on;
+                Ok(String::new())
+            }
+        }
+    }
+
+    /// Publishes every server's state for the stats.
+    fn publish(&self) {
+        let views: Vec<ServerView> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, rt)| ServerView {
+                up: rt.health.is_up(),
+                admin: rt.admin,
+                health: rt.health,
+                checked: self.model.servers[i].check && !rt.checks_off,
+                weight: if rt.admin == Admin::Drain {
+                    0
+                } else {
+                    (u64::from(rt.weight) * u64::from(rt.weight_pct) / 100).min(256) as u32
+                },
+                maxconn: rt.maxconn,
+                last_check: rt.last_check.clone(),
+                last_agent: rt.last_agent.clone(),
+                chkfail: rt.chkfail,
+                chkdown: rt.chkdown,
+                last_change: rt.last_change,
+                down_since: rt.down_since,
+                downtime: rt.downtime,
+            })
+            .collect();
+        if let Ok(mut v) = self.views.lock() {
+            *v = views;
+        }
+    }
+}
+
+/// The check status code HAProxy shows (L4OK, L4CON, L4TOUT, L7OK, L7STS, L7TOUT, L7RSP).
+fn check_info(
+    ok: bool,
+    reason: &str,
+    took: Duration,
+    kind: &CheckKind,
+) -> crate::admin::snapshot::CheckInfo {
+    let status = if ok {
+        if matches!(kind, CheckKind::Connect) {
+            "L4OK"
+        } else {
+            "L7OK"
+        }
+    } else if reason.starts_with("Layer4 timeout") {
+        "L4TOUT"
+    } else if reason.starts_with("Layer4") {
+        "L4CON"
+    } else if reason.starts_with("Layer7 timeout") {
+        "L7TOUT"
+    } else if reason.starts_with("Layer7 wrong status") {
+        "L7STS"
+    } else {
+        "L7RSP"
+    };
+    let code = reason
+        .split("code: ")
+        .nth(1)
+        .and_then(|c| c.split(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|c| c.parse().ok());
+    crate::admin::snapshot::CheckInfo {
+        status: status.to_string(),
+        code,
+        duration_ms: Some(took.as_millis() as u64),
+        desc: reason.to_string(),
     }
 }
 
