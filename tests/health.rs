@@ -319,3 +319,108 @@ fn a_backend_without_servers_left_says_so_once() {
     let log = s.stop();
     assert_eq!(log.matches("has no server available").count(), 1, "{log}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Real servers: MariaDB, Redis, nginx (installed by the README test command).
+
+use crate::common::services::{Mariadb, Nginx, Redis};
+
+/// A listen section in front of `servers` with the given check options; returns the log
+/// once `done` says the wait is over.
+fn checked(backend_opts: &str, servers: &str) -> Sluice {
+    Sluice::start(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    option log-health-checks\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    timeout check 2s\n\
+         listen db\n    bind 127.0.0.1:{{port:fe}}\n{backend_opts}\n{servers}"
+    ))
+}
+
+#[test]
+fn mysql_check_logs_in_to_a_real_mariadb() {
+    let Some(db) = Mariadb::start() else { return };
+    let s = checked(
+        &format!("    option mysql-check user {}", Mariadb::USER),
+        &format!("    server good {} check inter 200ms fall 1 rise 1\n    server bad {} check inter 200ms fall 1 rise 1\n", db.addr(), db.addr()),
+    );
+    // The same server with the wrong user: a separate listen section.
+    let bad = Sluice::start(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    timeout check 2s\n\
+         listen db\n    bind 127.0.0.1:{{port:fe}}\n    option mysql-check user nobody\n    server db1 {} check inter 200ms fall 1\n",
+        db.addr()
+    ));
+    wait_until(Duration::from_secs(10), "wrong user marked down", || {
+        bad.log().contains("Server db/db1 is DOWN")
+    });
+    let log = bad.stop();
+    assert!(
+        log.contains("Access denied for user 'nobody'"),
+        "MariaDB's error in the log:\n{log}"
+    );
+    // The right user stays up: a client gets MariaDB's greeting through sluice.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut c = connect(s.addr("fe"));
+    let mut greeting = [0u8; 5];
+    c.read_exact(&mut greeting).unwrap();
+    assert_eq!(greeting[4], 10, "protocol version 10 greeting");
+    let log = s.stop();
+    assert!(!log.contains("Server db/good is DOWN"), "{log}");
+}
+
+#[test]
+fn redis_check_and_a_role_master_script_against_real_redis() {
+    let (Some(master), Some(replica)) = (Redis::start(), Redis::start()) else {
+        return;
+    };
+    replica.replicaof(&master);
+    let s = checked(
+        "    option tcp-check\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG\n    tcp-check send info\\ replication\\r\\n\n    tcp-check expect string role:master\n    tcp-check send QUIT\\r\\n\n    tcp-check expect string +OK",
+        &format!("    server master {} check inter 200ms fall 1 rise 1\n    server replica {} check inter 200ms fall 1 rise 1\n", master.addr(), replica.addr()),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the replica is marked down",
+        || s.log().contains("Server db/replica is DOWN"),
+    );
+    // Only the master takes connections.
+    for _ in 0..4 {
+        let mut c = connect(s.addr("fe"));
+        c.write_all(b"INFO replication\r\n").unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("role:master"));
+    }
+    let log = s.stop();
+    assert!(!log.contains("Server db/master is DOWN"), "{log}");
+
+    // redis-check: a healthy Redis stays up over a few check intervals.
+    let s = checked(
+        "    option redis-check",
+        &format!("    server r1 {} check inter 200ms fall 1\n", master.addr()),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let log = s.stop();
+    assert!(!log.contains("is DOWN"), "{log}");
+}
+
+#[test]
+fn httpchk_against_real_nginx() {
+    let Some(ok) = Nginx::start(&[("/health", 200, "ok"), ("/sick", 503, "sick")]) else {
+        return;
+    };
+    let s = checked(
+        "    option httpchk GET /sick\n    http-check expect status 200",
+        &format!("    server web {} check inter 200ms fall 1\n", ok.addr()),
+    );
+    wait_until(Duration::from_secs(10), "503 marks it down", || {
+        s.log().contains("Server db/web is DOWN")
+    });
+    let log = s.stop();
+    assert!(log.contains("Layer7 wrong status, code: 503"), "{log}");
+    let s = checked(
+        "    option httpchk GET /health\n    http-check expect status 200",
+        &format!("    server web {} check inter 200ms fall 1\n", ok.addr()),
+    );
+    // A healthy server stays up: watch a few check intervals.
+    std::thread::sleep(Duration::from_millis(800));
+    let log = s.stop();
+    assert!(!log.contains("is DOWN"), "{log}");
+}

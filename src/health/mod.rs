@@ -23,11 +23,14 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::config::model::{BackendId, CheckKind, Model, OnError, Server, ServerAddr, ServerId};
+use crate::config::model::{BackendId, Model, OnError, Server, ServerAddr, ServerId};
 use crate::sys::socket::{self, ConnectOpts};
 use crate::worker::timer::{TimerKey, Timers};
 use crate::worker::{Control, ServerUpdate};
-use protocol::{AgentReply, AgentState, Step, Verdict};
+use protocol::{
+    AgentAdmin, AgentHealth, AgentReply, CheckStatus, Report, Script, Step, Trouble, Verdict,
+    CHECK_BUFSIZE,
+};
 use state::{Admin, Health, Pace, Transition};
 
 pub const WAKER: Token = Token(usize::MAX);
@@ -143,7 +146,7 @@ struct ServerRt {
 struct Probe {
     server: usize,
     agent: bool,
-    steps: Arc<[Step]>,
+    script: Arc<Script>,
     armed: Option<Instant>,
     next: Instant,
     run: Option<Run>,
@@ -159,13 +162,16 @@ struct Run {
     eof: bool,
     started: Instant,
     deadline: Instant,
-    comment: Option<String>,
+    /// The step running, for failure reports; None during the implicit connect.
+    current: Option<usize>,
+    /// The report of the last expect that passed.
+    last_pass: Option<Report>,
     agent: Option<AgentReply>,
 }
 
 enum Outcome {
-    Pass(String),
-    Fail(String),
+    Pass(Report),
+    Fail(Report),
 }
 
 pub struct HealthThread {
@@ -222,7 +228,7 @@ impl HealthThread {
                 probes.push(Probe {
                     server: i,
                     agent: false,
-                    steps: protocol::script(kind).into(),
+                    script: Arc::new(protocol::script(kind)),
                     armed: None,
                     next: now,
                     run: None,
@@ -232,7 +238,7 @@ impl HealthThread {
                 probes.push(Probe {
                     server: i,
                     agent: true,
-                    steps: protocol::agent_script(agent).into(),
+                    script: Arc::new(protocol::agent_script(agent)),
                     armed: None,
                     next: now,
                     run: None,
@@ -313,16 +319,13 @@ impl HealthThread {
                 p.armed = None;
                 match &p.run {
                     Some(run) if now >= run.deadline => {
-                        let what = if run.connecting {
-                            "Layer4 timeout"
+                        let trouble = if run.connecting {
+                            Trouble::ConnectTimeout
                         } else {
-                            "Layer7 timeout"
+                            Trouble::Timeout
                         };
-                        let reason = match &run.comment {
-                            Some(c) => format!("{what}, comment: '{c}'"),
-                            None => what.to_string(),
-                        };
-                        self.finish(k, Outcome::Fail(reason), now);
+                        let report = p.script.failure(run.current, trouble);
+                        self.finish(k, Outcome::Fail(report), now);
                     }
                     Some(run) => {
                         let d = run.deadline;
@@ -426,35 +429,37 @@ impl HealthThread {
             eof: false,
             started: now,
             deadline: now + connect_limit,
-            comment: None,
+            current: None,
+            last_pass: None,
             agent: None,
         });
         let deadline = now + connect_limit;
         self.timers
             .arm(TimerKey::Conn(k), deadline, &mut self.probes[k].armed);
         // An implicit connect unless the script starts with its own.
-        if !matches!(self.probes[k].steps.first(), Some(Step::Connect { .. })) {
+        if !self.probes[k].script.connects_first() {
             let send_proxy = !self.probes[k].agent && s.check_send_proxy;
-            if let Err(reason) = self.connect(k, None, send_proxy) {
-                self.finish(k, Outcome::Fail(reason), now);
+            if let Err(e) = self.connect(k, None, send_proxy) {
+                let report = self.probes[k]
+                    .script
+                    .failure(None, Trouble::ConnectError(&e));
+                self.finish(k, Outcome::Fail(report), now);
                 return;
             }
         }
         self.advance(k, false, now);
     }
 
+    /// Opens the probe's connection; the error is the system's words for it.
     fn connect(&mut self, k: usize, port: Option<u16>, send_proxy: bool) -> Result<(), String> {
         let Some(addr) = self.target(k, port) else {
-            return Err(
-                "Layer4 connection problem, info: \"no address or port to check\"".to_string(),
-            );
+            return Err("no address or port to check".to_string());
         };
-        let mut sock = socket::connect(addr, &ConnectOpts::default())
-            .map_err(|e| format!("Layer4 connection problem, info: \"{e}\""))?;
+        let mut sock = socket::connect(addr, &ConnectOpts::default()).map_err(|e| os_reason(&e))?;
         self.poll
             .registry()
             .register(&mut sock, Token(k), Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| format!("Layer4 connection problem, info: \"{e}\""))?;
+            .map_err(|e| os_reason(&e))?;
         let run = self.probes[k].run.as_mut().expect("running");
         if send_proxy {
             let local = sock.local_addr().unwrap_or(addr);
@@ -477,7 +482,7 @@ impl HealthThread {
                 .timeout_check
                 .unwrap_or(srv.inter)
         };
-        let pass = pass_reason(&self.model.backend(self.model.servers[si].backend).check);
+        let script = Arc::clone(&self.probes[k].script);
         let Some(run) = self.probes[k].run.as_mut() else {
             return;
         };
@@ -495,22 +500,19 @@ impl HealthThread {
                 }
                 Ok(None) if !error_event => return,
                 Ok(None) => {
-                    self.finish(
-                        k,
-                        Outcome::Fail("Layer4 connection problem".to_string()),
-                        now,
-                    );
+                    let report =
+                        script.failure(run.current, Trouble::ConnectError("Connection error"));
+                    self.finish(k, Outcome::Fail(report), now);
                     return;
                 }
                 Ok(Some(e)) | Err(e) => {
-                    let reason = format!("Layer4 connection problem, info: \"{}\"", os_reason(&e));
-                    self.finish(k, Outcome::Fail(reason), now);
+                    let report = script.failure(run.current, Trouble::ConnectError(&os_reason(&e)));
+                    self.finish(k, Outcome::Fail(report), now);
                     return;
                 }
             }
         }
         loop {
-            let steps = Arc::clone(&self.probes[k].steps);
             let run = self.probes[k].run.as_mut().expect("running");
             // Flush pending output first.
             if !run.outbox.is_empty() {
@@ -524,43 +526,51 @@ impl HealthThread {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                     Err(e) => {
-                        let reason =
-                            format!("Layer4 connection problem, info: \"{}\"", os_reason(&e));
-                        self.finish(k, Outcome::Fail(reason), now);
+                        let report =
+                            script.failure(run.current, Trouble::SocketError(&os_reason(&e)));
+                        self.finish(k, Outcome::Fail(report), now);
                         return;
                     }
                 }
             }
-            let Some(step) = steps.get(run.step) else {
+            let Some(step) = script.steps.get(run.step) else {
                 let outcome = match run.agent.take() {
                     Some(reply) => {
+                        let report = reply.report();
                         self.apply_agent(k, reply, now);
-                        Outcome::Pass("agent replied".to_string())
+                        Outcome::Pass(report)
                     }
-                    None => Outcome::Pass(pass.clone()),
+                    None => Outcome::Pass(script.success(run.last_pass.take())),
                 };
                 self.finish(k, outcome, now);
                 return;
             };
             match step {
-                Step::Comment(c) => {
-                    run.comment = Some(c.clone());
-                    run.step += 1;
-                }
+                Step::Comment(_) => run.step += 1,
                 Step::Send(bytes) => {
+                    run.current = Some(run.step);
                     run.outbox.extend_from_slice(bytes);
+                    // HAProxy empties its input buffer at each send (and connect), never
+                    // after a passing expect: consecutive expects judge the same bytes.
+                    run.received.clear();
                     run.step += 1;
                 }
-                Step::Connect { port, send_proxy } => {
+                Step::Connect {
+                    port, send_proxy, ..
+                } => {
                     let (port, send_proxy) = (*port, *send_proxy);
+                    run.current = Some(run.step);
                     run.step += 1;
                     run.sock = None;
-                    if let Err(reason) = self.connect(k, port, send_proxy) {
-                        self.finish(k, Outcome::Fail(reason), now);
+                    if let Err(e) = self.connect(k, port, send_proxy) {
+                        let at = self.probes[k].run.as_ref().and_then(|r| r.current);
+                        let report = script.failure(at, Trouble::ConnectError(&e));
+                        self.finish(k, Outcome::Fail(report), now);
                     }
                     return;
                 }
                 Step::Expect(m) => {
+                    run.current = Some(run.step);
                     // Read what is there, then judge.
                     let Some(sock) = run.sock.as_mut() else {
                         return;
@@ -568,7 +578,7 @@ impl HealthThread {
                     let mut buf = [0u8; 4_096];
                     let mut would_block = false;
                     loop {
-                        if run.eof || run.received.len() > 64 * 1024 {
+                        if run.eof || run.received.len() >= CHECK_BUFSIZE {
                             break;
                         }
                         match sock.read(&mut buf) {
@@ -579,41 +589,37 @@ impl HealthThread {
                                 break;
                             }
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            // An error after data is the end of the data (a reset right
+                            // after the last bytes is common); only an error with
+                            // nothing received is reported, as HAProxy does.
+                            Err(_) if !run.received.is_empty() => run.eof = true,
                             Err(e) => {
-                                let reason = format!(
-                                    "Layer4 connection problem, info: \"{}\"",
-                                    os_reason(&e)
-                                );
-                                self.finish(k, Outcome::Fail(reason), now);
+                                let report = script
+                                    .failure(run.current, Trouble::SocketError(&os_reason(&e)));
+                                self.finish(k, Outcome::Fail(report), now);
                                 return;
                             }
                         }
                     }
                     match m.evaluate(&run.received, run.eof) {
                         Verdict::NeedMore if run.eof || !would_block => {
-                            let reason = run.comment.as_ref().map_or_else(
-                                || "Layer7 invalid response".to_string(),
-                                |c| format!("Layer7 invalid response, comment: '{c}'"),
-                            );
-                            self.finish(k, Outcome::Fail(reason), now);
+                            // The protocol layer decides at the end of the data; kept as a
+                            // guard.
+                            let report = Report::new(CheckStatus::L7Rsp, 0, b"");
+                            self.finish(k, Outcome::Fail(report), now);
                             return;
                         }
                         Verdict::NeedMore => return,
-                        Verdict::Pass => {
-                            run.received.clear();
+                        Verdict::Pass(report) => {
+                            run.last_pass = Some(report);
                             run.step += 1;
                         }
                         Verdict::Agent(reply) => {
                             run.agent = Some(reply);
-                            run.received.clear();
                             run.step += 1;
                         }
-                        Verdict::Fail(reason) => {
-                            let reason = match &run.comment {
-                                Some(c) => format!("{reason}, comment: '{c}'"),
-                                None => reason,
-                            };
-                            self.finish(k, Outcome::Fail(reason), now);
+                        Verdict::Fail(report) => {
+                            self.finish(k, Outcome::Fail(report), now);
                             return;
                         }
                     }
@@ -630,10 +636,11 @@ impl HealthThread {
         drop(run);
         let si = self.probes[k].server;
         if !self.probes[k].agent {
-            let (ok, reason) = match outcome {
+            let (ok, report) = match outcome {
                 Outcome::Pass(r) => (true, r),
                 Outcome::Fail(r) => (false, r),
             };
+            let reason = report.to_string();
             let before = self.servers[si].health;
             let t = if ok {
                 self.servers[si].health.success()
@@ -641,12 +648,7 @@ impl HealthThread {
                 self.servers[si].chkfail += 1;
                 self.servers[si].health.failure()
             };
-            self.servers[si].last_check = Some(check_info(
-                ok,
-                &reason,
-                took,
-                &self.model.backend(self.model.servers[si].backend).check,
-            ));
+            self.servers[si].last_check = Some(check_info(&report, took));
             let s = &self.model.servers[si];
             let be = self.model.backend(s.backend);
             if be.log.log_health_checks && before != self.servers[si].health {
@@ -663,10 +665,11 @@ impl HealthThread {
                 self.transition(si, t, &reason, took);
             }
         } else {
-            let (ok, reason) = match &outcome {
-                Outcome::Pass(r) => (true, r.clone()),
-                Outcome::Fail(r) => (false, r.clone()),
+            let (ok, report) = match outcome {
+                Outcome::Pass(r) => (true, r),
+                Outcome::Fail(r) => (false, r),
             };
+            let reason = report.to_string();
             if !ok {
                 // An agent that cannot be reached changes nothing, as in HAProxy.
                 log::debug!(
@@ -674,12 +677,7 @@ impl HealthThread {
                     self.model.servers[si].name
                 );
             }
-            self.servers[si].last_agent = Some(crate::admin::snapshot::CheckInfo {
-                status: if ok { "L7OK" } else { "L4CON" }.to_string(),
-                code: None,
-                duration_ms: Some(took.as_millis() as u64),
-                desc: reason,
-            });
+            self.servers[si].last_agent = Some(check_info(&report, took));
         }
         self.publish();
         let next = now + self.interval(k);
@@ -697,21 +695,24 @@ impl HealthThread {
             if let Some(m) = reply.maxconn {
                 rt.maxconn = Some(m);
             }
-            match reply.state {
-                Some(AgentState::Up) => transition = rt.health.force_up(),
-                Some(AgentState::Down | AgentState::Fail) => transition = rt.health.force_down(),
-                Some(AgentState::Drain) => rt.admin = Admin::Drain,
-                Some(AgentState::Maint | AgentState::Stopped) => rt.admin = Admin::Maint,
-                Some(AgentState::Ready) => rt.admin = Admin::Ready,
+            // Admin words first, then health words, as HAProxy applies them.
+            match reply.admin {
+                Some(AgentAdmin::Drain) => rt.admin = Admin::Drain,
+                Some(AgentAdmin::Maint) => rt.admin = Admin::Maint,
+                Some(AgentAdmin::Ready) => rt.admin = Admin::Ready,
+                None => {}
+            }
+            match reply.health {
+                Some(AgentHealth::Up) => transition = rt.health.force_up(),
+                Some(AgentHealth::Down | AgentHealth::Stopped | AgentHealth::Fail) => {
+                    transition = rt.health.force_down()
+                }
                 None => {}
             }
         }
         match transition {
             Some(t) => {
-                let why = format!(
-                    "Agent check, info: \"{}\"",
-                    reply.message.clone().unwrap_or_default()
-                );
+                let why = reply.report().to_string();
                 self.transition(si, t, &why, Duration::ZERO);
             }
             None => self.notify(si, false, false),
@@ -981,47 +982,12 @@ impl HealthThread {
 }
 
 /// The check status code HAProxy shows (L4OK, L4CON, L4TOUT, L7OK, L7STS, L7TOUT, L7RSP).
-fn check_info(
-    ok: bool,
-    reason: &str,
-    took: Duration,
-    kind: &CheckKind,
-) -> crate::admin::snapshot::CheckInfo {
-    let status = if ok {
-        if matches!(kind, CheckKind::Connect) {
-            "L4OK"
-        } else {
-            "L7OK"
-        }
-    } else if reason.starts_with("Layer4 timeout") {
-        "L4TOUT"
-    } else if reason.starts_with("Layer4") {
-        "L4CON"
-    } else if reason.starts_with("Layer7 timeout") {
-        "L7TOUT"
-    } else if reason.starts_with("Layer7 wrong status") {
-        "L7STS"
-    } else {
-        "L7RSP"
-    };
-    let code = reason
-        .split("code: ")
-        .nth(1)
-        .and_then(|c| c.split(|ch: char| !ch.is_ascii_digit()).next())
-        .and_then(|c| c.parse().ok());
+fn check_info(report: &Report, took: Duration) -> crate::admin::snapshot::CheckInfo {
     crate::admin::snapshot::CheckInfo {
-        status: status.to_string(),
-        code,
+        status: report.status.tag().to_string(),
+        code: report.status.shows_code().then_some(report.code as _),
         duration_ms: Some(took.as_millis() as u64),
-        desc: reason.to_string(),
-    }
-}
-
-/// The words HAProxy uses when a check passes.
-fn pass_reason(kind: &CheckKind) -> String {
-    match kind {
-        CheckKind::Connect => "Layer4 check passed".to_string(),
-        _ => "Layer7 check passed".to_string(),
+        desc: report.to_string(),
     }
 }
 

@@ -1,232 +1,2573 @@
-//! The check protocols as scripts: what a check sends and how it judges the reply, pure (no
-//! sockets, no clocks). The health thread runs the steps in order on one connection.
-//! This first version covers TCP connect, tcp-check rules, httpchk and redis-check; the
-//! other protocols come with the rest of the health-check work.
+//! The check protocols as scripts: what a health check sends, how it judges the reply, and how
+//! HAProxy 2.6 words the result. Pure: no sockets, no clocks, no threads; the health thread
+//! (`mod.rs`) runs a [`Script`] on real connections and this file only turns bytes into
+//! [`Verdict`]s and [`Report`]s.
+//!
+//! Every byte sent and every verdict follows HAProxy 2.6 (`src/tcpcheck.c`, `src/check.c`),
+//! checked against a running HAProxy 2.6.12: the bytes in the tests were captured from it,
+//! and the report texts are the ones it logs with `option log-health-checks`.
+//!
+//! How a runner executes a script (HAProxy's `tcpcheck_main`):
+//! - It connects first unless the script starts with [`Step::Connect`] (HAProxy's implicit
+//!   connect, step 0, which honours the server's `check-send-proxy` and `port`).
+//! - [`Step::Send`] writes bytes; [`Step::Comment`] does nothing (its text is already part of
+//!   the next step's reports).
+//! - [`Step::Expect`] reads, then asks [`Matcher::evaluate`] about *everything received on
+//!   this connection since the last `Send` or `Connect`*: HAProxy empties its input buffer
+//!   only there, never after a passing expect, so two expects in a row judge the same bytes
+//!   (mysql-check's second expect needs the greeting the first one saw). The runner reads
+//!   only while an expect is current, and at most [`CHECK_BUFSIZE`] bytes.
+//! - The first [`Verdict::Fail`] ends the check; when the steps run out the check passed
+//!   with [`Script::success`]; connect errors, timeouts and socket errors are worded by
+//!   [`Script::failure`].
 
+use std::fmt;
 use std::net::SocketAddr;
+
+use regex::bytes::Regex;
 
 use crate::config::model::{
     Agent, CheckKind, ExpectPattern, HttpExpect, HttpExpectKind, TcpCheckRule,
 };
 
-/// One step of a check script.
+/// HAProxy's check buffer (`tune.bufsize`, 16 KiB by default): a runner reads at most this much
+/// per step, and an expect that sees a full buffer judges it as final, as if the server had
+/// closed.
+pub const CHECK_BUFSIZE: usize = 16_384;
+
+/// The longest report info HAProxy keeps (`HCHK_DESC_LEN` - 1); longer texts are cut.
+pub const INFO_MAX: usize = 127;
+
+// ---------------------------------------------------------------------------------------------
+// scripts
+
+/// What a check runs: the steps, and which kind of check produced them (it selects HAProxy's
+/// wording of failures).
 #[derive(Debug, Clone)]
-pub enum Step {
-    Connect { port: Option<u16>, send_proxy: bool },
-    Send(Vec<u8>),
-    Expect(Matcher),
-    Comment(String),
+pub struct Script {
+    pub origin: Origin,
+    pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Clone)]
-pub enum Matcher {
-    Tcp {
-        negate: bool,
-        pattern: ExpectPattern,
-    },
-    Http(Option<HttpExpect>),
+/// The check kind a script comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The default check: a TCP connect and nothing else.
+    Connect,
+    /// `option tcp-check` and its rules: the only kind whose failures name the step.
+    TcpCheck,
+    Http,
+    Mysql,
+    Pgsql,
+    Redis,
+    SslHello,
     Agent,
 }
 
+/// One step of a check script, run in order on one connection.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// (Re)connect, closing the previous connection of this check if any.
+    Connect {
+        /// Overrides the check port (`port`) or the server's port.
+        port: Option<u16>,
+        /// Sends a PROXY v1 header ([`proxy_v1_header`]) before anything else.
+        send_proxy: bool,
+        /// HAProxy's `connect default`: also applies the server's check options
+        /// (`check-send-proxy`), as the implicit connect does. Used by mysql-check and
+        /// pgsql-check.
+        default: bool,
+        /// HAProxy's `connect linger`: close cleanly with a FIN. Without it a check closes
+        /// with a reset (SO_LINGER 0), which is what HAProxy does for every other check.
+        linger: bool,
+    },
+    /// Writes these bytes.
+    Send(Vec<u8>),
+    /// Reads until the matcher decides.
+    Expect(Matcher),
+    /// `tcp-check comment`: the text reported if the next step fails. Kept in the script so
+    /// that step numbers stay HAProxy's (see [`Script::step_id`]).
+    Comment(String),
+}
+
+/// An expect step: how to judge the reply, and the context HAProxy reports with it.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// HAProxy's step number of this expect (its position in the script, from 1).
+    pub step: u32,
+    /// The `tcp-check comment` just before this expect, if any.
+    pub comment: Option<String>,
+    pub kind: MatchKind,
+}
+
+/// What an expect looks for.
+#[derive(Debug, Clone)]
+pub enum MatchKind {
+    /// `tcp-check expect [!] string`: the bytes appear anywhere in what was received.
+    String { negate: bool, pattern: Vec<u8> },
+    /// `tcp-check expect [!] binary`: the same, with hex-decoded bytes.
+    Binary { negate: bool, pattern: Vec<u8> },
+    /// `tcp-check expect [!] rstring`: the regular expression matches what was received
+    /// (searched on the raw bytes; None if the expression did not compile, which config
+    /// validation prevents).
+    Rstring { negate: bool, regex: Option<Regex> },
+    /// `option httpchk` with its `http-check expect` (or the implicit 2xx/3xx one).
+    Http(HttpMatch),
+    /// mysql-check: the server's first packet is not an error packet.
+    MysqlGreeting,
+    /// mysql-check with a user: the packet after the greeting is not an error packet.
+    MysqlOk,
+    /// pgsql-check, first expect: the reply is not an ErrorResponse ('E').
+    PgsqlNotError,
+    /// pgsql-check, second expect: an AuthenticationRequest HAProxy knows ('R', length 8,
+    /// 10 or 12, method ok/kerberos/cleartext/crypt/md5/scm).
+    PgsqlAuth,
+    /// redis-check: "+PONG\r\n".
+    RedisPong,
+    /// ssl-hello-chk: the reply starts with a TLS record of type handshake (0x16) or alert
+    /// (0x15).
+    SslHello,
+    /// agent-check: one line of HAProxy's agent grammar.
+    Agent,
+}
+
+/// An HTTP expectation on one response.
+#[derive(Debug, Clone)]
+pub struct HttpMatch {
+    /// `http-check expect !`.
+    pub negate: bool,
+    pub rule: HttpRule,
+    /// The request was a HEAD: the response has no body.
+    pub head: bool,
+}
+
+/// What an HTTP expect tests.
+#[derive(Debug, Clone)]
+pub enum HttpRule {
+    /// `status <list>`: inclusive ranges; the implicit rule is 200-399.
+    Status(Vec<(u16, u16)>),
+    /// `rstatus <regex>`, on the three digits of the status code.
+    Rstatus(Option<Regex>),
+    /// `string <text>`, anywhere in the (de-chunked) body.
+    Body(Vec<u8>),
+}
+
+/// What an expect decided about the bytes received so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// Undecided: read more (or, at a timeout, fail with [`Script::failure`]).
     NeedMore,
-    Pass,
-    Fail(String),
+    /// Passed; run the next step. The report is the check's result if this is the last step
+    /// (see [`Script::success`]).
+    Pass(Report),
+    /// Failed; the check ends with this report.
+    Fail(Report),
+    /// An agent answered; the check ends. The reply says what to change (possibly nothing).
     Agent(AgentReply),
 }
 
+/// What went wrong outside the expects, for [`Script::failure`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentState {
-    Up,
-    Down,
-    Drain,
-    Maint,
-    Ready,
-    Stopped,
-    Fail,
+pub enum Trouble<'a> {
+    /// connect() failed; the text is the system error, as `strerror` words it
+    /// ("Connection refused").
+    ConnectError(&'a str),
+    /// The connection was not established in time.
+    ConnectTimeout,
+    /// Connected, but the script did not finish in time (`timeout check`).
+    Timeout,
+    /// A send or receive failed on an established connection ("Connection reset by peer").
+    SocketError(&'a str),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgentReply {
-    pub weight_percent: Option<u32>,
-    pub state: Option<AgentState>,
-    pub maxconn: Option<u32>,
-    pub message: Option<String>,
-}
+impl Script {
+    /// HAProxy's step number of `steps[index]`: its position from 1. Step 0 is the implicit
+    /// connect, when the script does not start with one.
+    pub fn step_id(index: usize) -> u32 {
+        u32::try_from(index).map_or(u32::MAX, |i| i.saturating_add(1))
+    }
 
-fn find(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
+    /// True when the script opens its own connection: the runner must not connect first.
+    pub fn connects_first(&self) -> bool {
+        matches!(self.steps.first(), Some(Step::Connect { .. }))
+    }
 
-impl Matcher {
-    pub fn evaluate(&self, received: &[u8], eof: bool) -> Verdict {
-        match self {
-            Matcher::Tcp { negate, pattern } => {
-                let hit = match pattern {
-                    ExpectPattern::String(s) | ExpectPattern::Binary(s) => find(received, s),
-                    ExpectPattern::Rstring(re) => regex::Regex::new(re)
-                        .map(|r| r.is_match(&String::from_utf8_lossy(received)))
-                        .unwrap_or(false),
-                };
-                match (hit, negate, eof) {
-                    (true, false, _) => Verdict::Pass,
-                    (true, true, _) => Verdict::Fail("TCPCHK matched unwanted content".to_string()),
-                    (false, true, true) => Verdict::Pass,
-                    (false, false, true) => {
-                        Verdict::Fail("TCPCHK did not match content".to_string())
-                    }
-                    (false, _, false) => Verdict::NeedMore,
-                }
+    /// The report of a check that ran every step. `last_pass` is the report of the last
+    /// [`Verdict::Pass`], if any: HAProxy reports on the last step it ran, so an expect's own
+    /// report wins when the script ends with it, a trailing send or connect reports
+    /// "(tcp-check)", and a bare connect reports nothing more than Layer4 success.
+    pub fn success(&self, last_pass: Option<Report>) -> Report {
+        let last = self
+            .steps
+            .iter()
+            .rev()
+            .find(|s| !matches!(s, Step::Comment(_)));
+        match last {
+            Some(Step::Expect(_)) => {
+                last_pass.unwrap_or_else(|| Report::new(CheckStatus::L7Ok, 0, b""))
             }
-            Matcher::Http(expect) => {
-                let Some(line_end) = received.windows(2).position(|w| w == b"\r\n") else {
-                    return if eof {
-                        Verdict::Fail("Layer7 invalid response".to_string())
-                    } else {
-                        Verdict::NeedMore
-                    };
-                };
-                let line = String::from_utf8_lossy(&received[..line_end]);
-                let mut parts = line.splitn(3, ' ');
-                let (Some(v), Some(code)) = (parts.next(), parts.next()) else {
-                    return Verdict::Fail("Layer7 invalid response".to_string());
-                };
-                let Ok(code) = code.parse::<u16>() else {
-                    return Verdict::Fail("Layer7 invalid response".to_string());
-                };
-                if !v.starts_with("HTTP/") {
-                    return Verdict::Fail("Layer7 invalid response".to_string());
-                }
-                let ok = match expect {
-                    None => (200..400).contains(&code),
-                    Some(HttpExpect { negate, kind }) => {
-                        let hit = match kind {
-                            HttpExpectKind::Status(list) => {
-                                list.iter().any(|(a, b)| (*a..=*b).contains(&code))
-                            }
-                            HttpExpectKind::Rstatus(re) => regex::Regex::new(re)
-                                .map(|r| r.is_match(&code.to_string()))
-                                .unwrap_or(false),
-                            HttpExpectKind::String(s) => {
-                                if !eof {
-                                    return Verdict::NeedMore;
-                                }
-                                find(received, s.as_bytes())
-                            }
-                        };
-                        hit != *negate
-                    }
-                };
-                if ok {
-                    Verdict::Pass
-                } else {
-                    Verdict::Fail(format!("Layer7 wrong status, code: {code}"))
-                }
+            Some(Step::Send(_)) => Report::new(CheckStatus::L7Ok, 0, b"(tcp-check)"),
+            Some(Step::Connect { .. }) => Report::new(CheckStatus::L4Ok, 0, b"(tcp-check)"),
+            None | Some(Step::Comment(_)) => Report::new(CheckStatus::L4Ok, 0, b""),
+        }
+    }
+
+    /// The report of a check that failed outside an expect's verdict. `at` is the index of
+    /// the step running when it happened, None for the implicit connect. Only tcp-check
+    /// scripts say where (" at step 2 of tcp-check (expect string 'role:master')").
+    pub fn failure(&self, at: Option<usize>, trouble: Trouble<'_>) -> Report {
+        let step = at.and_then(|i| self.steps.get(i));
+        let mut info = Vec::new();
+        match trouble {
+            Trouble::ConnectError(e) | Trouble::SocketError(e) => {
+                info.extend_from_slice(e.as_bytes())
             }
-            Matcher::Agent => match received.iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    Verdict::Agent(parse_agent_reply(&String::from_utf8_lossy(&received[..i])))
-                }
-                None if eof => {
-                    Verdict::Agent(parse_agent_reply(&String::from_utf8_lossy(received)))
-                }
-                None => Verdict::NeedMore,
+            Trouble::ConnectTimeout | Trouble::Timeout => {}
+        }
+        if self.origin == Origin::TcpCheck {
+            self.where_in_tcp_check(at, &mut info);
+        }
+        let status = match trouble {
+            Trouble::ConnectError(_) => CheckStatus::L4Con,
+            Trouble::ConnectTimeout => CheckStatus::L4Tout,
+            Trouble::SocketError(_) => CheckStatus::SockErr,
+            Trouble::Timeout => match step {
+                Some(Step::Expect(m)) => m.timeout_status(),
+                _ => CheckStatus::L7Tout,
             },
+        };
+        Report::new(status, 0, &info)
+    }
+
+    /// HAProxy's " at step N of tcp-check (what) comment: 'c'" suffix.
+    fn where_in_tcp_check(&self, at: Option<usize>, out: &mut Vec<u8>) {
+        let Some(i) = at else {
+            out.extend_from_slice(b" at initial connection step of tcp-check");
+            return;
+        };
+        out.extend_from_slice(format!(" at step {} of tcp-check", Script::step_id(i)).as_bytes());
+        match self.steps.get(i) {
+            Some(Step::Connect {
+                port: Some(port), ..
+            }) => out.extend_from_slice(format!(" (connect port {port})").as_bytes()),
+            Some(Step::Connect { port: None, .. }) => out.extend_from_slice(b" (connect)"),
+            Some(Step::Send(_)) => out.extend_from_slice(b" (send)"),
+            Some(Step::Expect(m)) => m.describe(out),
+            Some(Step::Comment(_)) | None => {}
+        }
+        if let Some(c) = comment_before(&self.steps, i) {
+            out.extend_from_slice(b" comment: '");
+            out.extend_from_slice(c.as_bytes());
+            out.push(b'\'');
         }
     }
 }
 
-pub fn script(kind: &CheckKind) -> Vec<Step> {
+/// The script for a backend's check kind.
+pub fn script(kind: &CheckKind) -> Script {
     match kind {
-        CheckKind::Connect => Vec::new(),
-        CheckKind::TcpCheck(rules) => rules
-            .iter()
-            .map(|r| match r {
-                TcpCheckRule::Connect { port, send_proxy } => Step::Connect {
-                    port: *port,
-                    send_proxy: *send_proxy,
-                },
-                TcpCheckRule::Send(b) => Step::Send(b.clone()),
-                TcpCheckRule::Expect { negate, pattern } => Step::Expect(Matcher::Tcp {
-                    negate: *negate,
-                    pattern: pattern.clone(),
-                }),
-                TcpCheckRule::Comment(c) => Step::Comment(c.clone()),
-            })
-            .collect(),
+        CheckKind::Connect => Script {
+            origin: Origin::Connect,
+            steps: Vec::new(),
+        },
+        CheckKind::TcpCheck(rules) => tcp_check_script(rules),
         CheckKind::HttpChk {
             method,
             uri,
             version,
             expect,
-        } => vec![
-            Step::Send(
-                format!("{method} {uri} {version}\r\nConnection: close\r\n\r\n").into_bytes(),
-            ),
-            Step::Expect(Matcher::Http(expect.clone())),
-        ],
-        CheckKind::Redis => vec![
-            Step::Send(b"PING\r\n".to_vec()),
-            Step::Expect(Matcher::Tcp {
-                negate: false,
-                pattern: ExpectPattern::String(b"+PONG".to_vec()),
-            }),
-        ],
-        // Other protocols are checked at layer 4 until their scripts land.
-        CheckKind::Mysql { .. } | CheckKind::Pgsql { .. } | CheckKind::SslHello => Vec::new(),
-    }
-}
-
-pub fn agent_script(agent: &Agent) -> Vec<Step> {
-    let mut v = Vec::new();
-    if let Some(s) = &agent.send {
-        v.push(Step::Send(s.clone().into_bytes()));
-    }
-    v.push(Step::Expect(Matcher::Agent));
-    v
-}
-
-pub fn parse_agent_reply(line: &str) -> AgentReply {
-    let mut r = AgentReply::default();
-    let (words, msg) = match line.split_once('#') {
-        Some((w, m)) => (w, Some(m.trim().to_string())),
-        None => (line, None),
-    };
-    r.message = msg;
-    for w in words
-        .split([' ', ',', '\t', '\r'])
-        .filter(|w| !w.is_empty())
-    {
-        let lw = w.to_ascii_lowercase();
-        if let Some(p) = lw.strip_suffix('%') {
-            r.weight_percent = p.parse().ok();
-        } else if let Some(m) = lw.strip_prefix("maxconn:") {
-            r.maxconn = m.parse().ok();
-        } else {
-            r.state = match lw.as_str() {
-                "up" => Some(AgentState::Up),
-                "down" => Some(AgentState::Down),
-                "drain" => Some(AgentState::Drain),
-                "maint" => Some(AgentState::Maint),
-                "ready" => Some(AgentState::Ready),
-                "stopped" => Some(AgentState::Stopped),
-                "fail" => Some(AgentState::Fail),
-                _ => r.state,
-            };
+        } => {
+            let head = method == "HEAD";
+            Script {
+                origin: Origin::Http,
+                steps: vec![
+                    Step::Send(http_request(method, uri, version)),
+                    Step::Expect(Matcher {
+                        step: 2,
+                        comment: None,
+                        kind: MatchKind::Http(http_match(expect.as_ref(), head)),
+                    }),
+                ],
+            }
         }
+        CheckKind::Mysql { user, post_41 } => {
+            let mut steps = vec![own_connect()];
+            if let Some(user) = user {
+                steps.push(Step::Send(mysql_auth(user, *post_41)));
+            }
+            let greeting = Script::step_id(steps.len());
+            steps.push(expect(greeting, MatchKind::MysqlGreeting));
+            if user.is_some() {
+                steps.push(expect(greeting + 1, MatchKind::MysqlOk));
+            }
+            Script {
+                origin: Origin::Mysql,
+                steps,
+            }
+        }
+        CheckKind::Pgsql { user } => Script {
+            origin: Origin::Pgsql,
+            steps: vec![
+                own_connect(),
+                Step::Send(pgsql_startup(user)),
+                expect(3, MatchKind::PgsqlNotError),
+                expect(4, MatchKind::PgsqlAuth),
+            ],
+        },
+        CheckKind::Redis => Script {
+            origin: Origin::Redis,
+            steps: vec![
+                Step::Send(REDIS_PING.to_vec()),
+                expect(2, MatchKind::RedisPong),
+            ],
+        },
+        CheckKind::SslHello => Script {
+            origin: Origin::SslHello,
+            // HAProxy stamps the hello with the current time; a pure script cannot, and
+            // servers ignore the field (TLS 1.3 makes it random). See `ssl_client_hello`.
+            steps: vec![
+                Step::Send(ssl_client_hello(0)),
+                expect(2, MatchKind::SslHello),
+            ],
+        },
     }
-    r
 }
 
+/// The agent-check script: send `agent-send` (if any), then read one line. The runner
+/// connects to the agent's address and port, never with a PROXY header.
+pub fn agent_script(agent: &Agent) -> Script {
+    let mut steps = Vec::new();
+    if let Some(s) = &agent.send {
+        steps.push(Step::Send(s.as_bytes().to_vec()));
+    }
+    // HAProxy's agent ruleset always has its send rule, so the expect is step 2.
+    steps.push(expect(2, MatchKind::Agent));
+    Script {
+        origin: Origin::Agent,
+        steps,
+    }
+}
+
+/// A PROXY protocol v1 header. For a check, `src` is the check socket's local address and
+/// `dst` the address it connected to, as HAProxy sends it. Mixed address families give
+/// "PROXY UNKNOWN".
 pub fn proxy_v1_header(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
-    let fam = if src.is_ipv4() { "TCP4" } else { "TCP6" };
+    let family = match (src, dst) {
+        (SocketAddr::V4(_), SocketAddr::V4(_)) => "TCP4",
+        (SocketAddr::V6(_), SocketAddr::V6(_)) => "TCP6",
+        _ => return b"PROXY UNKNOWN\r\n".to_vec(),
+    };
     format!(
-        "PROXY {fam} {} {} {} {}\r\n",
+        "PROXY {family} {} {} {} {}\r\n",
         src.ip(),
         dst.ip(),
         src.port(),
         dst.port()
     )
     .into_bytes()
+}
+
+/// HAProxy's ssl-hello-chk message: an SSLv3 ClientHello (record and hello version 3.0)
+/// offering 39 RSA/DH cipher suites and no compression, with `unix_time` as gmt_unix_time at
+/// bytes 11..15 and "HAPROXYSSLCHK\nHAPROXYSSLCHK\n" as the 28 random bytes. 126 bytes.
+pub fn ssl_client_hello(unix_time: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(126);
+    m.push(0x16); // record: handshake
+    m.extend_from_slice(&[0x03, 0x00]); // record version: SSL 3.0
+    m.extend_from_slice(&[0x00, 0x79]); // record length: 121
+    m.push(0x01); // handshake: ClientHello
+    m.extend_from_slice(&[0x00, 0x00, 0x75]); // handshake length: 117
+    m.extend_from_slice(&[0x03, 0x00]); // client version: SSL 3.0
+    m.extend_from_slice(&unix_time.to_be_bytes());
+    m.extend_from_slice(b"HAPROXYSSLCHK\nHAPROXYSSLCHK\n");
+    m.push(0x00); // no session id
+    m.extend_from_slice(&[0x00, 0x4e]); // cipher suites: 78 bytes
+    for suite in (0x0001u16..=0x001b).chain(0x002f..=0x003a) {
+        m.extend_from_slice(&suite.to_be_bytes());
+    }
+    m.extend_from_slice(&[0x01, 0x00]); // one compression method: null
+    debug_assert_eq!(m.len(), 126);
+    m
+}
+
+// ---------------------------------------------------------------------------------------------
+// reports
+
+/// HAProxy's check statuses (`HCHK_STATUS_*`), as `show stat` and the logs name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CheckStatus {
+    /// An agent said nothing that changes the server.
+    Checked,
+    /// observe layer4/layer7 counted too many errors.
+    Hana,
+    SockErr,
+    L4Ok,
+    L4Tout,
+    L4Con,
+    L6Ok,
+    L6Tout,
+    L6Rsp,
+    L7Tout,
+    L7Rsp,
+    L7Ok,
+    L7OkC,
+    L7Sts,
+}
+
+/// What a status means for rise/fall (HAProxy's `CHK_RES_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckResult {
+    Passed,
+    /// Passed, but asks for the NOLB (stopping) state.
+    ConditionallyPassed,
+    Failed,
+    /// Changes nothing.
+    Neutral,
+}
+
+impl CheckStatus {
+    /// The short name: "L7STS".
+    pub fn tag(self) -> &'static str {
+        match self {
+            CheckStatus::Checked => "CHECKED",
+            CheckStatus::Hana => "HANA",
+            CheckStatus::SockErr => "SOCKERR",
+            CheckStatus::L4Ok => "L4OK",
+            CheckStatus::L4Tout => "L4TOUT",
+            CheckStatus::L4Con => "L4CON",
+            CheckStatus::L6Ok => "L6OK",
+            CheckStatus::L6Tout => "L6TOUT",
+            CheckStatus::L6Rsp => "L6RSP",
+            CheckStatus::L7Tout => "L7TOUT",
+            CheckStatus::L7Rsp => "L7RSP",
+            CheckStatus::L7Ok => "L7OK",
+            CheckStatus::L7OkC => "L7OKC",
+            CheckStatus::L7Sts => "L7STS",
+        }
+    }
+
+    /// The words of the logs' "reason:": "Layer7 wrong status".
+    pub fn description(self) -> &'static str {
+        match self {
+            CheckStatus::Checked => "No status change",
+            CheckStatus::Hana => "Health analyze",
+            CheckStatus::SockErr => "Socket error",
+            CheckStatus::L4Ok => "Layer4 check passed",
+            CheckStatus::L4Tout => "Layer4 timeout",
+            CheckStatus::L4Con => "Layer4 connection problem",
+            CheckStatus::L6Ok => "Layer6 check passed",
+            CheckStatus::L6Tout => "Layer6 timeout",
+            CheckStatus::L6Rsp => "Layer6 invalid response",
+            CheckStatus::L7Tout => "Layer7 timeout",
+            CheckStatus::L7Rsp => "Layer7 invalid response",
+            CheckStatus::L7Ok => "Layer7 check passed",
+            CheckStatus::L7OkC => "Layer7 check conditionally passed",
+            CheckStatus::L7Sts => "Layer7 wrong status",
+        }
+    }
+
+    pub fn result(self) -> CheckResult {
+        match self {
+            CheckStatus::L4Ok | CheckStatus::L6Ok | CheckStatus::L7Ok => CheckResult::Passed,
+            CheckStatus::L7OkC => CheckResult::ConditionallyPassed,
+            CheckStatus::Checked => CheckResult::Neutral,
+            _ => CheckResult::Failed,
+        }
+    }
+
+    /// Layer-7 data statuses carry a code in the logs (HAProxy's `>= HCHK_STATUS_L57DATA`).
+    pub fn shows_code(self) -> bool {
+        matches!(
+            self,
+            CheckStatus::L7Ok | CheckStatus::L7OkC | CheckStatus::L7Sts
+        )
+    }
+}
+
+/// A check result as HAProxy logs it. `Display` gives the part after "reason: ", e.g.
+/// `Layer7 wrong status, code: 503, info: "Service Unavailable"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub status: CheckStatus,
+    /// The HTTP status, MySQL error number, or 0; shown for layer-7 data statuses only.
+    pub code: u32,
+    /// Raw bytes (servers send what they like); cut at the first NUL and to [`INFO_MAX`]
+    /// bytes as HAProxy does, escaped only when displayed.
+    pub info: Vec<u8>,
+}
+
+impl Report {
+    pub fn new(status: CheckStatus, code: u32, info: &[u8]) -> Report {
+        let info = until_nul(info);
+        Report {
+            status,
+            code,
+            info: info[..info.len().min(INFO_MAX)].to_vec(),
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.status.description())?;
+        if self.status.shows_code() {
+            write!(f, ", code: {}", self.code)?;
+        }
+        if !self.info.is_empty() {
+            f.write_str(", info: \"")?;
+            // HAProxy's chunk_asciiencode(): control, non-ASCII, quote and angle brackets
+            // become <XX>.
+            for &b in &self.info {
+                if !(0x20..0x7f).contains(&b) || b == b'"' || b == b'<' || b == b'>' {
+                    write!(f, "<{b:02X}>")?;
+                } else {
+                    write!(f, "{}", b as char)?;
+                }
+            }
+            f.write_str("\"")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// agent replies
+
+/// The health words of an agent reply: they set the operational state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentHealth {
+    /// "up": back up at once if the health check allows it.
+    Up,
+    /// "down", "stopped" and "fail" all mark the server down; the word only shows which.
+    Down,
+    Stopped,
+    Fail,
+}
+
+/// The admin words of an agent reply: they set the administrative state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentAdmin {
+    Ready,
+    Drain,
+    Maint,
+}
+
+/// One agent reply line, parsed with HAProxy's grammar. The health and admin categories are
+/// independent ("up drain" sets both); within one category the last word wins. Anything the
+/// agent did not say stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentReply {
+    /// "75%": the weight in percent of the configured weight (capped at 25600, HAProxy's
+    /// overflow guard; see [`AgentReply::weight`]).
+    pub weight_percent: Option<u32>,
+    pub health: Option<AgentHealth>,
+    pub admin: Option<AgentAdmin>,
+    /// "maxconn:30".
+    pub maxconn: Option<u32>,
+    /// The text after '#', shown with a health word.
+    pub description: Option<String>,
+    /// The first word HAProxy does not know, reported as an error.
+    pub unknown: Option<String>,
+    /// Why a weight or maxconn word was ignored ("Trailing garbage in weight string").
+    pub warning: Option<String>,
+    /// The connection ended before a full line: HAProxy ignores the reply.
+    pub incomplete: bool,
+}
+
+impl AgentReply {
+    /// The new weight for a server configured with `initial` (HAProxy:
+    /// `iweight * percent / 100`, at most 256). None if the agent sent no weight. A backend
+    /// with a static algorithm only accepts 0% and 100%; that check is the caller's.
+    pub fn weight(&self, initial: u32) -> Option<u32> {
+        self.weight_percent
+            .map(|p| (u64::from(initial) * u64::from(p) / 100).min(256) as u32)
+    }
+
+    /// The report HAProxy logs for this reply ("via agent : down (maintenance)").
+    pub fn report(&self) -> Report {
+        if self.incomplete {
+            return Report::new(
+                CheckStatus::Checked,
+                0,
+                b"Ignoring incomplete line from agent",
+            );
+        }
+        if let Some(health) = self.health {
+            let (word, status) = match health {
+                AgentHealth::Up => ("up", CheckStatus::L7Ok),
+                AgentHealth::Down => ("down", CheckStatus::L7Sts),
+                AgentHealth::Stopped => ("stopped", CheckStatus::L7Sts),
+                AgentHealth::Fail => ("fail", CheckStatus::L7Sts),
+            };
+            let mut msg = self.description.as_deref().unwrap_or("");
+            if msg.is_empty() || status == CheckStatus::L7Ok {
+                if let Some(e) = &self.unknown {
+                    msg = e;
+                } else if let Some(w) = &self.warning {
+                    msg = w;
+                }
+            }
+            let info = if msg.is_empty() {
+                format!("via agent : {word}")
+            } else {
+                format!("via agent : {word} ({msg})")
+            };
+            return Report::new(status, 0, info.as_bytes());
+        }
+        let info = match (&self.unknown, &self.warning) {
+            (Some(e), _) => format!("agent reports an error : {e}"),
+            (None, Some(w)) => format!("agent warns : {w}"),
+            (None, None) => String::new(),
+        };
+        Report::new(CheckStatus::Checked, 0, info.as_bytes())
+    }
+}
+
+/// Parses one agent reply line: words separated by spaces, tabs or commas, in any order,
+/// case-insensitive: "75%", "maxconn:30", "up", "down", "stopped", "fail", "ready", "drain",
+/// "maint"; a word starting with '#' starts the description. The line ends at the first CR
+/// or LF.
+pub fn parse_agent_reply(line: &str) -> AgentReply {
+    parse_agent_line(line.as_bytes())
+}
+
+// ---------------------------------------------------------------------------------------------
+// matchers
+
+impl Matcher {
+    /// Judges everything received on this connection since the last send or connect; `eof`
+    /// is true once the server closed (or errored after sending data). Never panics, on any
+    /// input; never returns [`Verdict::NeedMore`] when `eof` is true.
+    pub fn evaluate(&self, received: &[u8], eof: bool) -> Verdict {
+        if received.is_empty() && !matches!(self.kind, MatchKind::Http(_)) {
+            return if eof {
+                Verdict::Fail(self.empty_response())
+            } else {
+                Verdict::NeedMore
+            };
+        }
+        // HAProxy judges a full buffer as final.
+        let last_read = eof || received.len() >= CHECK_BUFSIZE;
+        match &self.kind {
+            MatchKind::String { negate, pattern } | MatchKind::Binary { negate, pattern } => {
+                if !last_read && received.len() < pattern.len() {
+                    return Verdict::NeedMore;
+                }
+                self.tcp_verdict(contains(received, pattern), *negate, last_read)
+            }
+            MatchKind::Rstring { negate, regex } => {
+                let hit = regex.as_ref().is_some_and(|r| r.is_match(received));
+                self.tcp_verdict(hit, *negate, last_read)
+            }
+            MatchKind::MysqlGreeting => mysql_packet(received, 0, last_read),
+            MatchKind::MysqlOk => {
+                let greeting = 4 + le24(received, 0);
+                mysql_packet(received, greeting, last_read)
+            }
+            MatchKind::PgsqlNotError => {
+                // `! rstring ^E` with min-recv 5, conclusive.
+                if !last_read && received.len() < 5 {
+                    return Verdict::NeedMore;
+                }
+                if received.first() == Some(&b'E') {
+                    // on-error "%[res.payload(6,0)]": the severity, up to its NUL (nothing when
+                    // the reply is shorter).
+                    let info = received.get(6..).unwrap_or(b"");
+                    Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, info))
+                } else {
+                    Verdict::Pass(Report::new(CheckStatus::L7Ok, 0, b""))
+                }
+            }
+            MatchKind::PgsqlAuth => {
+                // `rbinary ^52000000(08|0A|0C)000000(00|02|03|04|05|06)` with min-recv 9.
+                if !last_read && received.len() < 9 {
+                    return Verdict::NeedMore;
+                }
+                let hit = received.len() >= 9
+                    && received[..4] == [b'R', 0, 0, 0]
+                    && matches!(received[4], 0x08 | 0x0a | 0x0c)
+                    && received[5..8] == [0, 0, 0]
+                    && matches!(received[8], 0 | 2..=6);
+                if hit {
+                    Verdict::Pass(Report::new(
+                        CheckStatus::L7Ok,
+                        0,
+                        b"PostgreSQL server is ok",
+                    ))
+                } else {
+                    Verdict::Fail(Report::new(
+                        CheckStatus::L7Sts,
+                        0,
+                        b"PostgreSQL unknown error",
+                    ))
+                }
+            }
+            MatchKind::RedisPong => {
+                const PONG: &[u8] = b"+PONG\r\n";
+                if !last_read && received.len() < PONG.len() {
+                    return Verdict::NeedMore;
+                }
+                if contains(received, PONG) {
+                    Verdict::Pass(Report::new(CheckStatus::L7Ok, 0, b"Redis server is ok"))
+                } else if !last_read {
+                    Verdict::NeedMore
+                } else {
+                    // on-error "%[res.payload(0,0),cut_crlf]": the first line.
+                    let end = received
+                        .iter()
+                        .position(|&b| b == b'\r' || b == b'\n')
+                        .unwrap_or(received.len());
+                    Verdict::Fail(Report::new(CheckStatus::L7Sts, 0, &received[..end]))
+                }
+            }
+            MatchKind::SslHello => {
+                // `rbinary ^1[56]` with min-recv 5, conclusive.
+                if !last_read && received.len() < 5 {
+                    return Verdict::NeedMore;
+                }
+                if matches!(received.first(), Some(0x15 | 0x16)) {
+                    Verdict::Pass(Report::new(CheckStatus::L6Ok, 0, b""))
+                } else {
+                    Verdict::Fail(Report::new(CheckStatus::L6Rsp, 0, b""))
+                }
+            }
+            MatchKind::Agent => {
+                match received
+                    .iter()
+                    .position(|&b| b == b'\r' || b == b'\n' || b == 0)
+                {
+                    // A NUL ends HAProxy's scan before the line end: an incomplete line.
+                    Some(i) if received[i] != 0 => Verdict::Agent(parse_agent_line(&received[..i])),
+                    _ if last_read => Verdict::Agent(AgentReply {
+                        incomplete: true,
+                        ..AgentReply::default()
+                    }),
+                    _ => Verdict::NeedMore,
+                }
+            }
+            MatchKind::Http(h) => h.evaluate(received, eof),
+        }
+    }
+
+    /// The status of a timeout while this expect waits.
+    pub fn timeout_status(&self) -> CheckStatus {
+        match self.kind {
+            MatchKind::SslHello => CheckStatus::L6Tout,
+            _ => CheckStatus::L7Tout,
+        }
+    }
+
+    /// The status of a response HAProxy finds wrong at this expect.
+    fn error_status(&self) -> CheckStatus {
+        match self.kind {
+            MatchKind::RedisPong | MatchKind::PgsqlAuth => CheckStatus::L7Sts,
+            MatchKind::SslHello => CheckStatus::L6Rsp,
+            _ => CheckStatus::L7Rsp,
+        }
+    }
+
+    /// "TCPCHK got an empty response at step N": the server closed without a byte.
+    fn empty_response(&self) -> Report {
+        let mut info = format!("TCPCHK got an empty response at step {}", self.step);
+        if let Some(c) = &self.comment {
+            info.push_str(&format!(" comment: '{c}'"));
+        }
+        Report::new(self.error_status(), 0, info.as_bytes())
+    }
+
+    /// A tcp-check expect's verdict once matched: waits for more on a miss until the end of
+    /// the data (HAProxy's default min-recv -1), passes when match and negation differ.
+    fn tcp_verdict(&self, hit: bool, negate: bool, last_read: bool) -> Verdict {
+        if !hit && !last_read {
+            return Verdict::NeedMore;
+        }
+        if hit != negate {
+            return Verdict::Pass(Report::new(CheckStatus::L7Ok, 0, b"(tcp-check)"));
+        }
+        let mut info: Vec<u8> = if hit {
+            b"TCPCHK matched unwanted content".to_vec()
+        } else {
+            b"TCPCHK did not match content".to_vec()
+        };
+        match &self.kind {
+            MatchKind::String { pattern, .. } => {
+                info.extend_from_slice(b" '");
+                info.extend_from_slice(pattern);
+                info.push(b'\'');
+            }
+            MatchKind::Binary { .. } => info.extend_from_slice(b" (binary)"),
+            _ => info.extend_from_slice(b" (regex)"),
+        }
+        info.extend_from_slice(format!(" at step {}", self.step).as_bytes());
+        if let Some(c) = &self.comment {
+            info.extend_from_slice(b" comment: ");
+            info.extend_from_slice(c.as_bytes());
+        }
+        Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, &info))
+    }
+
+    /// " (expect string 'x')": this expect in tcp-check failure reports.
+    fn describe(&self, out: &mut Vec<u8>) {
+        match &self.kind {
+            MatchKind::String { pattern, .. } => {
+                out.extend_from_slice(b" (expect string '");
+                out.extend_from_slice(pattern);
+                out.extend_from_slice(b"')");
+            }
+            MatchKind::Binary { pattern, .. } => {
+                out.extend_from_slice(b" (expect binary '");
+                out.extend_from_slice(pattern);
+                out.extend_from_slice(b"')");
+            }
+            MatchKind::Rstring { .. } => out.extend_from_slice(b" (expect regex)"),
+            _ => out.extend_from_slice(b" (expect custom function)"),
+        }
+    }
+}
+
+/// mysql-check's packet test at `offset` (HAProxy's `tcpcheck_mysql_expect_packet`): a whole
+/// packet must be there; an error packet (0xff) fails with its code and message, anything
+/// else passes, reporting the server version from the greeting.
+fn mysql_packet(buf: &[u8], offset: usize, last_read: bool) -> Verdict {
+    let incomplete = || {
+        if last_read {
+            Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, b""))
+        } else {
+            Verdict::NeedMore
+        }
+    };
+    if buf.len() < offset.saturating_add(4) {
+        return incomplete();
+    }
+    let len = le24(buf, offset);
+    if buf.len() < offset + 4 + len {
+        return incomplete();
+    }
+    if buf.get(offset + 4) == Some(&0xff) {
+        let code = u32::from(buf.get(offset + 5).copied().unwrap_or(0))
+            | u32::from(buf.get(offset + 6).copied().unwrap_or(0)) << 8;
+        // The message runs to the end of what was received; a post-4.1 server puts
+        // "#<sqlstate>" first, and HAProxy reports it as is.
+        let msg = buf.get(offset + 7..).unwrap_or(b"");
+        return Verdict::Fail(Report::new(CheckStatus::L7Sts, code, msg));
+    }
+    // The version string of the greeting (after its protocol version byte).
+    let greeting_end = (4 + le24(buf, 0)).min(buf.len());
+    let version = buf.get(5..greeting_end).unwrap_or(b"");
+    Verdict::Pass(Report::new(CheckStatus::L7Ok, 0, version))
+}
+
+fn le24(buf: &[u8], at: usize) -> usize {
+    (0..3).fold(0, |n, i| {
+        n | usize::from(buf.get(at + i).copied().unwrap_or(0)) << (8 * i)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+impl HttpMatch {
+    fn evaluate(&self, received: &[u8], eof: bool) -> Verdict {
+        let full = eof || received.len() >= CHECK_BUFSIZE;
+        let invalid = || Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, b""));
+        let response = match parse_response(received, self.head) {
+            Parsed::Invalid => return invalid(),
+            Parsed::Incomplete if full => return invalid(),
+            Parsed::Incomplete => return Verdict::NeedMore,
+            Parsed::Response(r) => r,
+        };
+        let code = u32::from(response.status);
+        let last_read = full || response.complete;
+        let pass = || Verdict::Pass(Report::new(CheckStatus::L7Ok, code, b""));
+        match &self.rule {
+            // Status tests are conclusive as soon as the headers are in.
+            HttpRule::Status(ranges) => {
+                let hit = ranges
+                    .iter()
+                    .any(|&(lo, hi)| (lo..=hi).contains(&response.status));
+                if hit != self.negate {
+                    pass()
+                } else {
+                    Verdict::Fail(Report::new(CheckStatus::L7Sts, code, response.reason))
+                }
+            }
+            HttpRule::Rstatus(regex) => {
+                let hit = regex.as_ref().is_some_and(|r| r.is_match(response.code));
+                if hit != self.negate {
+                    pass()
+                } else {
+                    Verdict::Fail(Report::new(CheckStatus::L7Sts, code, response.reason))
+                }
+            }
+            HttpRule::Body(pattern) => {
+                let body = &response.body;
+                if body.is_empty() {
+                    return if last_read {
+                        Verdict::Fail(Report::new(
+                            CheckStatus::L7Rsp,
+                            code,
+                            b"HTTP content check could not find a response body",
+                        ))
+                    } else {
+                        Verdict::NeedMore
+                    };
+                }
+                if !last_read && body.len() < pattern.len() {
+                    return Verdict::NeedMore;
+                }
+                let hit = contains(body, pattern);
+                if !hit && !last_read {
+                    return Verdict::NeedMore;
+                }
+                if hit != self.negate {
+                    pass()
+                } else {
+                    let info: &[u8] = if self.negate {
+                        b"HTTP check matched unwanted content"
+                    } else {
+                        b"HTTP content check did not match"
+                    };
+                    Verdict::Fail(Report::new(CheckStatus::L7Rsp, code, info))
+                }
+            }
+        }
+    }
+}
+
+/// An HTTP response, as far as it was received.
+struct Response<'a> {
+    status: u16,
+    /// The three digits, for `rstatus`.
+    code: &'a [u8],
+    reason: &'a [u8],
+    /// The body received so far, de-chunked.
+    body: Vec<u8>,
+    /// The whole message is in (per Content-Length, chunked framing, or no body).
+    complete: bool,
+}
+
+enum Parsed<'a> {
+    /// The status line or headers are not all in yet.
+    Incomplete,
+    /// Not HTTP/1.x as HAProxy's parser accepts it.
+    Invalid,
+    Response(Response<'a>),
+}
+
+/// HAProxy's default `tune.http.maxhdr`.
+const MAX_HEADERS: usize = 101;
+
+/// Parses an HTTP/1.x response head and frames its body (LF or CRLF line ends). A prefix
+/// that cannot become a valid status line is invalid at once.
+fn parse_response(buf: &[u8], head: bool) -> Parsed<'_> {
+    const SHAPE: &[u8] = b"HTTP/d.d ddd";
+    let line_end = buf.iter().position(|&b| b == b'\n');
+    let line = trim_cr(&buf[..line_end.unwrap_or(buf.len())]);
+    for (i, &c) in line.iter().enumerate().take(SHAPE.len() + 1) {
+        let ok = match SHAPE.get(i) {
+            Some(b'd') => c.is_ascii_digit(),
+            Some(&want) => c == want,
+            None => c == b' ' || c == b'\t',
+        };
+        if !ok {
+            return Parsed::Invalid;
+        }
+    }
+    let Some(line_end) = line_end else {
+        return Parsed::Incomplete;
+    };
+    if line.len() < SHAPE.len() {
+        return Parsed::Invalid;
+    }
+    let code = &line[9..12];
+    let status = code.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+    let reason = line.get(13..).unwrap_or(b"");
+
+    let mut pos = line_end + 1;
+    let mut content_length: Option<usize> = None;
+    let mut chunked = false;
+    let mut headers = 0;
+    loop {
+        let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') else {
+            return Parsed::Incomplete;
+        };
+        let l = trim_cr(&buf[pos..pos + nl]);
+        pos += nl + 1;
+        if l.is_empty() {
+            break;
+        }
+        if l[0] == b' ' || l[0] == b'\t' {
+            continue; // obsolete line folding: part of the previous value
+        }
+        headers += 1;
+        if headers > MAX_HEADERS {
+            return Parsed::Invalid;
+        }
+        let Some(colon) = l.iter().position(|&b| b == b':') else {
+            return Parsed::Invalid;
+        };
+        let (name, value) = (&l[..colon], trim_ows(&l[colon + 1..]));
+        if name.is_empty() || !name.iter().all(|&c| is_token(c)) {
+            return Parsed::Invalid;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let Some(n) = parse_decimal(value) else {
+                return Parsed::Invalid;
+            };
+            if content_length.is_some_and(|m| m != n) {
+                return Parsed::Invalid;
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            chunked = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| trim_ows(last).eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    let rest = &buf[pos..];
+    let (body, complete) = if head || status < 200 || status == 204 || status == 304 {
+        (Vec::new(), true)
+    } else if chunked {
+        match dechunk(rest) {
+            Some(framed) => framed,
+            None => return Parsed::Invalid,
+        }
+    } else if let Some(n) = content_length {
+        (rest[..rest.len().min(n)].to_vec(), rest.len() >= n)
+    } else {
+        (rest.to_vec(), false) // delimited by the close
+    };
+    Parsed::Response(Response {
+        status,
+        code,
+        reason,
+        body,
+        complete,
+    })
+}
+
+/// Decodes a chunked body received so far: (data, whole message in), None if malformed.
+fn dechunk(mut rest: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let mut body = Vec::new();
+    loop {
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            return Some((body, false));
+        };
+        let line = trim_cr(&rest[..nl]);
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        if digits == 0 || digits > 15 {
+            return None;
+        }
+        let size = usize::from_str_radix(std::str::from_utf8(&line[..digits]).ok()?, 16).ok()?;
+        rest = &rest[nl + 1..];
+        if size == 0 {
+            // Trailers, then the empty line.
+            loop {
+                let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                    return Some((body, false));
+                };
+                let trailer = trim_cr(&rest[..nl]);
+                rest = &rest[nl + 1..];
+                if trailer.is_empty() {
+                    return Some((body, true));
+                }
+            }
+        }
+        if rest.len() < size {
+            body.extend_from_slice(rest);
+            return Some((body, false));
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size..];
+        match rest {
+            [] | [b'\r'] => return Some((body, false)),
+            [b'\r', b'\n', tail @ ..] | [b'\n', tail @ ..] => rest = tail,
+            _ => return None,
+        }
+    }
+}
+
+/// The httpchk request, as HAProxy 2.6's H1 multiplexer writes it: header names in lower
+/// case; "HTTP/1.1" for any version HAProxy takes as 1.1 or later, with
+/// "connection: close"; a content-length for a body, and "content-length: 0" for methods
+/// other than GET, HEAD, OPTIONS and DELETE. Headers and a body hidden after "\r\n" in the
+/// version string (HAProxy's deprecated trick) are honoured.
+fn http_request(method: &str, uri: &str, version: &str) -> Vec<u8> {
+    let v = version.as_bytes();
+    let first = find(v, b"\r\n");
+    let blank = find(v, b"\r\n\r\n");
+    let vsn = &v[..first.unwrap_or(v.len())];
+    let headers: &[u8] = match (first, blank) {
+        (Some(f), Some(b)) if f == b => b"",
+        (Some(f), Some(b)) => &v[f + 2..b],
+        (Some(f), None) => &v[f + 2..],
+        (None, _) => b"",
+    };
+    let body: &[u8] = blank.map_or(b"", |b| &v[b + 4..]);
+    let v11 = match vsn.len() {
+        6 => vsn[5] == b'2',
+        8 => vsn[5] > b'1' || (vsn[5] == b'1' && vsn[7] >= b'1'),
+        _ => false,
+    };
+    let mut req = Vec::with_capacity(64 + version.len());
+    req.extend_from_slice(method.as_bytes());
+    req.push(b' ');
+    req.extend_from_slice(uri.as_bytes());
+    req.push(b' ');
+    req.extend_from_slice(if v11 { b"HTTP/1.1" } else { vsn });
+    req.extend_from_slice(b"\r\n");
+    for line in headers.split(|&b| b == b'\n') {
+        let line = trim_cr(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        req.extend(line[..colon].iter().map(u8::to_ascii_lowercase));
+        req.extend_from_slice(b": ");
+        req.extend_from_slice(trim_ows(&line[colon + 1..]));
+        req.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() {
+        req.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    } else if !matches!(method, "GET" | "HEAD" | "OPTIONS" | "DELETE") {
+        req.extend_from_slice(b"content-length: 0\r\n");
+    }
+    if v11 {
+        req.extend_from_slice(b"connection: close\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
+    req
+}
+
+fn http_match(expect: Option<&HttpExpect>, head: bool) -> HttpMatch {
+    let Some(e) = expect else {
+        return HttpMatch {
+            negate: false,
+            rule: HttpRule::Status(vec![(200, 399)]),
+            head,
+        };
+    };
+    let rule = match &e.kind {
+        HttpExpectKind::Status(ranges) => HttpRule::Status(ranges.clone()),
+        HttpExpectKind::Rstatus(re) => HttpRule::Rstatus(Regex::new(re).ok()),
+        HttpExpectKind::String(s) => HttpRule::Body(s.as_bytes().to_vec()),
+    };
+    HttpMatch {
+        negate: e.negate,
+        rule,
+        head,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the other protocols' requests
+
+/// redis-check's PING, as a RESP array.
+const REDIS_PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+/// mysql-check's client authentication packet for `user` with no password, followed by
+/// COM_QUIT, in one write, as HAProxy sends them (before reading the greeting).
+/// Post-4.1: capabilities CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION (0x8200), max packet
+/// 0x01008000, charset 0x21, 23 zero bytes. Pre-4.1: capabilities 0x8000, max packet 65536.
+fn mysql_auth(user: &str, post_41: bool) -> Vec<u8> {
+    let mut body = Vec::with_capacity(40 + user.len());
+    if post_41 {
+        body.extend_from_slice(&[0x00, 0x82, 0x00, 0x00]);
+        body.extend_from_slice(&[0x00, 0x80, 0x00, 0x01]);
+        body.push(0x21);
+        body.extend_from_slice(&[0; 23]);
+    } else {
+        body.extend_from_slice(&[0x00, 0x80]);
+        body.extend_from_slice(&[0x00, 0x00, 0x01]);
+    }
+    body.extend_from_slice(user.as_bytes());
+    body.push(0); // end of the user name
+    body.push(0); // empty auth response
+    let len = body.len().to_le_bytes();
+    let mut packet = vec![len[0], len[1], len[2], 1];
+    packet.extend_from_slice(&body);
+    packet.extend_from_slice(&[0x01, 0x00, 0x00, 0x00, 0x01]); // COM_QUIT, sequence 0
+    packet
+}
+
+/// pgsql-check's StartupMessage: protocol 3.0 and only "user" (no database: the server
+/// defaults it to the user name).
+fn pgsql_startup(user: &str) -> Vec<u8> {
+    let len = u32::try_from(15 + user.len()).unwrap_or(u32::MAX);
+    let mut m = len.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x00, 0x03, 0x00, 0x00]);
+    m.extend_from_slice(b"user\0");
+    m.extend_from_slice(user.as_bytes());
+    m.extend_from_slice(&[0, 0]);
+    m
+}
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+fn tcp_check_script(rules: &[TcpCheckRule]) -> Script {
+    let mut steps: Vec<Step> = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let step = match rule {
+            TcpCheckRule::Connect { port, send_proxy } => Step::Connect {
+                port: *port,
+                send_proxy: *send_proxy,
+                default: false,
+                linger: false,
+            },
+            TcpCheckRule::Send(bytes) => Step::Send(bytes.clone()),
+            TcpCheckRule::Comment(c) => Step::Comment(c.clone()),
+            TcpCheckRule::Expect { negate, pattern } => {
+                let negate = *negate;
+                let kind = match pattern {
+                    ExpectPattern::String(p) => MatchKind::String {
+                        negate,
+                        pattern: p.clone(),
+                    },
+                    ExpectPattern::Binary(p) => MatchKind::Binary {
+                        negate,
+                        pattern: p.clone(),
+                    },
+                    ExpectPattern::Rstring(re) => MatchKind::Rstring {
+                        negate,
+                        regex: Regex::new(re).ok(),
+                    },
+                };
+                Step::Expect(Matcher {
+                    step: Script::step_id(steps.len()),
+                    comment: comment_before(&steps, steps.len()).map(str::to_string),
+                    kind,
+                })
+            }
+        };
+        steps.push(step);
+    }
+    Script {
+        origin: Origin::TcpCheck,
+        steps,
+    }
+}
+
+/// The `tcp-check comment` right before `steps[i]`: it applies to that step only.
+fn comment_before(steps: &[Step], i: usize) -> Option<&str> {
+    match i.checked_sub(1).and_then(|p| steps.get(p)) {
+        Some(Step::Comment(c)) => Some(c),
+        _ => None,
+    }
+}
+
+/// mysql-check's and pgsql-check's own first step: `tcp-check connect default linger`.
+fn own_connect() -> Step {
+    Step::Connect {
+        port: None,
+        send_proxy: false,
+        default: true,
+        linger: true,
+    }
+}
+
+fn expect(step: u32, kind: MatchKind) -> Step {
+    Step::Expect(Matcher {
+        step,
+        comment: None,
+        kind,
+    })
+}
+
+fn parse_agent_line(line: &[u8]) -> AgentReply {
+    let line = &line[..line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n' || b == 0)
+        .unwrap_or(line.len())];
+    let mut r = AgentReply::default();
+    let mut weight: Option<&[u8]> = None;
+    let mut maxconn: Option<&[u8]> = None;
+    let mut i = 0;
+    while i < line.len() {
+        match line[i] {
+            b' ' | b'\t' | b',' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                let text = &line[i + 1..];
+                let start = text
+                    .iter()
+                    .position(|&b| b != b' ' && b != b'\t')
+                    .unwrap_or(text.len());
+                if start < text.len() {
+                    r.description = Some(String::from_utf8_lossy(&text[start..]).into_owned());
+                }
+                break;
+            }
+            _ => {}
+        }
+        let start = i;
+        i += 1;
+        while i < line.len() && !matches!(line[i], b' ' | b'\t' | b',') {
+            i += 1;
+        }
+        let word = &line[start..i];
+        let lower = word.to_ascii_lowercase();
+        match lower.as_slice() {
+            b"up" => r.health = Some(AgentHealth::Up),
+            b"down" => r.health = Some(AgentHealth::Down),
+            b"stopped" => r.health = Some(AgentHealth::Stopped),
+            b"fail" => r.health = Some(AgentHealth::Fail),
+            b"ready" => r.admin = Some(AgentAdmin::Ready),
+            b"drain" => r.admin = Some(AgentAdmin::Drain),
+            b"maint" => r.admin = Some(AgentAdmin::Maint),
+            w if w[0].is_ascii_digit() && w.contains(&b'%') => weight = Some(word),
+            w if w.starts_with(b"maxconn:") => maxconn = Some(&word[8..]),
+            _ => {
+                if r.unknown.is_none() {
+                    r.unknown = Some(String::from_utf8_lossy(word).into_owned());
+                }
+            }
+        }
+    }
+    if let Some(w) = weight {
+        // HAProxy's server_parse_weight_change_request().
+        let digits = w.iter().take_while(|b| b.is_ascii_digit()).count();
+        let value = w[..digits].iter().fold(0u64, |n, &d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        });
+        if &w[digits..] == b"%" {
+            r.weight_percent = Some(value.min(25_600) as u32);
+        } else if value > 256 {
+            r.warning = Some("Absolute weight can only be between 0 and 256 inclusive.\n".into());
+        } else {
+            r.warning = Some("Trailing garbage in weight string".into());
+        }
+    }
+    if let Some(m) = maxconn {
+        // HAProxy's server_parse_maxconn_change_request(), on strtol().
+        let m = trim_ows(m);
+        let digits = m.iter().take_while(|b| b.is_ascii_digit()).count();
+        let warning = if digits == 0 {
+            Some("maxconn string empty")
+        } else if digits < m.len() {
+            Some("Trailing garbage in maxconn string")
+        } else {
+            let n = m.iter().fold(0u64, |n, &d| {
+                n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+            });
+            r.maxconn = Some(n.min(u64::from(u32::MAX)) as u32);
+            None
+        };
+        if r.warning.is_none() {
+            r.warning = warning.map(str::to_string);
+        }
+    }
+    r
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn until_nul(b: &[u8]) -> &[u8] {
+    &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]
+}
+
+fn trim_cr(l: &[u8]) -> &[u8] {
+    l.strip_suffix(b"\r").unwrap_or(l)
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+fn parse_decimal(v: &[u8]) -> Option<usize> {
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0, |n, &d| n * 10 + usize::from(d - b'0')))
+}
+
+/// An HTTP token character (RFC 9110).
+fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The expected bytes and texts below were captured from HAProxy 2.6.12 (Debian 12): its
+    //! checks against a recording server, and its `option log-health-checks` lines against
+    //! scripted replies and a real MariaDB 10.11.
+
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn httpchk(method: &str, uri: &str, version: &str) -> CheckKind {
+        CheckKind::HttpChk {
+            method: method.into(),
+            uri: uri.into(),
+            version: version.into(),
+            expect: None,
+        }
+    }
+
+    fn sent(s: &Script) -> Vec<u8> {
+        s.steps
+            .iter()
+            .filter_map(|st| match st {
+                Step::Send(b) => Some(b.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn expects(s: &Script) -> Vec<&Matcher> {
+        s.steps
+            .iter()
+            .filter_map(|st| match st {
+                Step::Expect(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn only_expect(kind: &CheckKind) -> Matcher {
+        expects(&script(kind))[0].clone()
+    }
+
+    fn tcp(rules: Vec<TcpCheckRule>) -> Script {
+        script(&CheckKind::TcpCheck(rules))
+    }
+
+    fn exp_str(s: &str) -> TcpCheckRule {
+        TcpCheckRule::Expect {
+            negate: false,
+            pattern: ExpectPattern::String(s.as_bytes().to_vec()),
+        }
+    }
+
+    fn http(negate: bool, kind: HttpExpectKind) -> Matcher {
+        only_expect(&CheckKind::HttpChk {
+            method: "GET".into(),
+            uri: "/".into(),
+            version: "HTTP/1.1".into(),
+            expect: Some(HttpExpect { negate, kind }),
+        })
+    }
+
+    fn shown(v: &Verdict) -> String {
+        match v {
+            Verdict::Pass(r) => format!("pass: {r}"),
+            Verdict::Fail(r) => format!("fail: {r}"),
+            Verdict::NeedMore => "more".into(),
+            Verdict::Agent(a) => format!("agent: {}", a.report()),
+        }
+    }
+
+    // --- what is sent ---------------------------------------------------------------------
+
+    #[test]
+    fn httpchk_requests_are_haproxys_bytes() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("OPTIONS", "/", "HTTP/1.0", "OPTIONS / HTTP/1.0\r\n\r\n"),
+            ("OPTIONS", "/status", "HTTP/1.0", "OPTIONS /status HTTP/1.0\r\n\r\n"),
+            (
+                "GET",
+                "/health",
+                "HTTP/1.1",
+                "GET /health HTTP/1.1\r\nconnection: close\r\n\r\n",
+            ),
+            (
+                "GET",
+                "/h",
+                "HTTP/1.1\r\nHost: www\r\nX-Foo: Bar",
+                "GET /h HTTP/1.1\r\nhost: www\r\nx-foo: Bar\r\nconnection: close\r\n\r\n",
+            ),
+            (
+                "POST",
+                "/h",
+                "HTTP/1.1\r\nHost: www\r\n\r\nhello",
+                "POST /h HTTP/1.1\r\nhost: www\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            ),
+            (
+                "HEAD",
+                "/",
+                "HTTP/1.0\r\nHost: www",
+                "HEAD / HTTP/1.0\r\nhost: www\r\n\r\n",
+            ),
+            (
+                "get",
+                "/x",
+                "HTTP/1.1",
+                "get /x HTTP/1.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            ),
+            (
+                "POST",
+                "/",
+                "HTTP/1.1",
+                "POST / HTTP/1.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            ),
+            ("PUT", "/", "HTTP/1.0", "PUT / HTTP/1.0\r\ncontent-length: 0\r\n\r\n"),
+            ("DELETE", "/", "HTTP/1.1", "DELETE / HTTP/1.1\r\nconnection: close\r\n\r\n"),
+            (
+                "CONNECT",
+                "/",
+                "HTTP/1.1",
+                "CONNECT / HTTP/1.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            ),
+            ("GET", "/", "HTTP/0.9", "GET / HTTP/0.9\r\n\r\n"),
+            ("GET", "/", "foo", "GET / foo\r\n\r\n"),
+            ("GET", "/", "HTTP/1.2", "GET / HTTP/1.1\r\nconnection: close\r\n\r\n"),
+            ("GET", "/", "http/1.1", "GET / HTTP/1.1\r\nconnection: close\r\n\r\n"),
+            ("GET", "/", "HTTP/2.0", "GET / HTTP/1.1\r\nconnection: close\r\n\r\n"),
+            (
+                "POST",
+                "/",
+                "HTTP/1.0\r\n\r\nxy",
+                "POST / HTTP/1.0\r\ncontent-length: 2\r\n\r\nxy",
+            ),
+        ];
+        for (m, u, v, want) in cases {
+            let s = script(&httpchk(m, u, v));
+            assert_eq!(s.origin, Origin::Http);
+            assert!(!s.connects_first());
+            assert_eq!(
+                String::from_utf8_lossy(&sent(&s)),
+                *want,
+                "option httpchk {m} {u} {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn mysql_check_sends_haproxys_packets() {
+        // option mysql-check user haproxy (post-41, HAProxy's default) and ... pre-41.
+        let post = script(&CheckKind::Mysql {
+            user: Some("haproxy".into()),
+            post_41: true,
+        });
+        assert_eq!(
+            sent(&post),
+            hex(
+                "29000001 00820000 00800001 21 0000000000000000000000000000000000000000000000
+                 686170726f787900 00 0100000001"
+            )
+        );
+        let pre = script(&CheckKind::Mysql {
+            user: Some("haproxy".into()),
+            post_41: false,
+        });
+        assert_eq!(
+            sent(&pre),
+            hex("0e000001 0080 000001 686170726f787900 00 0100000001")
+        );
+        // Its own connect (default, linger), the send, then two expects: steps 3 and 4.
+        assert!(post.connects_first());
+        assert!(matches!(
+            post.steps[0],
+            Step::Connect {
+                port: None,
+                send_proxy: false,
+                default: true,
+                linger: true
+            }
+        ));
+        let e = expects(&post);
+        assert_eq!((e[0].step, e[1].step), (3, 4));
+        // Without a user nothing is sent and the greeting is step 2.
+        let bare = script(&CheckKind::Mysql {
+            user: None,
+            post_41: false,
+        });
+        assert!(sent(&bare).is_empty());
+        assert_eq!(expects(&bare)[0].step, 2);
+    }
+
+    #[test]
+    fn pgsql_redis_and_ssl_requests_are_haproxys_bytes() {
+        let pg = script(&CheckKind::Pgsql {
+            user: "haproxy".into(),
+        });
+        assert_eq!(
+            sent(&pg),
+            hex("00000016 00030000 7573657200 686170726f787900 00")
+        );
+        assert!(pg.connects_first());
+        assert_eq!(sent(&script(&CheckKind::Redis)), b"*1\r\n$4\r\nPING\r\n");
+        // Captured with the date 0x6b01599d at bytes 11..15.
+        let captured = hex("16030000790100007503006b01599d4841
+             50524f585953534c43484b0a48415052
+             4f585953534c43484b0a00004e000100
+             02000300040005000600070008000900
+             0a000b000c000d000e000f0010001100
+             12001300140015001600170018001900
+             1a001b002f0030003100320033003400
+             350036003700380039003a0100");
+        assert_eq!(ssl_client_hello(0x6b01_599d), captured);
+        let mut zero = captured.clone();
+        zero[11..15].fill(0);
+        assert_eq!(sent(&script(&CheckKind::SslHello)), zero);
+    }
+
+    #[test]
+    fn proxy_v1_header_is_haproxys_line() {
+        let src: SocketAddr = "127.0.0.1:50860".parse().unwrap();
+        let dst: SocketAddr = "127.0.0.1:38381".parse().unwrap();
+        assert_eq!(
+            proxy_v1_header(src, dst),
+            b"PROXY TCP4 127.0.0.1 127.0.0.1 50860 38381\r\n"
+        );
+        let src6: SocketAddr = "[::1]:1000".parse().unwrap();
+        let dst6: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+        assert_eq!(
+            proxy_v1_header(src6, dst6),
+            b"PROXY TCP6 ::1 2001:db8::1 1000 80\r\n"
+        );
+        assert_eq!(proxy_v1_header(src, dst6), b"PROXY UNKNOWN\r\n");
+    }
+
+    #[test]
+    fn agent_script_sends_agent_send_then_reads() {
+        let mut agent = Agent {
+            port: Some(9_999),
+            addr: None,
+            inter: std::time::Duration::from_secs(2),
+            send: Some("hello\n".into()),
+        };
+        let s = agent_script(&agent);
+        assert_eq!(s.origin, Origin::Agent);
+        assert_eq!(sent(&s), b"hello\n");
+        assert_eq!(expects(&s)[0].step, 2);
+        agent.send = None;
+        let s = agent_script(&agent);
+        assert!(sent(&s).is_empty());
+        assert_eq!(s.steps.len(), 1);
+    }
+
+    // --- tcp-check ------------------------------------------------------------------------
+
+    #[test]
+    fn tcp_check_steps_count_comments_and_carry_them() {
+        let s = tcp(vec![
+            TcpCheckRule::Comment("first".into()),
+            exp_str("+PONG"),
+            TcpCheckRule::Comment("second".into()),
+            exp_str("nope"),
+        ]);
+        let e = expects(&s);
+        assert_eq!((e[0].step, e[0].comment.as_deref()), (2, Some("first")));
+        assert_eq!((e[1].step, e[1].comment.as_deref()), (4, Some("second")));
+        assert_eq!(
+            shown(&e[1].evaluate(b"+PONG\r\nrole:slave\r\n", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK did not match content 'nope' \
+             at step 4 comment: second\""
+        );
+        // A comment before a send belongs to the send, not to the expect after it.
+        let s = tcp(vec![
+            TcpCheckRule::Comment("role check".into()),
+            TcpCheckRule::Send(b"info\r\n".to_vec()),
+            exp_str("role:master"),
+        ]);
+        assert_eq!(
+            shown(&expects(&s)[0].evaluate(b"role:slave\r\n", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK did not match content \
+             'role:master' at step 3\""
+        );
+    }
+
+    #[test]
+    fn tcp_string_expect() {
+        let m = expects(&tcp(vec![exp_str("role:master")]))[0].clone();
+        assert_eq!(m.evaluate(b"", false), Verdict::NeedMore);
+        assert_eq!(m.evaluate(b"role:ma", false), Verdict::NeedMore);
+        // A miss waits for more until the server closes.
+        assert_eq!(
+            m.evaluate(b"# Replication\r\nrole:slave\r\n", false),
+            Verdict::NeedMore
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"x\r\nrole:master\r\n", false)),
+            "pass: Layer7 check passed, code: 0, info: \"(tcp-check)\""
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK got an empty response at step 1\""
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"role:slave", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK did not match content \
+             'role:master' at step 1\""
+        );
+        // A full buffer is judged as final.
+        let big = vec![b'x'; CHECK_BUFSIZE];
+        assert!(matches!(m.evaluate(&big, false), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn tcp_negated_expect_fails_at_once_and_passes_only_at_the_end() {
+        let m = expects(&tcp(vec![TcpCheckRule::Expect {
+            negate: true,
+            pattern: ExpectPattern::String(b"role:slave".to_vec()),
+        }]))[0]
+            .clone();
+        assert_eq!(
+            shown(&m.evaluate(b"role:slave\r\n", false)),
+            "fail: Layer7 invalid response, info: \"TCPCHK matched unwanted content \
+             'role:slave' at step 1\""
+        );
+        assert_eq!(m.evaluate(b"role:master\r\n", false), Verdict::NeedMore);
+        assert!(matches!(
+            m.evaluate(b"role:master\r\n", true),
+            Verdict::Pass(_)
+        ));
+        // Nothing at all is still an empty response, negated or not.
+        assert!(matches!(m.evaluate(b"", true), Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn tcp_binary_and_regex_expects() {
+        let s = tcp(vec![
+            TcpCheckRule::Expect {
+                negate: false,
+                pattern: ExpectPattern::Binary(vec![0x01, 0x02]),
+            },
+            TcpCheckRule::Expect {
+                negate: false,
+                pattern: ExpectPattern::Rstring("^role:m".into()),
+            },
+        ]);
+        let e = expects(&s);
+        assert!(matches!(
+            e[0].evaluate(b"\x00\x01\x02", false),
+            Verdict::Pass(_)
+        ));
+        assert_eq!(e[0].evaluate(b"\x00", false), Verdict::NeedMore);
+        assert_eq!(
+            shown(&e[0].evaluate(b"role:slave\r\n", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK did not match content (binary) \
+             at step 1\""
+        );
+        assert!(matches!(
+            e[1].evaluate(b"role:master", false),
+            Verdict::Pass(_)
+        ));
+        assert_eq!(e[1].evaluate(b"x role:master", false), Verdict::NeedMore);
+        assert_eq!(
+            shown(&e[1].evaluate(b"role:slave\r\n", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK did not match content (regex) \
+             at step 2\""
+        );
+        // The regex runs on raw bytes: invalid UTF-8 around the match is fine.
+        assert!(matches!(
+            e[1].evaluate(b"role:m\xff\xfe", false),
+            Verdict::Pass(_)
+        ));
+    }
+
+    #[test]
+    fn tcp_check_failures_name_the_step() {
+        let s = tcp(vec![
+            TcpCheckRule::Comment("hello".into()),
+            TcpCheckRule::Connect {
+                port: Some(47_031),
+                send_proxy: false,
+            },
+            TcpCheckRule::Send(b"info\r\n".to_vec()),
+            exp_str("role:master"),
+            TcpCheckRule::Comment("bincomment".into()),
+            TcpCheckRule::Expect {
+                negate: false,
+                pattern: ExpectPattern::Binary(vec![0x0a, 0xff]),
+            },
+        ]);
+        let f = |at, t| s.failure(at, t).to_string();
+        assert_eq!(
+            f(Some(1), Trouble::ConnectTimeout),
+            "Layer4 timeout, info: \" at step 2 of tcp-check (connect port 47031) comment: \
+             'hello'\""
+        );
+        assert_eq!(
+            f(Some(1), Trouble::ConnectError("Connection refused")),
+            "Layer4 connection problem, info: \"Connection refused at step 2 of tcp-check \
+             (connect port 47031) comment: 'hello'\""
+        );
+        assert_eq!(
+            f(Some(2), Trouble::SocketError("Connection reset by peer")),
+            "Socket error, info: \"Connection reset by peer at step 3 of tcp-check (send)\""
+        );
+        assert_eq!(
+            f(Some(3), Trouble::Timeout),
+            "Layer7 timeout, info: \" at step 4 of tcp-check (expect string 'role:master')\""
+        );
+        assert_eq!(
+            f(Some(5), Trouble::Timeout),
+            "Layer7 timeout, info: \" at step 6 of tcp-check (expect binary '<0A><FF>') \
+             comment: 'bincomment'\""
+        );
+        let implicit = tcp(vec![TcpCheckRule::Send(b"x".to_vec())]);
+        assert_eq!(
+            implicit
+                .failure(None, Trouble::ConnectError("Connection refused"))
+                .to_string(),
+            "Layer4 connection problem, info: \"Connection refused at initial connection \
+             step of tcp-check\""
+        );
+        assert_eq!(
+            implicit.failure(None, Trouble::ConnectTimeout).to_string(),
+            "Layer4 timeout, info: \" at initial connection step of tcp-check\""
+        );
+        let explicit = tcp(vec![TcpCheckRule::Connect {
+            port: None,
+            send_proxy: false,
+        }]);
+        assert_eq!(
+            explicit
+                .failure(Some(0), Trouble::ConnectError("Connection refused"))
+                .to_string(),
+            "Layer4 connection problem, info: \"Connection refused at step 1 of tcp-check \
+             (connect)\""
+        );
+    }
+
+    #[test]
+    fn other_checks_fail_without_step_details() {
+        let plain = script(&CheckKind::Connect);
+        assert_eq!(
+            plain
+                .failure(None, Trouble::ConnectError("Connection refused"))
+                .to_string(),
+            "Layer4 connection problem, info: \"Connection refused\""
+        );
+        assert_eq!(
+            plain.failure(None, Trouble::ConnectTimeout).to_string(),
+            "Layer4 timeout"
+        );
+        let http = script(&httpchk("OPTIONS", "/", "HTTP/1.0"));
+        assert_eq!(
+            http.failure(Some(1), Trouble::Timeout).to_string(),
+            "Layer7 timeout"
+        );
+        let ssl = script(&CheckKind::SslHello);
+        assert_eq!(
+            ssl.failure(Some(1), Trouble::Timeout).to_string(),
+            "Layer6 timeout"
+        );
+        let mysql = script(&CheckKind::Mysql {
+            user: Some("haproxy".into()),
+            post_41: true,
+        });
+        assert_eq!(
+            mysql.failure(Some(2), Trouble::Timeout).to_string(),
+            "Layer7 timeout"
+        );
+    }
+
+    #[test]
+    fn success_reports_the_last_step() {
+        let plain = script(&CheckKind::Connect);
+        assert_eq!(plain.success(None).to_string(), "Layer4 check passed");
+        let send_only = tcp(vec![TcpCheckRule::Send(b"hi\r\n".to_vec())]);
+        assert_eq!(
+            send_only.success(None).to_string(),
+            "Layer7 check passed, code: 0, info: \"(tcp-check)\""
+        );
+        let comments_only = tcp(vec![TcpCheckRule::Comment("nothing".into())]);
+        assert_eq!(
+            comments_only.success(None).to_string(),
+            "Layer4 check passed"
+        );
+        let connect_only = tcp(vec![TcpCheckRule::Connect {
+            port: None,
+            send_proxy: false,
+        }]);
+        assert_eq!(
+            connect_only.success(None).to_string(),
+            "Layer4 check passed, info: \"(tcp-check)\""
+        );
+        let redis = script(&CheckKind::Redis);
+        let Verdict::Pass(r) = expects(&redis)[0].evaluate(b"+PONG\r\n", false) else {
+            panic!("redis pass");
+        };
+        assert_eq!(
+            redis.success(Some(r)).to_string(),
+            "Layer7 check passed, code: 0, info: \"Redis server is ok\""
+        );
+    }
+
+    // --- httpchk --------------------------------------------------------------------------
+
+    #[test]
+    fn http_default_expect_is_2xx_or_3xx() {
+        let m = only_expect(&httpchk("OPTIONS", "/", "HTTP/1.0"));
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world";
+        assert_eq!(
+            shown(&m.evaluate(ok, false)),
+            "pass: Layer7 check passed, code: 200"
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"HTTP/1.1 301 Moved\r\nLocation: /x\r\n\r\n", false)),
+            "pass: Layer7 check passed, code: 301"
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"HTTP/1.0 503 Service Unavailable\r\n\r\ndown", true)),
+            "fail: Layer7 wrong status, code: 503, info: \"Service Unavailable\""
+        );
+        // The status decides as soon as the headers are in, body or not.
+        assert_eq!(
+            shown(&m.evaluate(
+                b"HTTP/1.1 503 Busy\r\nContent-Length: 100\r\n\r\nabc",
+                false
+            )),
+            "fail: Layer7 wrong status, code: 503, info: \"Busy\""
+        );
+        // LF-only line ends are accepted.
+        assert!(matches!(
+            m.evaluate(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok", false),
+            Verdict::Pass(_)
+        ));
+        // Partial heads wait; a close before the end of the head is invalid.
+        for cut in [0, 1, 5, 12, 17, 30, 36] {
+            assert_eq!(
+                m.evaluate(&ok[..cut], false),
+                Verdict::NeedMore,
+                "cut {cut}"
+            );
+            assert_eq!(
+                shown(&m.evaluate(&ok[..cut], true)),
+                "fail: Layer7 invalid response",
+                "cut {cut}"
+            );
+        }
+        // Not HTTP: invalid at once, without waiting.
+        assert_eq!(
+            shown(&m.evaluate(b"hello there\n", false)),
+            "fail: Layer7 invalid response"
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"SSH-2.0-OpenSSH", false)),
+            "fail: Layer7 invalid response"
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n", false)),
+            "fail: Layer7 invalid response"
+        );
+        assert!(matches!(
+            m.evaluate(b"HTTP/1.1 20", false),
+            Verdict::NeedMore
+        ));
+        assert!(matches!(
+            m.evaluate(b"HTTP/1.1 2x0", false),
+            Verdict::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn http_status_and_rstatus_expects() {
+        let m = http(false, HttpExpectKind::Status(vec![(200, 201), (300, 310)]));
+        assert!(matches!(
+            m.evaluate(b"HTTP/1.1 305 X\r\n\r\n", false),
+            Verdict::Pass(_)
+        ));
+        assert_eq!(
+            shown(&m.evaluate(b"HTTP/1.0 503 Service Unavailable\r\n\r\n", false)),
+            "fail: Layer7 wrong status, code: 503, info: \"Service Unavailable\""
+        );
+        let m = http(true, HttpExpectKind::Status(vec![(500, 500)]));
+        let partial = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc";
+        assert!(matches!(m.evaluate(partial, false), Verdict::Pass(_)));
+        assert!(matches!(
+            m.evaluate(b"HTTP/1.1 500 E\r\n\r\n", false),
+            Verdict::Fail(_)
+        ));
+        let m = http(false, HttpExpectKind::Rstatus("^5".into()));
+        assert_eq!(
+            shown(&m.evaluate(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false)),
+            "fail: Layer7 wrong status, code: 200, info: \"OK\""
+        );
+        assert!(matches!(
+            m.evaluate(b"HTTP/1.1 502 Bad\r\n\r\n", false),
+            Verdict::Pass(_)
+        ));
+        // No reason phrase: no info.
+        assert_eq!(
+            shown(&m.evaluate(b"HTTP/1.1 404\r\n\r\n", false)),
+            "fail: Layer7 wrong status, code: 404"
+        );
+    }
+
+    #[test]
+    fn http_body_expects() {
+        let m = http(false, HttpExpectKind::String("alive".into()));
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n";
+        assert_eq!(m.evaluate(head, false), Verdict::NeedMore);
+        assert_eq!(
+            m.evaluate(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhel", false),
+            Verdict::NeedMore
+        );
+        assert_eq!(
+            shown(&m.evaluate(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+                false
+            )),
+            "fail: Layer7 invalid response, info: \"HTTP content check did not match\""
+        );
+        assert!(matches!(
+            m.evaluate(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nI am alive",
+                false
+            ),
+            Verdict::Pass(_)
+        ));
+        assert_eq!(
+            shown(&m.evaluate(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false)),
+            "fail: Layer7 invalid response, info: \"HTTP content check could not find a \
+             response body\""
+        );
+        // Close-delimited body: decided at the close.
+        let close = b"HTTP/1.0 200 OK\r\n\r\nhello";
+        assert_eq!(m.evaluate(close, false), Verdict::NeedMore);
+        assert!(matches!(m.evaluate(close, true), Verdict::Fail(_)));
+        // Chunked bodies are matched de-chunked, across chunk boundaries.
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nali\r\n2;x=y\r\nve\r\n0\r\n\r\n";
+        assert!(matches!(m.evaluate(chunked, false), Verdict::Pass(_)));
+        assert_eq!(m.evaluate(&chunked[..50], false), Verdict::NeedMore);
+        assert!(matches!(
+            m.evaluate(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                false
+            ),
+            Verdict::Fail(_)
+        ));
+        let neg = http(true, HttpExpectKind::String("hello".into()));
+        assert_eq!(
+            shown(&neg.evaluate(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+                false
+            )),
+            "fail: Layer7 invalid response, info: \"HTTP check matched unwanted content\""
+        );
+        assert_eq!(
+            neg.evaluate(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc", false),
+            Verdict::NeedMore
+        );
+        assert!(matches!(
+            neg.evaluate(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", false),
+            Verdict::Pass(_)
+        ));
+        // A HEAD response has no body, whatever Content-Length says.
+        let head_m = only_expect(&CheckKind::HttpChk {
+            method: "HEAD".into(),
+            uri: "/".into(),
+            version: "HTTP/1.1".into(),
+            expect: Some(HttpExpect {
+                negate: false,
+                kind: HttpExpectKind::String("x".into()),
+            }),
+        });
+        assert!(matches!(
+            head_m.evaluate(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false),
+            Verdict::Fail(_)
+        ));
+    }
+
+    // --- mysql, pgsql, redis, ssl ---------------------------------------------------------
+
+    /// MariaDB 10.11's greeting, then its OK packet, as answered to HAProxy's post-41 packet.
+    fn mariadb_ok() -> Vec<u8> {
+        hex(
+            "640000000a352e352e352d31302e31312e31392d4d6172696144422d302b64656231327531002600
+             0000742d215a274e355f00fef7080200ff81150000000000001d0000005c342a773a583024603a3f
+             6d006d7973716c5f6e61746976655f70617373776f7264000700000200000002000000",
+        )
+    }
+
+    /// The same greeting, then the error packet for an unknown user (post-41).
+    fn mariadb_denied() -> Vec<u8> {
+        hex(
+            "640000000a352e352e352d31302e31312e31392d4d6172696144422d302b64656231327531002900
+             0000522b7a493d373a5e00fef7080200ff81150000000000001d0000004933647b61535d58213a40
+             71006d7973716c5f6e61746976655f70617373776f72640049000002ff1504233238303030416363
+             6573732064656e69656420666f72207573657220276e6f626f64792740273132372e302e302e3127
+             20287573696e672070617373776f72643a204e4f29",
+        )
+    }
+
+    fn mysql(user: bool) -> Vec<Matcher> {
+        let s = script(&CheckKind::Mysql {
+            user: user.then(|| "haproxy".to_string()),
+            post_41: true,
+        });
+        expects(&s).into_iter().cloned().collect()
+    }
+
+    #[test]
+    fn mysql_greeting_then_ok() {
+        let m = mysql(true);
+        let ok = mariadb_ok();
+        assert!(matches!(m[0].evaluate(&ok, false), Verdict::Pass(_)));
+        assert_eq!(
+            shown(&m[1].evaluate(&ok, false)),
+            "pass: Layer7 check passed, code: 0, info: \"5.5.5-10.11.19-MariaDB-0+deb12u1\""
+        );
+        let greeting_len = 4 + 0x64;
+        assert!(matches!(
+            m[0].evaluate(&ok[..greeting_len], false),
+            Verdict::Pass(_)
+        ));
+        for cut in [1, 3, 4, 50, greeting_len - 1] {
+            assert_eq!(
+                m[0].evaluate(&ok[..cut], false),
+                Verdict::NeedMore,
+                "cut {cut}"
+            );
+            assert_eq!(
+                shown(&m[0].evaluate(&ok[..cut], true)),
+                "fail: Layer7 invalid response"
+            );
+        }
+        for cut in [greeting_len, greeting_len + 3, ok.len() - 1] {
+            assert_eq!(
+                m[1].evaluate(&ok[..cut], false),
+                Verdict::NeedMore,
+                "cut {cut}"
+            );
+        }
+        assert_eq!(
+            shown(&m[0].evaluate(b"", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK got an empty response at step 3\""
+        );
+        assert_eq!(
+            shown(&mysql(false)[0].evaluate(b"", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK got an empty response at step 2\""
+        );
+        assert_eq!(
+            shown(&mysql(false)[0].evaluate(&ok[..greeting_len], false)),
+            "pass: Layer7 check passed, code: 0, info: \"5.5.5-10.11.19-MariaDB-0+deb12u1\""
+        );
+    }
+
+    #[test]
+    fn mysql_access_denied_reports_mariadbs_error() {
+        let m = mysql(true);
+        let denied = mariadb_denied();
+        assert!(matches!(m[0].evaluate(&denied, false), Verdict::Pass(_)));
+        // HAProxy reports the post-4.1 "#28000" SQL state with the message.
+        assert_eq!(
+            shown(&m[1].evaluate(&denied, false)),
+            "fail: Layer7 wrong status, code: 1045, info: \"#28000Access denied for user \
+             'nobody'@'127.0.0.1' (using password: NO)\""
+        );
+        // An error instead of a greeting ("Host is blocked", "Too many connections").
+        let blocked = b"\x17\x00\x00\x00\xff\x10\x04Too many connections";
+        assert_eq!(
+            shown(&m[0].evaluate(blocked, false)),
+            "fail: Layer7 wrong status, code: 1040, info: \"Too many connections\""
+        );
+        // Anything but an error packet passes, as in HAProxy.
+        assert!(matches!(
+            m[0].evaluate(b"\x01\x00\x00\x00\x00", false),
+            Verdict::Pass(_)
+        ));
+    }
+
+    #[test]
+    fn pgsql_auth_request_or_error() {
+        let s = script(&CheckKind::Pgsql { user: "x".into() });
+        let e = expects(&s);
+        let md5 = hex("52 0000000c 00000005 01020304");
+        assert!(matches!(e[0].evaluate(&md5, false), Verdict::Pass(_)));
+        assert_eq!(
+            shown(&e[1].evaluate(&md5, false)),
+            "pass: Layer7 check passed, code: 0, info: \"PostgreSQL server is ok\""
+        );
+        let trust = hex("52 00000008 00000000");
+        assert!(matches!(e[1].evaluate(&trust, false), Verdict::Pass(_)));
+        assert_eq!(e[0].evaluate(&trust[..4], false), Verdict::NeedMore);
+        assert_eq!(e[1].evaluate(&trust[..8], false), Verdict::NeedMore);
+        let mut error = b"E\x00\x00\x00\x64SFATAL\x00VFATAL\x00C28000\x00".to_vec();
+        error.extend_from_slice(b"Mno pg_hba.conf entry for host \"127.0.0.1\"\x00\x00");
+        assert_eq!(
+            shown(&e[0].evaluate(&error, false)),
+            "fail: Layer7 invalid response, info: \"FATAL\""
+        );
+        assert_eq!(
+            shown(&e[0].evaluate(b"E\x00\x00\x00", true)),
+            "fail: Layer7 invalid response"
+        );
+        assert_eq!(
+            shown(&e[0].evaluate(b"hello there\n", false)),
+            "pass: Layer7 check passed, code: 0"
+        );
+        assert_eq!(
+            shown(&e[1].evaluate(b"hello there\n", false)),
+            "fail: Layer7 wrong status, code: 0, info: \"PostgreSQL unknown error\""
+        );
+        // SCRAM (PostgreSQL 14's default) is not in HAProxy 2.6's list.
+        let sasl = hex("52 00000017 0000000a 534352414d2d5348412d3235360000");
+        assert!(matches!(e[1].evaluate(&sasl, false), Verdict::Fail(_)));
+        assert_eq!(
+            shown(&e[0].evaluate(b"", true)),
+            "fail: Layer7 invalid response, info: \"TCPCHK got an empty response at step 3\""
+        );
+    }
+
+    #[test]
+    fn redis_pong_or_first_line() {
+        let m = only_expect(&CheckKind::Redis);
+        assert_eq!(
+            shown(&m.evaluate(b"+PONG\r\n", false)),
+            "pass: Layer7 check passed, code: 0, info: \"Redis server is ok\""
+        );
+        assert_eq!(m.evaluate(b"+PON", false), Verdict::NeedMore);
+        // An error reply waits for more (a real Redis keeps the connection open, so this
+        // ends in a timeout), and is reported at the close.
+        let noauth = b"-NOAUTH Authentication required.\r\n";
+        assert_eq!(m.evaluate(noauth, false), Verdict::NeedMore);
+        assert_eq!(
+            shown(&m.evaluate(noauth, true)),
+            "fail: Layer7 wrong status, code: 0, info: \"-NOAUTH Authentication required.\""
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"", true)),
+            "fail: Layer7 wrong status, code: 0, info: \"TCPCHK got an empty response at \
+             step 2\""
+        );
+    }
+
+    #[test]
+    fn ssl_hello_accepts_handshake_and_alert_records() {
+        let m = only_expect(&CheckKind::SslHello);
+        assert_eq!(
+            shown(&m.evaluate(&hex("160303002a020000260303"), false)),
+            "pass: Layer6 check passed"
+        );
+        assert!(matches!(
+            m.evaluate(&hex("15030300020228"), false),
+            Verdict::Pass(_)
+        ));
+        assert_eq!(m.evaluate(&hex("1603"), false), Verdict::NeedMore);
+        assert!(matches!(m.evaluate(&hex("1603"), true), Verdict::Pass(_)));
+        assert_eq!(
+            shown(&m.evaluate(b"hello there\n", false)),
+            "fail: Layer6 invalid response"
+        );
+        assert_eq!(
+            shown(&m.evaluate(b"", true)),
+            "fail: Layer6 invalid response, info: \"TCPCHK got an empty response at step 2\""
+        );
+    }
+
+    // --- agent ----------------------------------------------------------------------------
+
+    #[test]
+    fn agent_grammar() {
+        let r = parse_agent_reply("75%");
+        assert_eq!(r.weight_percent, Some(75));
+        assert_eq!(r.weight(10), Some(7));
+        assert_eq!(r.weight(100), Some(75));
+        assert_eq!(r.report().to_string(), "No status change");
+        let r = parse_agent_reply("up 50% maxconn:30");
+        assert_eq!(
+            (r.health, r.weight_percent, r.maxconn),
+            (Some(AgentHealth::Up), Some(50), Some(30))
+        );
+        assert_eq!(
+            r.report().to_string(),
+            "Layer7 check passed, code: 0, info: \"via agent : up\""
+        );
+        // '#' starts a description only at the start of a word: this is one unknown word.
+        let r = parse_agent_reply("down#maintenance window");
+        assert_eq!(
+            (r.health, r.unknown.as_deref()),
+            (None, Some("down#maintenance"))
+        );
+        let r = parse_agent_reply("down #maintenance window");
+        assert_eq!(r.health, Some(AgentHealth::Down));
+        assert_eq!(r.description.as_deref(), Some("maintenance window"));
+        assert_eq!(
+            r.report().to_string(),
+            "Layer7 wrong status, code: 0, info: \"via agent : down (maintenance window)\""
+        );
+        let r = parse_agent_reply("stopped # going away");
+        assert_eq!(
+            r.report().to_string(),
+            "Layer7 wrong status, code: 0, info: \"via agent : stopped (going away)\""
+        );
+        let r = parse_agent_reply("fail, bogus");
+        assert_eq!(r.unknown.as_deref(), Some("bogus"));
+        assert_eq!(
+            r.report().to_string(),
+            "Layer7 wrong status, code: 0, info: \"via agent : fail (bogus)\""
+        );
+        let r = parse_agent_reply("foo,50%");
+        assert_eq!(r.weight_percent, Some(50));
+        assert_eq!(
+            r.report().to_string(),
+            "No status change, info: \"agent reports an error : foo\""
+        );
+        // Admin and health words are independent; the last of each category wins.
+        let r = parse_agent_reply("DRAIN\tup,ready down 10% 20%");
+        assert_eq!(
+            (r.admin, r.health, r.weight_percent),
+            (Some(AgentAdmin::Ready), Some(AgentHealth::Down), Some(20))
+        );
+        let r = parse_agent_reply("maint");
+        assert_eq!((r.admin, r.health), (Some(AgentAdmin::Maint), None));
+        // Bad numbers are ignored with HAProxy's warnings.
+        let r = parse_agent_reply("5x%");
+        assert_eq!(r.weight_percent, None);
+        assert_eq!(
+            r.report().to_string(),
+            "No status change, info: \"agent warns : Trailing garbage in weight string\""
+        );
+        let r = parse_agent_reply("maxconn:abc");
+        assert_eq!(
+            (r.maxconn, r.warning.as_deref()),
+            (None, Some("maxconn string empty"))
+        );
+        let r = parse_agent_reply("MAXCONN:12x");
+        assert_eq!(
+            r.warning.as_deref(),
+            Some("Trailing garbage in maxconn string")
+        );
+        assert_eq!(
+            parse_agent_reply("99999999999%").weight_percent,
+            Some(25_600)
+        );
+        assert_eq!(parse_agent_reply("99999999999%").weight(1), Some(256));
+        // '#' only starts a description at the start of a word.
+        let r = parse_agent_reply("up#x");
+        assert_eq!((r.health, r.unknown.as_deref()), (None, Some("up#x")));
+        assert_eq!(parse_agent_reply("up\r\ndown"), parse_agent_reply("up"));
+        assert_eq!(parse_agent_reply(""), AgentReply::default());
+    }
+
+    #[test]
+    fn agent_reads_one_line() {
+        let m = expects(&agent_script(&Agent {
+            port: Some(1),
+            addr: None,
+            inter: std::time::Duration::from_secs(1),
+            send: None,
+        }))[0]
+            .clone();
+        assert_eq!(m.evaluate(b"75", false), Verdict::NeedMore);
+        assert_eq!(
+            m.evaluate(b"75%\nleftover", false),
+            Verdict::Agent(parse_agent_reply("75%"))
+        );
+        assert_eq!(
+            m.evaluate(b"drain\r\n", false),
+            Verdict::Agent(parse_agent_reply("drain"))
+        );
+        let Verdict::Agent(r) = m.evaluate(b"50%", true) else {
+            panic!("agent verdict");
+        };
+        assert!(r.incomplete);
+        assert_eq!(
+            r.report().to_string(),
+            "No status change, info: \"Ignoring incomplete line from agent\""
+        );
+        assert!(matches!(
+            m.evaluate(b"up\0\n", true),
+            Verdict::Agent(AgentReply {
+                incomplete: true,
+                ..
+            })
+        ));
+    }
+
+    // --- reports --------------------------------------------------------------------------
+
+    #[test]
+    fn reports_escape_and_cut_like_haproxy() {
+        let mut info = b"-ERR a\"b<c>d\te\\f".to_vec();
+        info.extend_from_slice(&[0xc3, 0xa9, b'~', 0x7f]);
+        assert_eq!(
+            Report::new(CheckStatus::L7Sts, 0, &info).to_string(),
+            "Layer7 wrong status, code: 0, info: \"-ERR a<22>b<3C>c<3E>d<09>e\\f<C3><A9>~<7F>\""
+        );
+        let long = vec![b'x'; 300];
+        assert_eq!(
+            Report::new(CheckStatus::L7Rsp, 0, &long).info.len(),
+            INFO_MAX
+        );
+        assert_eq!(Report::new(CheckStatus::L7Rsp, 0, b"ab\0cd").info, b"ab");
+        assert_eq!(CheckStatus::L7Sts.tag(), "L7STS");
+        assert_eq!(CheckStatus::L4Con.result(), CheckResult::Failed);
+        assert_eq!(CheckStatus::L6Ok.result(), CheckResult::Passed);
+        assert_eq!(CheckStatus::Checked.result(), CheckResult::Neutral);
+    }
+
+    // --- robustness -----------------------------------------------------------------------
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// One matcher of every kind and flavour.
+    fn every_matcher() -> Vec<Matcher> {
+        let mut all = Vec::new();
+        for negate in [false, true] {
+            all.extend(
+                expects(&tcp(vec![
+                    TcpCheckRule::Expect {
+                        negate,
+                        pattern: ExpectPattern::String(b"+PONG".to_vec()),
+                    },
+                    TcpCheckRule::Expect {
+                        negate,
+                        pattern: ExpectPattern::Binary(vec![0x0d, 0x0a]),
+                    },
+                    TcpCheckRule::Expect {
+                        negate,
+                        pattern: ExpectPattern::Rstring("^HTTP/1\\.. (2..|3..)".into()),
+                    },
+                ]))
+                .into_iter()
+                .cloned(),
+            );
+            all.push(http(negate, HttpExpectKind::Status(vec![(200, 399)])));
+            all.push(http(negate, HttpExpectKind::Rstatus("^[23]".into())));
+            all.push(http(negate, HttpExpectKind::String("OK".into())));
+        }
+        all.push(only_expect(&httpchk("HEAD", "/", "HTTP/1.0")));
+        all.extend(mysql(true));
+        let pg = script(&CheckKind::Pgsql { user: "u".into() });
+        all.extend(expects(&pg).into_iter().cloned());
+        all.push(only_expect(&CheckKind::Redis));
+        all.push(only_expect(&CheckKind::SslHello));
+        all.push(
+            expects(&agent_script(&Agent {
+                port: Some(1),
+                addr: None,
+                inter: std::time::Duration::from_secs(1),
+                send: None,
+            }))[0]
+                .clone(),
+        );
+        all
+    }
+
+    /// Pieces that make random inputs look like the protocols often enough to go deep.
+    const PIECES: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\r\n",
+        b"HTTP/1.0 503 X\n",
+        b"Content-Length: 5\r\n",
+        b"Content-Length: 99999999999999999999\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"\r\n",
+        b"\n",
+        b"ffffffffffffffff\r\n",
+        b"3\r\nabc\r\n",
+        b"0\r\n\r\n",
+        b"+PONG\r\n",
+        b"-ERR x\r\n",
+        b"\xff\xff\xff\x00",
+        b"\x05\x00\x00\x00\xff",
+        b"R\x00\x00\x00\x08\x00\x00\x00\x00",
+        b"E\x00\x00\x00",
+        b"\x16\x03\x01",
+        b"up 50% maxconn:",
+        b"#",
+        b"\0",
+        b"OK",
+    ];
+
+    #[test]
+    fn never_panics_and_always_decides_at_eof() {
+        let matchers = every_matcher();
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut buf = Vec::new();
+        for round in 0..20_000 {
+            buf.clear();
+            let parts = rng.below(8);
+            for _ in 0..parts {
+                if rng.below(2) == 0 {
+                    buf.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+                } else {
+                    let n = rng.below(40);
+                    buf.extend((0..n).map(|_| rng.next() as u8));
+                }
+            }
+            if round % 500 == 0 {
+                buf.resize(CHECK_BUFSIZE + rng.below(100), b'a');
+            }
+            for m in &matchers {
+                let _ = m.evaluate(&buf, false);
+                assert_ne!(
+                    m.evaluate(&buf, true),
+                    Verdict::NeedMore,
+                    "{:?} on {buf:?}",
+                    m.kind
+                );
+            }
+        }
+        for line in [&b""[..], b"\xff%", b"9%%", b"maxconn:", b"#", b",,,", b"0%"] {
+            let _ = parse_agent_line(line).report().to_string();
+        }
+    }
+
+    #[test]
+    fn prefixes_of_a_passing_reply_never_fail() {
+        let ok_http = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nOK\r\n0\r\n\r\n";
+        let cases: Vec<(Matcher, Vec<u8>)> = vec![
+            (
+                only_expect(&httpchk("GET", "/", "HTTP/1.1")),
+                ok_http.to_vec(),
+            ),
+            (
+                http(false, HttpExpectKind::String("OK".into())),
+                ok_http.to_vec(),
+            ),
+            (mysql(true)[0].clone(), mariadb_ok()),
+            (mysql(true)[1].clone(), mariadb_ok()),
+            (only_expect(&CheckKind::Redis), b"+PONG\r\n".to_vec()),
+            (only_expect(&CheckKind::SslHello), hex("160303002a")),
+            (
+                expects(&tcp(vec![exp_str("role:master")]))[0].clone(),
+                b"a\nrole:master\n".to_vec(),
+            ),
+        ];
+        for (m, reply) in cases {
+            assert!(
+                matches!(m.evaluate(&reply, false), Verdict::Pass(_)),
+                "{:?}",
+                m.kind
+            );
+            for cut in 0..reply.len() {
+                assert!(
+                    !matches!(m.evaluate(&reply[..cut], false), Verdict::Fail(_)),
+                    "{:?} failed on a prefix of {cut} bytes",
+                    m.kind
+                );
+            }
+        }
+    }
 }

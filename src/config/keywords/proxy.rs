@@ -1040,9 +1040,11 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                     return Err(format!("only supports 'user', not '{w}'"));
                 }
                 user = Some(a.expect("a user name after 'user'")?.to_string());
+                // With a user, HAProxy sends post-4.1 packets unless told pre-41.
+                post_41 = true;
                 match a.word() {
-                    None | Some("pre-41") => {}
-                    Some("post-41") => post_41 = true,
+                    None | Some("post-41") => {}
+                    Some("pre-41") => post_41 = false,
                     Some(o) => {
                         return Err(format!(
                             "only supports 'post-41' or 'pre-41' after the user, not '{o}'"
