@@ -78,10 +78,15 @@ impl Pool {
                 }
             })
             .collect();
+        Pool::new(b.id, members, b.allbackups)
+    }
+
+    /// A pool of `members` (in declaration order), its serving group computed.
+    pub fn new(backend: BackendId, members: Vec<Member>, allbackups: bool) -> Pool {
         let mut p = Pool {
-            backend: b.id,
+            backend,
             members,
-            allbackups: b.allbackups,
+            allbackups,
             serving: Vec::new(),
         };
         p.refresh();
@@ -287,14 +292,7 @@ pub(crate) mod test_support {
                 maxqueue: None,
             })
             .collect();
-        let mut p = Pool {
-            backend: BackendId(0),
-            members,
-            allbackups: false,
-            serving: Vec::new(),
-        };
-        p.refresh();
-        p
+        Pool::new(BackendId(0), members, false)
     }
 
     /// Picks `n` times, releasing each lease at once; returns the server indexes.
