@@ -13,12 +13,14 @@ pub mod first;
 pub mod hash;
 pub mod hashfn;
 pub mod leastconn;
+pub mod leasttime;
 pub mod maglev;
 pub mod random;
 pub mod roundrobin;
 pub mod static_rr;
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 pub use counters::{ConnLease, Counters, QueueTicket};
 
@@ -195,6 +197,17 @@ pub trait Algorithm: Send {
         self.pick(pool, ctx, counters)
     }
 
+    /// Feedback: a connection to `server` this algorithm picked completed its connect in
+    /// `connect_time` (least response time learns from it).
+    fn connected(&mut self, server: ServerId, connect_time: Duration) {
+        let _ = (server, connect_time);
+    }
+
+    /// Feedback: a connect to `server` failed (refused, reset or timed out).
+    fn failed(&mut self, server: ServerId) {
+        let _ = server;
+    }
+
     /// Whether picks read [`ConnKeys::sni`]: the worker must then wait for the ClientHello
     /// (within `tcp-request inspect-delay`) before picking.
     fn needs_sni(&self) -> bool {
@@ -202,13 +215,15 @@ pub trait Algorithm: Send {
     }
 }
 
-/// The registry: the algorithm object for a backend's `balance` line.
+/// The registry: the algorithm object for a backend's `balance` line. Every algorithm of the
+/// model is available; the `Result` stays for algorithms a build may lack.
 pub fn for_backend(b: &Backend, pool: &Pool) -> Result<Box<dyn Algorithm>, String> {
     let mut alg: Box<dyn Algorithm> = match b.balance {
         Balance::RoundRobin => Box::new(roundrobin::RoundRobin::default()),
         Balance::StaticRr => Box::new(static_rr::StaticRr::new(pool)),
         Balance::LeastConn => Box::new(leastconn::LeastConn::default()),
         Balance::First => Box::new(first::First::default()),
+        Balance::LeastTime => Box::new(leasttime::LeastTime::default()),
         Balance::Random { draws } => Box::new(random::Random::new(draws)),
         Balance::Source | Balance::Hash(_) => Box::new(hash::Hash::new(
             b.balance,
@@ -216,13 +231,6 @@ pub fn for_backend(b: &Backend, pool: &Pool) -> Result<Box<dyn Algorithm>, Strin
             b.hash_balance_factor,
             pool,
         )),
-        other => {
-            return Err(format!(
-                "backend '{}': 'balance {}' is not available in this build yet",
-                b.name,
-                balance_name(other)
-            ))
-        }
     };
     alg.rebuild(pool);
     Ok(alg)
