@@ -20,7 +20,7 @@ pub mod roundrobin;
 pub mod static_rr;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use counters::{ConnLease, Counters, QueueTicket};
 
@@ -47,6 +47,43 @@ pub struct Member {
     pub maxconn: Option<u32>,
     /// Connections that may wait for this server (`maxqueue`; None: unlimited).
     pub maxqueue: Option<u32>,
+    /// `slowstart`: how long the weight ramps up after the server comes back up.
+    pub slowstart: Option<Duration>,
+    /// When the server came back up, while it is still ramping (None: at full weight; a
+    /// server is never ramping at start, as in HAProxy).
+    pub up_since: Option<Instant>,
+}
+
+impl Member {
+    /// The weight dynamic algorithms use at `now`: `weight` x [`WEIGHT_SCALE`], and while
+    /// slow-starting `weight` x (1 + 16 x elapsed / slowstart), from 1/16 of it up to all
+    /// of it by steps, as HAProxy ramps (at least 1 while usable).
+    pub fn effective_weight(&self, now: Instant) -> u32 {
+        let full = self.weight * WEIGHT_SCALE;
+        match (self.slowstart, self.up_since) {
+            (Some(ss), Some(since)) if !ss.is_zero() => {
+                let elapsed = now.saturating_duration_since(since);
+                let step = (u128::from(WEIGHT_SCALE) * elapsed.as_nanos() / ss.as_nanos()) + 1;
+                self.weight * (step.min(u128::from(WEIGHT_SCALE)) as u32)
+            }
+            _ => full,
+        }
+    }
+
+    /// When the effective weight set by the last refresh next steps up, while ramping.
+    pub fn next_ramp(&self) -> Option<Instant> {
+        let (ss, since) = (self.slowstart?, self.up_since?);
+        if self.weight == 0 {
+            return None;
+        }
+        let step = self.eweight / self.weight;
+        if step >= WEIGHT_SCALE {
+            return None;
+        }
+        // Step k holds while 16 x elapsed / slowstart < k.
+        let ns = (ss.as_nanos() * u128::from(step)).div_ceil(u128::from(WEIGHT_SCALE));
+        Some(since + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
+    }
 }
 
 /// The servers of one backend and the group currently in service.
@@ -77,6 +114,8 @@ impl Pool {
                         && matches!(s.addr, crate::config::model::ServerAddr::Resolved(_)),
                     maxconn: s.maxconn,
                     maxqueue: s.maxqueue,
+                    slowstart: s.slowstart,
+                    up_since: None,
                 }
             })
             .collect();
@@ -97,8 +136,17 @@ impl Pool {
 
     /// Recomputes the effective weights and the serving group after a member changed.
     pub fn refresh(&mut self) {
+        self.refresh_at(Instant::now());
+    }
+
+    /// `refresh` with the time at `now`: slow-starting servers take their weight of that
+    /// instant, and those at their full weight stop ramping.
+    pub fn refresh_at(&mut self, now: Instant) {
         for m in &mut self.members {
-            m.eweight = m.weight * WEIGHT_SCALE;
+            m.eweight = m.effective_weight(now);
+            if m.eweight == m.weight * WEIGHT_SCALE {
+                m.up_since = None;
+            }
         }
         let live = |m: &Member| m.usable && m.eweight > 0;
         self.serving = self
@@ -143,6 +191,63 @@ impl Pool {
 
     pub fn member_mut(&mut self, id: ServerId) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.id == id)
+    }
+
+    /// Server `id` may take connections again (health and admin state both allow it); with
+    /// a `slowstart` its weight ramps from `now`. Returns whether anything changed: then
+    /// the algorithm must be rebuilt.
+    pub fn server_up(&mut self, id: ServerId, now: Instant) -> bool {
+        let Some(m) = self.member_mut(id) else {
+            return false;
+        };
+        if m.usable {
+            return false;
+        }
+        m.usable = true;
+        m.up_since = m.slowstart.map(|_| now);
+        self.refresh_at(now);
+        true
+    }
+
+    /// Server `id` may no longer take connections. Returns whether anything changed.
+    pub fn server_down(&mut self, id: ServerId, now: Instant) -> bool {
+        let Some(m) = self.member_mut(id) else {
+            return false;
+        };
+        if !m.usable {
+            return false;
+        }
+        m.usable = false;
+        m.up_since = None;
+        self.refresh_at(now);
+        true
+    }
+
+    /// Sets server `id`'s weight (0-256) at runtime. Returns whether anything changed.
+    pub fn set_weight(&mut self, id: ServerId, weight: u32, now: Instant) -> bool {
+        let Some(m) = self.member_mut(id) else {
+            return false;
+        };
+        if m.weight == weight {
+            return false;
+        }
+        m.weight = weight;
+        self.refresh_at(now);
+        true
+    }
+
+    /// When a slow-starting server's weight next steps up: the worker calls [`Pool::ramp`]
+    /// then (a timer, or its tick).
+    pub fn next_ramp(&self) -> Option<Instant> {
+        self.members.iter().filter_map(Member::next_ramp).min()
+    }
+
+    /// Moves slow-starting servers to their weight at `now`. Returns whether a weight
+    /// changed: then the algorithm must be rebuilt.
+    pub fn ramp(&mut self, now: Instant) -> bool {
+        let before: Vec<u32> = self.members.iter().map(|m| m.eweight).collect();
+        self.refresh_at(now);
+        self.members.iter().zip(before).any(|(m, e)| m.eweight != e)
     }
 }
 
@@ -298,6 +403,8 @@ pub(crate) mod test_support {
                 usable: true,
                 maxconn: None,
                 maxqueue: None,
+                slowstart: None,
+                up_since: None,
             })
             .collect();
         Pool::new(BackendId(0), members, false)
@@ -360,6 +467,58 @@ mod tests {
             Pick::Full
         ));
         drop(a);
+    }
+
+    #[test]
+    fn slowstart_ramps_from_a_sixteenth_to_full() {
+        let t0 = Instant::now();
+        let mut p = pool(&[2, 2], &[]);
+        p.members[1].slowstart = Some(Duration::from_secs(16));
+        assert!(p.server_down(ServerId(1), t0));
+        assert_eq!(p.serving(), &[0]);
+        assert!(p.server_up(ServerId(1), t0));
+        assert_eq!(p.serving(), &[0, 1], "in service at once");
+        assert_eq!(p.members[1].eweight, 2, "2 x 1/16 of 16");
+        assert_eq!(p.next_ramp(), Some(t0 + Duration::from_secs(1)));
+        let at = |s: u64| t0 + Duration::from_millis(s);
+        assert!(!p.ramp(at(999)));
+        assert!(p.ramp(at(1_000)));
+        assert_eq!(p.members[1].eweight, 4);
+        assert!(p.ramp(at(8_000)));
+        assert_eq!(p.members[1].eweight, 18);
+        assert_eq!(p.next_ramp(), Some(at(9_000)));
+        assert!(p.ramp(at(15_000)));
+        assert_eq!(p.members[1].eweight, 32, "full at 15/16");
+        assert_eq!(p.members[1].up_since, None, "done ramping");
+        assert_eq!(p.next_ramp(), None);
+        assert!(!p.ramp(at(40_000)));
+        // Without slowstart, back at full weight at once; no change, no rebuild.
+        assert!(p.server_down(ServerId(0), t0));
+        assert!(p.server_up(ServerId(0), t0));
+        assert_eq!(p.members[0].eweight, 32);
+        assert!(!p.server_up(ServerId(0), t0));
+        assert!(p.set_weight(ServerId(0), 1, t0));
+        assert_eq!(p.members[0].eweight, 16);
+    }
+
+    #[test]
+    fn a_ramping_server_takes_its_share_of_a_rotation() {
+        let t0 = Instant::now();
+        let c = Counters::leak(2, 1);
+        let mut p = pool(&[1, 1], &[]);
+        p.members[1].slowstart = Some(Duration::from_secs(60));
+        p.server_down(ServerId(1), t0);
+        p.server_up(ServerId(1), t0);
+        let mut rr = roundrobin::RoundRobin::default();
+        rr.rebuild(&p);
+        // Weights 16 and 1: the newcomer gets 1 connection in 17.
+        let s = test_support::sequence(&mut rr, &p, c, 17 * 4);
+        assert_eq!(s.iter().filter(|&&m| m == 1).count(), 4);
+        p.ramp(t0 + Duration::from_secs(30));
+        rr.rebuild(&p);
+        // Half way: 16 and 9.
+        let s = test_support::sequence(&mut rr, &p, c, 25 * 4);
+        assert_eq!(s.iter().filter(|&&m| m == 1).count(), 9 * 4);
     }
 
     #[test]
