@@ -3,6 +3,7 @@
 
 mod common;
 
+mod balancing;
 mod cli;
 mod compat;
 mod dataplane;
