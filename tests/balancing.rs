@@ -137,8 +137,16 @@ fn first_fills_servers_in_id_order_up_to_maxconn() {
             (&b[2], "maxconn 2 id 20"),
         ],
     ));
-    let held: Vec<TcpStream> = (0..5).map(|_| connect(s.addr("fe"))).collect();
-    let names: Vec<String> = held.iter().map(read_line).collect();
+    // One at a time (each picked before the next connects), all held open.
+    let mut held = Vec::new();
+    let names: Vec<String> = (0..5)
+        .map(|_| {
+            let c = connect(s.addr("fe"));
+            let name = read_line(&c);
+            held.push(c);
+            name
+        })
+        .collect();
     assert_eq!(names, ["s2", "s2", "s3", "s3", "s1"]);
     drop(held);
     s.stop();
