@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of README.md and of CI: installs what the tests need (from Debian's
-# packages: haproxy, and the MariaDB, Redis and nginx that the health-check tests start),
+# packages: haproxy, and the MariaDB, Redis and nginx that the health-check tests start,
+# promtool to check the Prometheus exporter, headless Chromium for the stats page),
 # then runs the formatting check, clippy and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ have haproxy || need+=(haproxy)
 have mariadbd || need+=(mariadb-server)
 have redis-server || need+=(redis-server)
 have nginx || need+=(nginx-light)
+have promtool || need+=(prometheus)
+have chromium || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     echo "==> installing ${need[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -32,7 +32,7 @@ const FD_RESERVE: u64 = 100;
 /// warnings are logged. Neither is ever silent.
 pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
     let mut errors = Vec::new();
-    let mut warnings = Vec::new();
+    let warnings: Vec<String> = Vec::new();
     let g = &model.global;
     if g.master_worker || cli.master_worker {
         errors.push(
@@ -45,9 +45,6 @@ pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
                 .to_string(),
         );
     }
-    if !g.stats_sockets.is_empty() {
-        warnings.push("the stats socket is not served by this build yet".to_string());
-    }
     for f in &model.frontends {
         let at = |what: &str| {
             format!(
@@ -59,7 +56,7 @@ pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
             continue;
         }
         if f.mode == Mode::Http {
-            warnings.push(at("the stats/metrics listener"));
+            // Served by the admin thread.
             continue;
         }
         if !f.tcp_request_connection.is_empty() || !f.tcp_request_content.is_empty() {
@@ -331,6 +328,11 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
         .sum();
     let lim = limits(&model, nlisten);
     let per_worker = bind_all(&model, lim.threads, lim.maxconn)?;
+    let admin_listeners = if crate::admin::needed(&model) {
+        crate::admin::server::bind(&model)?
+    } else {
+        Vec::new()
+    };
 
     if cli.daemon || model.global.daemon {
         crate::sys::signal::daemonize().map_err(|e| format!("daemonize: {e}"))?;
@@ -449,6 +451,9 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             .map_err(|e| format!("spawn worker {i}: {e}"))?;
         workers.push(WorkerHandle { tx, waker, thread });
     }
+    let health_link = health
+        .as_ref()
+        .map(|(_, _, ctl, waker)| (ctl.clone(), Arc::clone(waker)));
     let health = match health {
         Some((thread, _, ctl, waker)) => {
             let handle = std::thread::Builder::new()
@@ -458,6 +463,49 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             Some((handle, ctl, waker))
         }
         None => None,
+    };
+    // The admin thread: stats sockets and stats/metrics listeners.
+    let admin = if admin_listeners.is_empty() {
+        None
+    } else {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), crate::admin::server::WAKER)
+                .map_err(|e| format!("waker: {e}"))?,
+        );
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+        let sources = crate::admin::collect::Sources {
+            model: Arc::clone(&model),
+            counters,
+            shared,
+            views: Arc::clone(&views),
+            workers: workers
+                .iter()
+                .map(|w| WorkerLink {
+                    tx: w.tx.clone(),
+                    waker: Arc::clone(&w.waker),
+                })
+                .collect(),
+            started: Instant::now(),
+            started_wall: std::time::SystemTime::now(),
+            nbthread: lim.threads as u32,
+            maxsock: socket::nofile_limit(),
+            max_pipes: lim.maxpipes as u64,
+        };
+        let thread = crate::admin::server::AdminThread::new(
+            crate::admin::server::AdminSetup {
+                poll,
+                sources,
+                health: health_link.clone(),
+                stop: stop_rx,
+            },
+            admin_listeners,
+        );
+        let handle = std::thread::Builder::new()
+            .name("sluice-admin".to_string())
+            .spawn(move || thread.run())
+            .map_err(|e| format!("spawn admin thread: {e}"))?;
+        Some((handle, stop_tx, waker))
     };
     log::info!(
         "sluice {} started: {} worker(s), maxconn {}, binds: {}",
@@ -483,6 +531,11 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
 
     drop(log_tx);
     let result = supervise(&model, &mut signals, workers);
+    if let Some((handle, stop, waker)) = admin {
+        let _ = stop.send(());
+        let _ = waker.wake();
+        let _ = handle.join();
+    }
     if let Some(t) = log_thread {
         // The workers are gone, and their senders with them: the log thread drains and ends.
         let _ = t.join();

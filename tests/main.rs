@@ -11,4 +11,5 @@ mod fuzz;
 mod health;
 mod inheritance;
 mod monitoring;
+mod monitoring_render;
 mod services;

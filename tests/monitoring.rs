@@ -158,3 +158,330 @@ fn tcplog_matches_haproxy_field_by_field() {
     assert_eq!(h[7].split('/').count(), s[7].split('/').count(), "counters");
     assert_eq!(h[8], s[8], "queues");
 }
+
+// ---------------------------------------------------------------------------------------
+// The stats socket, the exporter and the stats page, end to end.
+
+use std::os::unix::net::UnixStream;
+
+/// Sends one command line to a UNIX stats socket and returns the whole answer.
+fn cli(path: &std::path::Path, line: &str) -> String {
+    let mut s = UnixStream::connect(path).expect("stats socket");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (code, body)
+}
+
+struct Admin {
+    s: Sluice,
+    sock: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+fn with_admin(servers: &str, level: &str) -> Admin {
+    let dir = TempDir::new("admin");
+    let sock = dir.path().join("admin.sock");
+    let s = Sluice::start(&format!(
+        "global\n    nbthread 2\n    stats socket {} mode 600 level {level}\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
+         backend be\n{servers}\
+         listen stats\n    bind 127.0.0.1:{{port:stats}}\n    mode http\n    stats enable\n    stats uri /stats\n    stats refresh 5s\n\
+         \x20   http-request use-service prometheus-exporter if {{ path /metrics }}\n",
+        sock.display()
+    ));
+    Admin { s, sock, _dir: dir }
+}
+
+/// Parses `show stat` into rows of (pxname, svname) -> fields by header name.
+fn stat_rows(csv: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut lines = csv.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(
+                f.len(),
+                header.len(),
+                "row and header differ in length: {l}"
+            );
+            header
+                .iter()
+                .cloned()
+                .zip(f.iter().map(|x| x.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn row<'a>(
+    rows: &'a [std::collections::HashMap<String, String>],
+    px: &str,
+    sv: &str,
+) -> &'a std::collections::HashMap<String, String> {
+    rows.iter()
+        .find(|r| r["pxname"] == px && r["svname"] == sv)
+        .unwrap_or_else(|| panic!("no row {px}/{sv}"))
+}
+
+#[test]
+fn show_stat_is_csv_and_counts_what_happened() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    let a = with_admin(
+        &format!("    server s1 {}\n    server s2 {}\n", s1.addr(), s2.addr()),
+        "admin",
+    );
+    for _ in 0..4 {
+        let mut c = connect(a.s.addr("fe"));
+        assert!(!read_line(&c).is_empty());
+        c.write_all(b"ping\n").unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+    }
+    // The counters reach the workers' copies once the connections are closed.
+    let mut rows = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        rows = stat_rows(&cli(&a.sock, "show stat"));
+        if row(&rows, "fe", "FRONTEND")["stot"] == "4"
+            && row(&rows, "fe", "FRONTEND")["scur"] == "0"
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fe = row(&rows, "fe", "FRONTEND");
+    assert_eq!(
+        (
+            fe["stot"].as_str(),
+            fe["scur"].as_str(),
+            fe["status"].as_str()
+        ),
+        ("4", "0", "OPEN")
+    );
+    assert_eq!(fe["bin"], "20", "4 x 'ping\\n'");
+    assert_eq!(row(&rows, "be", "s1")["stot"], "2");
+    assert_eq!(row(&rows, "be", "s2")["lbtot"], "2");
+    assert_eq!(row(&rows, "be", "BACKEND")["status"], "UP");
+    let info = cli(&a.sock, "show info");
+    assert!(
+        info.contains("CumConns: 4") || info.contains("Nbthread: 2"),
+        "{info}"
+    );
+    a.s.stop();
+}
+
+#[test]
+fn disable_and_drain_stop_new_connections_while_established_ones_go_on() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    let a = with_admin(
+        &format!("    server s1 {}\n    server s2 {}\n", s1.addr(), s2.addr()),
+        "admin",
+    );
+    // An established connection to s1.
+    let mut held = loop {
+        let c = connect(a.s.addr("fe"));
+        if read_line(&c) == "s1" {
+            break c;
+        }
+    };
+    for (cmd, undo) in [
+        ("disable server be/s1", "enable server be/s1"),
+        (
+            "set server be/s1 state drain",
+            "set server be/s1 state ready",
+        ),
+    ] {
+        assert_eq!(cli(&a.sock, cmd), "\n", "{cmd}");
+        for _ in 0..6 {
+            assert_eq!(read_line(&connect(a.s.addr("fe"))), "s2", "after {cmd}");
+        }
+        held.write_all(b"still here\n").unwrap();
+        assert_eq!(
+            read_line(&held),
+            "still here",
+            "established connection after {cmd}"
+        );
+        assert_eq!(cli(&a.sock, undo), "\n");
+        let tags: Vec<String> = (0..4)
+            .map(|_| read_line(&connect(a.s.addr("fe"))))
+            .collect();
+        assert!(
+            tags.contains(&"s1".to_string()),
+            "s1 back after {undo}: {tags:?}"
+        );
+    }
+    let st = stat_rows(&cli(&a.sock, "show stat"));
+    assert_eq!(
+        row(&st, "be", "s1")["status"],
+        "no check",
+        "ready again, and not checked"
+    );
+    drop(held);
+    a.s.stop();
+}
+
+#[test]
+fn set_weight_changes_the_distribution() {
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    let a = with_admin(
+        &format!("    server s1 {}\n    server s2 {}\n", s1.addr(), s2.addr()),
+        "admin",
+    );
+    assert_eq!(cli(&a.sock, "set weight be/s1 3"), "\n");
+    assert_eq!(cli(&a.sock, "get weight be/s1"), "3 (initial 1)\n\n");
+    let n = (0..40)
+        .filter(|_| read_line(&connect(a.s.addr("fe"))) == "s1")
+        .count();
+    assert_eq!(n, 30, "weight 3 against 1");
+    assert_eq!(cli(&a.sock, "set server be/s1 weight 0"), "\n");
+    assert!((0..8).all(|_| read_line(&connect(a.s.addr("fe"))) == "s2"));
+    a.s.stop();
+}
+
+#[test]
+fn a_user_level_socket_cannot_change_anything() {
+    let s1 = Backend::tagged("s1");
+    let a = with_admin(&format!("    server s1 {}\n", s1.addr()), "user");
+    assert_eq!(
+        cli(&a.sock, "disable server be/s1"),
+        "Permission denied\n\n"
+    );
+    assert_eq!(read_line(&connect(a.s.addr("fe"))), "s1");
+    assert!(cli(&a.sock, "show stat").starts_with("# pxname,svname,"));
+    a.s.stop();
+}
+
+#[test]
+fn prometheus_exporter_output_passes_promtool() {
+    let s1 = Backend::tagged("s1");
+    let a = with_admin(&format!("    server s1 {}\n", s1.addr()), "admin");
+    let _ = read_line(&connect(a.s.addr("fe")));
+    let (code, body) = http_get(a.s.addr("stats"), "/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("haproxy_frontend_current_sessions{proxy=\"fe\"}"),
+        "{body}"
+    );
+    assert!(
+        body.contains("haproxy_server_status{proxy=\"be\",server=\"s1\",state=\"UP\"} 1"),
+        "{body}"
+    );
+    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(promtool) = promtool else {
+        assert!(
+            std::env::var_os("SLUICE_SKIP_PROMTOOL").is_some(),
+            "promtool is not installed (Debian's prometheus package)"
+        );
+        a.s.stop();
+        return;
+    };
+    let mut p = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(http_get(a.s.addr("stats"), "/nope").0, 404);
+    a.s.stop();
+}
+
+#[test]
+fn the_stats_page_renders_in_headless_chromium() {
+    let s1 = Backend::tagged("s1");
+    let a = with_admin(
+        &format!(
+            "    server s1 {}\n    server s2 127.0.0.1:1 check inter 200ms\n",
+            s1.addr()
+        ),
+        "admin",
+    );
+    let (code, html) = http_get(a.s.addr("stats"), "/stats");
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("<table") && html.contains(">s1<") && html.contains("http-equiv=\"refresh\""),
+        "{html}"
+    );
+    let (code, csv) = http_get(a.s.addr("stats"), "/stats;csv");
+    assert_eq!(code, 200);
+    assert!(csv.starts_with("# pxname,svname,"));
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("SLUICE_SKIP_CHROMIUM").is_some(),
+            "chromium is not installed (the README test command installs it)"
+        );
+        a.s.stop();
+        return;
+    };
+    let shot = std::env::temp_dir().join(format!("sluice-stats-page-{}.png", std::process::id()));
+    let profile = TempDir::new("chromium");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1400,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("http://{}/stats", a.s.addr("stats")))
+        .output()
+        .unwrap();
+    let png = std::fs::read(&shot).unwrap_or_default();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("stats page screenshot: {}", shot.display());
+    a.s.stop();
+}

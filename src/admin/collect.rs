@@ -74,6 +74,11 @@ impl Sources {
                     rate_lim: f.rate_limit_sessions.map(u64::from),
                     enabled: f.enabled,
                     description: f.description.clone(),
+                    mode: if f.mode == crate::config::model::Mode::Http {
+                        "http"
+                    } else {
+                        "tcp"
+                    },
                 }
             })
             .collect();
@@ -85,6 +90,7 @@ impl Sources {
             bt.scur = 0;
             bt.qcur = u64::from(self.counters.queued(b.id));
             let (mut weight, mut act, mut bck, mut chkdown) = (0u64, 0u64, 0u64, 0u64);
+            let mut uweight = 0u64;
             let mut lastchg = None::<Instant>;
             let mut down_since = None;
             for &sid in &b.servers {
@@ -101,6 +107,7 @@ impl Sources {
                     } else {
                         act += 1;
                         weight += u64::from(eff_weight);
+                        uweight += u64::from(s.weight);
                     }
                 }
                 chkdown += v.map_or(0, |v| v.chkdown);
@@ -122,6 +129,7 @@ impl Sources {
                     status: status(s.check, s.disabled, v),
                     weight: eff_weight,
                     uweight: s.weight,
+                    iweight: s.weight,
                     backup: s.backup,
                     chkfail: v.map_or(0, |v| v.chkfail),
                     chkdown: v.map_or(0, |v| v.chkdown),
@@ -134,7 +142,13 @@ impl Sources {
                                 .map_or(Duration::ZERO, |d| now.saturating_duration_since(d))
                     }),
                     check: if s.check {
-                        v.and_then(|v| v.last_check.clone())
+                        v.and_then(|v| {
+                            v.last_check.clone().map(|mut c| {
+                                (c.rise, c.fall, c.health) =
+                                    (v.health.rise, v.health.fall, v.health.health);
+                                c
+                            })
+                        })
                     } else {
                         None
                     },
@@ -148,6 +162,7 @@ impl Sources {
                         ServerAddr::Unresolved { host, port } => format!("{host}:{port}"),
                     },
                     throttle: None,
+                    lastsess: None,
                 });
             }
             backends.push(BackendRow {
@@ -155,7 +170,8 @@ impl Sources {
                 iid: b.uid,
                 traffic: bt,
                 slim: b.fullconn.map(u64::from),
-                up: act + bck > 0,
+                // A stats/metrics listener has no servers: its backend is served by sluice.
+                up: act + bck > 0 || b.mode == crate::config::model::Mode::Http,
                 weight,
                 act,
                 bck,
@@ -168,6 +184,8 @@ impl Sources {
                 },
                 description: b.description.clone(),
                 algo: crate::balance::balance_name(b.balance),
+                uweight,
+                lastsess: None,
             });
         }
 
@@ -190,6 +208,11 @@ impl Sources {
                 .map(|h| h.trim().to_string())
                 .unwrap_or_default(),
             description: None,
+            start_time_sec: self
+                .started_wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            ..Default::default()
         };
         Snapshot {
             info,

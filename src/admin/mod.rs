@@ -2,7 +2,13 @@
 //! and the snapshot it serves.
 
 pub mod collect;
+pub mod command;
 pub mod logs;
+pub mod page;
+pub mod prometheus;
+pub mod render;
+pub mod server;
+pub mod show;
 pub mod snapshot;
 
 use crate::config::model::{Mode, Model};

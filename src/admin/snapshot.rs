@@ -41,6 +41,9 @@ pub struct Traffic {
     /// Time spent: sum of connect times (ms) and of session durations (ms), for averages.
     pub ctime_sum_ms: u64,
     pub ttime_sum_ms: u64,
+    /// Connections refused by `tcp-request connection` rules, before a session exists
+    /// (frontends; HAProxy's `dcon`). Rejections by content rules count in `dreq`.
+    pub dcon: u64,
 }
 
 impl Traffic {
@@ -66,6 +69,7 @@ impl Traffic {
         self.srv_abrt += o.srv_abrt;
         self.ctime_sum_ms += o.ctime_sum_ms;
         self.ttime_sum_ms += o.ttime_sum_ms;
+        self.dcon += o.dcon;
     }
 }
 
@@ -88,6 +92,23 @@ pub struct Info {
     pub dropped_logs: u64,
     pub node: String,
     pub description: Option<String>,
+    /// HAProxy's `Release_date` line ("2026/10/17"); empty leaves the line out.
+    pub release_date: String,
+    /// The file-descriptor limit (`Ulimit-n`, Prometheus `max_fds`).
+    pub ulimit_n: u64,
+    /// When the process started, in seconds since the Unix epoch (`Start_time_sec`).
+    pub start_time_sec: u64,
+    /// New connections over the last second and the highest seen; same for sessions.
+    pub conn_rate: u64,
+    pub max_conn_rate: u64,
+    pub sess_rate: u64,
+    pub max_sess_rate: u64,
+    /// Listening sockets, and jobs (listeners + client connections), as HAProxy counts them.
+    pub listeners: u64,
+    pub jobs: u64,
+    /// Bytes sent to clients and servers, and the part of them that went through splice(2).
+    pub total_bytes_out: u64,
+    pub spliced_bytes_out: u64,
 }
 
 /// Server state as the stats show it.
@@ -119,6 +140,14 @@ pub struct CheckInfo {
     pub duration_ms: Option<u64>,
     /// HAProxy's human description ("Layer4 connection problem").
     pub desc: String,
+    /// What the check saw, HAProxy's `last_chk`/`last_agt` ("Connection refused",
+    /// "via agent : up"); empty when there is nothing to add.
+    pub output: String,
+    /// `rise`, `fall`, and the health counter between 0 and rise+fall-1 (HAProxy's
+    /// `check_health`): at or above `rise` the server is up.
+    pub rise: u32,
+    pub fall: u32,
+    pub health: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +159,8 @@ pub struct FrontendRow {
     pub rate_lim: Option<u64>,
     pub enabled: bool,
     pub description: Option<String>,
+    /// "tcp", or "http" for a stats/metrics listener.
+    pub mode: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +180,10 @@ pub struct BackendRow {
     pub downtime: Duration,
     pub description: Option<String>,
     pub algo: &'static str,
+    /// Sum of the user weights (`set weight`) of the usable active servers.
+    pub uweight: u64,
+    /// How long ago a session was last assigned, None if never.
+    pub lastsess: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +196,12 @@ pub struct ServerRow {
     pub slim: Option<u64>,
     pub qlimit: Option<u64>,
     pub status: ServerStatus,
-    /// Effective weight and configured weight.
+    /// Effective weight (after slowstart and agent), user weight (`set weight`, initially
+    /// the configured one) and the initial configured weight (`get weight` prints
+    /// `"<uweight> (initial <iweight>)"`).
     pub weight: u32,
     pub uweight: u32,
+    pub iweight: u32,
     pub backup: bool,
     pub chkfail: u64,
     pub chkdown: u64,
@@ -174,6 +212,8 @@ pub struct ServerRow {
     pub addr: String,
     /// Slowstart throttle in percent, when ramping.
     pub throttle: Option<u32>,
+    /// How long ago a session was last assigned, None if never.
+    pub lastsess: Option<Duration>,
 }
 
 /// Everything at one instant.

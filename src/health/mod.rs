@@ -988,6 +988,8 @@ fn check_info(report: &Report, took: Duration) -> crate::admin::snapshot::CheckI
         code: report.status.shows_code().then_some(report.code as _),
         duration_ms: Some(took.as_millis() as u64),
         desc: report.to_string(),
+        // rise, fall and health are filled from the server's view when a snapshot is taken.
+        ..Default::default()
     }
 }
 
