@@ -31,9 +31,48 @@ pub struct LeastTime {
     epoch: Instant,
     /// Per member index: the estimate, scaled to the epoch, and when it was last sampled.
     estimates: Vec<(f64, Option<Instant>)>,
-    /// The serving group: (member index, server, 1 / weight, maxconn or no limit).
-    slots: Vec<(usize, ServerId, f64, u32)>,
+    /// The serving group, compact for the scan.
+    slots: Vec<Slot>,
     turn: usize,
+}
+
+/// A server as the scan needs it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    member: usize,
+    id: ServerId,
+    inv_weight: f64,
+    /// `maxconn`, or no limit.
+    max: u32,
+    /// The member's stored estimate, copied here for the scan.
+    cost: f64,
+}
+
+/// A scan's best candidate: score, count seen, place in the scan order.
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    score: f64,
+    active: u32,
+    k: usize,
+}
+
+impl Cand {
+    const NONE: Cand = Cand {
+        score: f64::INFINITY,
+        active: 0,
+        k: usize::MAX,
+    };
+
+    #[inline(always)]
+    fn offer(&mut self, s: &Slot, floor: f64, c: &Counters, k: usize) {
+        let active = c.active(s.id);
+        if active < s.max {
+            let score = s.cost.max(floor) * f64::from(active + 1) * s.inv_weight;
+            if score < self.score {
+                *self = Cand { score, active, k };
+            }
+        }
+    }
 }
 
 impl Default for LeastTime {
@@ -64,9 +103,10 @@ impl LeastTime {
 
     /// Folds a connect time of `ns` nanoseconds for `server` into its estimate.
     pub fn sample_at(&mut self, server: ServerId, ns: f64, now: Instant) {
-        let Some(&(i, ..)) = self.slots.iter().find(|s| s.1 == server) else {
+        let Some(j) = self.slots.iter().position(|s| s.id == server) else {
             return;
         };
+        let i = self.slots[j].member;
         if now.saturating_duration_since(self.epoch).as_secs_f64()
             > REBASE_AFTER_TAUS * TAU.as_secs_f64()
         {
@@ -83,6 +123,7 @@ impl LeastTime {
             _ => ns,
         };
         self.estimates[i] = (next * scale, Some(now));
+        self.slots[j].cost = next * scale;
     }
 
     /// Moves the epoch to `now`, rescaling every stored estimate.
@@ -90,6 +131,9 @@ impl LeastTime {
         let scale = self.scale(now);
         for e in &mut self.estimates {
             e.0 /= scale;
+        }
+        for s in &mut self.slots {
+            s.cost = self.estimates[s.member].0;
         }
         self.epoch = now;
     }
@@ -102,45 +146,76 @@ impl LeastTime {
         self.turn = if self.turn + 1 >= n { 0 } else { self.turn + 1 };
         let floor = FLOOR_NS * self.scale(now);
         for attempt in 0..=RACE_RETRIES {
-            // (slot, active seen, score), and the same for `avoid`.
-            let mut best: Option<(usize, u32, f64)> = None;
-            let mut avoided = None;
-            for k in 0..n {
-                let j = if self.turn + k >= n {
-                    self.turn + k - n
-                } else {
-                    self.turn + k
-                };
-                let (i, id, inv_weight, max) = self.slots[j];
-                let active = counters.active(id);
-                if active >= max {
-                    continue;
-                }
-                let cost = self.estimates[i].0.max(floor);
-                let score = cost * f64::from(active + 1) * inv_weight;
-                let lane = if Some(id) == ctx.avoid {
-                    &mut avoided
-                } else {
-                    &mut best
-                };
-                if lane.map_or(true, |b| score < b.2) {
-                    *lane = Some((j, active, score));
-                }
-            }
-            let Some((j, seen, _)) = best.or(avoided) else {
+            let best = match ctx.avoid {
+                None => self.scan(self.turn, floor, counters),
+                Some(avoid) => self.scan_avoiding(self.turn, avoid, floor, counters),
+            };
+            let Some((j, seen)) = best else {
                 return Pick::Full;
             };
-            let (_, id, _, max) = self.slots[j];
+            let s = self.slots[j];
             let lease = if attempt == RACE_RETRIES {
-                counters.try_lease(id, Some(max))
+                counters.try_lease(s.id, Some(s.max))
             } else {
-                counters.lease_if(id, seen)
+                counters.lease_if(s.id, seen)
             };
             if let Some(l) = lease {
                 return Pick::Leased(l);
             }
         }
         Pick::Full
+    }
+
+    /// The slot with the least score and room, the first in scan order from `start` on a
+    /// tie, and the count it had: four lanes take every fourth server, merged at the end.
+    fn scan(&self, start: usize, floor: f64, c: &Counters) -> Option<(usize, u32)> {
+        let mut lanes = [Cand::NONE; 4];
+        let (tail, head) = self.slots.split_at(start);
+        let mut k = 0;
+        for seg in [head, tail] {
+            let mut chunks = seg.chunks_exact(4);
+            for ch in &mut chunks {
+                for (j, s) in ch.iter().enumerate() {
+                    lanes[j].offer(s, floor, c, k + j);
+                }
+                k += 4;
+            }
+            for (j, s) in chunks.remainder().iter().enumerate() {
+                lanes[j].offer(s, floor, c, k + j);
+            }
+            k += chunks.remainder().len();
+        }
+        let best = lanes.iter().fold(Cand::NONE, |b, l| {
+            if l.score < b.score || (l.score == b.score && l.k < b.k) {
+                *l
+            } else {
+                b
+            }
+        });
+        (best.k != usize::MAX).then(|| ((start + best.k) % self.slots.len(), best.active))
+    }
+
+    /// `scan`, passing over `avoid` unless it is the only server with room.
+    fn scan_avoiding(
+        &self,
+        start: usize,
+        avoid: ServerId,
+        floor: f64,
+        c: &Counters,
+    ) -> Option<(usize, u32)> {
+        let n = self.slots.len();
+        let (mut best, mut avoided) = (Cand::NONE, Cand::NONE);
+        for k in 0..n {
+            let s = &self.slots[(start + k) % n];
+            let lane = if s.id == avoid {
+                &mut avoided
+            } else {
+                &mut best
+            };
+            lane.offer(s, floor, c, k);
+        }
+        let best = if best.k != usize::MAX { best } else { avoided };
+        (best.k != usize::MAX).then(|| ((start + best.k) % n, best.active))
     }
 }
 
@@ -154,12 +229,13 @@ impl Algorithm for LeastTime {
             .filter(|&&i| pool.members[i].eweight > 0)
             .map(|&i| {
                 let m = &pool.members[i];
-                (
-                    i,
-                    m.id,
-                    1.0 / f64::from(m.eweight),
-                    m.maxconn.unwrap_or(u32::MAX),
-                )
+                Slot {
+                    member: i,
+                    id: m.id,
+                    inv_weight: 1.0 / f64::from(m.eweight),
+                    max: m.maxconn.unwrap_or(u32::MAX),
+                    cost: self.estimates[i].0,
+                }
             })
             .collect();
     }
