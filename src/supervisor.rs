@@ -84,8 +84,13 @@ pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
             continue;
         }
         let pool = Pool::from_model(model, b);
-        if let Err(e) = balance::for_backend(b, &pool) {
-            errors.push(format!("{}: {e}", b.span));
+        match balance::for_backend(b, &pool) {
+            Err(e) => errors.push(format!("{}: {e}", b.span)),
+            Ok(alg) if alg.needs_sni() => errors.push(format!(
+                "{}: backend '{}': 'balance hash req.ssl_sni' needs TLS ClientHello inspection, which is not available in this build yet",
+                b.span, b.name
+            )),
+            Ok(_) => {}
         }
         if !b.tcp_request_content.is_empty() {
             errors.push(format!(

@@ -270,9 +270,10 @@ fn show_stat_is_csv_and_counts_what_happened() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         rows = stat_rows(&cli(&a.sock, "show stat"));
-        if row(&rows, "fe", "FRONTEND")["stot"] == "4"
-            && row(&rows, "fe", "FRONTEND")["scur"] == "0"
-        {
+        // Current counts come from shared atomics, totals from the workers' copies: wait
+        // for both to settle.
+        let fe = row(&rows, "fe", "FRONTEND");
+        if fe["stot"] == "4" && fe["scur"] == "0" && fe["bin"] == "20" {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

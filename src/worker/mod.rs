@@ -129,6 +129,8 @@ pub struct Worker {
     observe: Option<ObserveLink>,
     /// Per frontend: a use_backend rule reads the destination address.
     needs_dst: Vec<bool>,
+    /// Per backend: `balance hash dst|dst_port` reads it.
+    needs_dst_keys: Vec<bool>,
     stats: stats::WorkerStats,
     logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
     /// Per frontend: the log line format at close (tcplog or log-format), if it logs then.
@@ -168,6 +170,19 @@ impl Worker {
             nosplice: g.nosplice,
             observe: setup.observe,
             stats: stats::WorkerStats::new(&model),
+            needs_dst_keys: model
+                .backends
+                .iter()
+                .map(|b| {
+                    matches!(
+                        b.balance,
+                        crate::config::model::Balance::Hash(
+                            crate::config::model::HashKey::Dst
+                                | crate::config::model::HashKey::DstPort
+                        )
+                    )
+                })
+                .collect(),
             logs: setup.logs,
             log_items: model
                 .frontends
@@ -299,12 +314,21 @@ impl Worker {
         let b = self.model.server(u.server).backend;
         let rt = &mut self.backends[b.index()];
         if let Some(m) = rt.pool.member_mut(u.server) {
-            m.usable = u.usable;
-            m.weight = u.weight;
             m.maxconn = u.maxconn;
         }
-        rt.pool.refresh();
-        rt.alg.rebuild(&rt.pool);
+        let mut changed = if u.usable {
+            rt.pool.server_up(u.server, now)
+        } else {
+            rt.pool.server_down(u.server, now)
+        };
+        changed |= rt.pool.set_weight(u.server, u.weight, now);
+        if changed {
+            rt.alg.rebuild(&rt.pool);
+        }
+        if rt.pool.next_ramp().is_some() {
+            // slowstart: the tick steps the weight up.
+            self.arm_tick(now);
+        }
         if u.shutdown_sessions || u.shutdown_backup_sessions {
             let model = &self.model;
             let doomed: Vec<usize> = self
@@ -484,7 +508,13 @@ impl Worker {
             src: Some(c.src.ip()),
             avoid,
         };
-        match rt.alg.pick(&rt.pool, &ctx, self.counters) {
+        let dst = self.needs_dst_keys[b.index()].then(|| c.dst());
+        let keys = balance::ConnKeys {
+            src_port: Some(c.src.port()),
+            dst,
+            sni: None,
+        };
+        match rt.alg.pick_keyed(&rt.pool, &ctx, &keys, self.counters) {
             Pick::Leased(lease) => {
                 c.lease = Some(lease);
                 self.connect(key, now);
@@ -568,6 +598,8 @@ impl Worker {
         if let Some(sid) = failed {
             self.report(sid, false);
             self.stats.srv[sid.index()].t.econ += 1;
+            let b = self.model.server(sid).backend;
+            self.backends[b.index()].alg.failed(sid);
         }
         if let Some(b) = self.conns[key].backend {
             self.stats.be[b.index()].t.econ += 1;
@@ -673,6 +705,9 @@ impl Worker {
         };
         c.srv_counted = true;
         let ct = c.t_connect.map_or(0, |d| d.as_millis() as u64);
+        if let Some(t) = c.t_connect {
+            self.backends[b.index()].alg.connected(sid, t);
+        }
         let srv = &mut self.stats.srv[sid.index()];
         srv.open(now);
         srv.t.lbtot += 1;
@@ -863,6 +898,13 @@ impl Worker {
             }
         }
         for b in 0..self.backends.len() {
+            let rt = &mut self.backends[b];
+            if rt.pool.next_ramp().is_some_and(|t| t <= now) && rt.pool.ramp(now) {
+                rt.alg.rebuild(&rt.pool);
+            }
+            if rt.pool.next_ramp().is_some() {
+                again = true;
+            }
             self.dequeue(BackendId(b as u32), now);
             if !self.backends[b].queue.is_empty() {
                 again = true;
@@ -884,14 +926,21 @@ impl Worker {
                 self.backends[b.index()].queue.pop_front();
                 continue;
             }
+            let dst = self.needs_dst_keys[b.index()].then(|| self.conns[key].dst());
             let rt = &mut self.backends[b.index()];
-            let src = self.conns[key].src.ip();
-            match rt.alg.pick(
+            let src = self.conns[key].src;
+            let keys = balance::ConnKeys {
+                src_port: Some(src.port()),
+                dst,
+                sni: None,
+            };
+            match rt.alg.pick_keyed(
                 &rt.pool,
                 &PickCtx {
-                    src: Some(src),
+                    src: Some(src.ip()),
                     avoid: None,
                 },
+                &keys,
                 self.counters,
             ) {
                 Pick::Leased(lease) => {

@@ -356,11 +356,14 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
             "maglev" => HashMethod::Maglev,
             m => return Err(format!("only supports 'consistent', 'map-based' and the sluice extension 'maglev', not '{m}'")),
         };
+            // "consistent hash uses sdbm and avalanche if no hash function is specified".
             let mut ht = HashType {
                 method,
+                avalanche: method == HashMethod::Consistent,
                 ..HashType::default()
             };
             if let Some(f) = a.word() {
+                ht.avalanche = false;
                 ht.function = match f {
                 "sdbm" => HashFunction::Sdbm,
                 "djb2" => HashFunction::Djb2,
@@ -1243,7 +1246,9 @@ fn parse_balance(alg: &str) -> Result<Balance, String> {
 /// `balance hash <expr>`: the L4 fetches sluice can hash on.
 fn parse_balance_hash(expr: &str) -> Result<Balance, String> {
     Ok(match expr {
-        "src" => Balance::Source,
+        // Unlike `balance source`, `hash src` hashes the address bytes with the hash-type's
+        // function, as HAProxy does.
+        "src" => Balance::Hash(HashKey::Src),
         "dst" => Balance::Hash(HashKey::Dst),
         "src_port" => Balance::Hash(HashKey::SrcPort),
         "dst_port" => Balance::Hash(HashKey::DstPort),
