@@ -89,6 +89,33 @@ impl Counters {
     }
 }
 
+/// How many times a count-based pick rescans after losing a race before it takes any room
+/// left on the best server it saw.
+pub const RACE_RETRIES: usize = 8;
+
+impl Counters {
+    /// Leases the server a count-based scan chooses (`scan` returns the server, the count
+    /// its decision saw, and its maxconn), only if that count is still current: when another
+    /// worker changed it first, scan again. The last attempt takes whatever room is left.
+    pub fn lease_scanned(
+        &'static self,
+        mut scan: impl FnMut() -> Option<(ServerId, u32, u32)>,
+    ) -> Option<ConnLease> {
+        for attempt in 0..=RACE_RETRIES {
+            let (id, seen, max) = scan()?;
+            let lease = if attempt == RACE_RETRIES {
+                self.try_lease(id, Some(max))
+            } else {
+                self.lease_if(id, seen)
+            };
+            if lease.is_some() {
+                return lease;
+            }
+        }
+        None
+    }
+}
+
 /// One connection's claim on a server. Dropping it releases the count.
 pub struct ConnLease {
     counters: &'static Counters,

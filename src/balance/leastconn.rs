@@ -9,9 +9,6 @@
 use super::{Algorithm, Counters, Pick, PickCtx, Pool};
 use crate::config::model::ServerId;
 
-/// How many times a pick rescans after losing a race before taking the best it saw.
-const RACE_RETRIES: usize = 8;
-
 #[derive(Default)]
 pub struct LeastConn {
     /// Where the next scan starts, for round-robin tie breaking.
@@ -137,25 +134,18 @@ impl Algorithm for LeastConn {
             return Pick::NoServer;
         }
         self.turn = if self.turn + 1 >= n { 0 } else { self.turn + 1 };
-        for attempt in 0..=RACE_RETRIES {
+        let turn = self.turn;
+        let lease = counters.lease_scanned(|| {
             let best = match ctx.avoid {
-                None => self.scan(self.turn, counters),
-                Some(avoid) => self.scan_avoiding(self.turn, avoid, counters),
+                None => self.scan(turn, counters),
+                Some(avoid) => self.scan_avoiding(turn, avoid, counters),
             };
-            let Some((k, seen)) = best else {
-                return Pick::Full;
-            };
-            let s = self.slots[k];
-            let lease = if attempt == RACE_RETRIES {
-                counters.try_lease(s.id, Some(s.max))
-            } else {
-                counters.lease_if(s.id, seen)
-            };
-            if let Some(l) = lease {
-                return Pick::Leased(l);
-            }
+            best.map(|(k, seen)| (self.slots[k].id, seen, self.slots[k].max))
+        });
+        match lease {
+            Some(l) => Pick::Leased(l),
+            None => Pick::Full,
         }
-        Pick::Full
     }
 }
 

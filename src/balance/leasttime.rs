@@ -24,8 +24,6 @@ const FLOOR_NS: f64 = 1_000.0;
 const FAILURE_NS: f64 = 1_000_000_000.0;
 /// Rebase the stored estimates before their scale factor grows past e^40.
 const REBASE_AFTER_TAUS: f64 = 40.0;
-/// How many times a pick rescans after losing a race before taking the best it saw.
-const RACE_RETRIES: usize = 8;
 
 pub struct LeastTime {
     epoch: Instant,
@@ -145,25 +143,18 @@ impl LeastTime {
         }
         self.turn = if self.turn + 1 >= n { 0 } else { self.turn + 1 };
         let floor = FLOOR_NS * self.scale(now);
-        for attempt in 0..=RACE_RETRIES {
+        let turn = self.turn;
+        let lease = counters.lease_scanned(|| {
             let best = match ctx.avoid {
-                None => self.scan(self.turn, floor, counters),
-                Some(avoid) => self.scan_avoiding(self.turn, avoid, floor, counters),
+                None => self.scan(turn, floor, counters),
+                Some(avoid) => self.scan_avoiding(turn, avoid, floor, counters),
             };
-            let Some((j, seen)) = best else {
-                return Pick::Full;
-            };
-            let s = self.slots[j];
-            let lease = if attempt == RACE_RETRIES {
-                counters.try_lease(s.id, Some(s.max))
-            } else {
-                counters.lease_if(s.id, seen)
-            };
-            if let Some(l) = lease {
-                return Pick::Leased(l);
-            }
+            best.map(|(j, seen)| (self.slots[j].id, seen, self.slots[j].max))
+        });
+        match lease {
+            Some(l) => Pick::Leased(l),
+            None => Pick::Full,
         }
-        Pick::Full
     }
 
     /// The slot with the least score and room, the first in scan order from `start` on a

@@ -34,6 +34,8 @@ use protocol::{
 use state::{Admin, Health, Pace, Transition};
 
 pub const WAKER: Token = Token(usize::MAX);
+/// How early a check timer may fire to share a wakeup with others.
+const TIMER_SLACK: Duration = Duration::from_millis(5);
 
 /// What a worker saw when it connected to a server with `observe layer4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,10 +307,13 @@ impl HealthThread {
                 }
                 let k = ev.token().0;
                 if k < self.probes.len() {
-                    self.advance(k, ev.is_error(), now);
+                    self.advance(k, ev.is_error(), ev.is_writable(), now);
                 }
             }
-            while let Some((at, key)) = self.timers.pop_due(now) {
+            // Timers due within the next few milliseconds fire now: spread-out checks would
+            // otherwise wake the thread once each (1,000 servers: 1,000 wakeups a second).
+            let horizon = now + TIMER_SLACK;
+            while let Some((at, key)) = self.timers.pop_due(horizon) {
                 let TimerKey::Conn(k) = key else { continue };
                 let Some(p) = self.probes.get_mut(k) else {
                     continue;
@@ -318,7 +323,7 @@ impl HealthThread {
                 }
                 p.armed = None;
                 match &p.run {
-                    Some(run) if now >= run.deadline => {
+                    Some(run) if horizon >= run.deadline => {
                         let trouble = if run.connecting {
                             Trouble::ConnectTimeout
                         } else {
@@ -332,7 +337,7 @@ impl HealthThread {
                         self.timers
                             .arm(TimerKey::Conn(k), d, &mut self.probes[k].armed);
                     }
-                    None if now >= p.next => self.start(k, now),
+                    None if horizon >= p.next => self.start(k, now),
                     None => {
                         let n = p.next;
                         self.timers
@@ -447,7 +452,7 @@ impl HealthThread {
                 return;
             }
         }
-        self.advance(k, false, now);
+        self.advance(k, false, false, now);
     }
 
     /// Opens the probe's connection; the error is the system's words for it.
@@ -455,7 +460,14 @@ impl HealthThread {
         let Some(addr) = self.target(k, port) else {
             return Err("no address or port to check".to_string());
         };
-        let mut sock = socket::connect(addr, &ConnectOpts::default()).map_err(|e| os_reason(&e))?;
+        let mut sock = socket::connect(
+            addr,
+            &ConnectOpts {
+                nagle: true,
+                ..ConnectOpts::default()
+            },
+        )
+        .map_err(|e| os_reason(&e))?;
         self.poll
             .registry()
             .register(&mut sock, Token(k), Interest::READABLE | Interest::WRITABLE)
@@ -473,7 +485,7 @@ impl HealthThread {
     }
 
     /// Runs the script of probe `k` as far as the sockets allow.
-    fn advance(&mut self, k: usize, error_event: bool, now: Instant) {
+    fn advance(&mut self, k: usize, error_event: bool, writable: bool, now: Instant) {
         let si = self.probes[k].server;
         let read_limit = {
             let srv = &self.model.servers[si];
@@ -490,8 +502,16 @@ impl HealthThread {
             let Some(sock) = run.sock.as_ref() else {
                 return;
             };
-            match socket::take_error(sock.as_fd()) {
-                Ok(None) if sock.peer_addr().is_ok() => {
+            // Writable without an error flag: connected, no SO_ERROR or getpeername needed.
+            let pending = if error_event {
+                socket::take_error(sock.as_fd())
+            } else if writable {
+                Ok(None)
+            } else {
+                return;
+            };
+            match pending {
+                Ok(None) if !error_event => {
                     run.connecting = false;
                     run.deadline = now + read_limit;
                     let d = run.deadline;
@@ -679,7 +699,7 @@ impl HealthThread {
             }
             self.servers[si].last_agent = Some(check_info(&report, took));
         }
-        self.publish();
+        self.publish_one(si);
         let next = now + self.interval(k);
         self.schedule(k, next);
     }
@@ -951,32 +971,46 @@ impl HealthThread {
 
     /// Publishes every server's state for the stats.
     fn publish(&self) {
-        let views: Vec<ServerView> = self
-            .servers
-            .iter()
-            .enumerate()
-            .map(|(i, rt)| ServerView {
-                up: rt.health.is_up(),
-                admin: rt.admin,
-                health: rt.health,
-                checked: self.model.servers[i].check && !rt.checks_off,
-                weight: if rt.admin == Admin::Drain {
-                    0
-                } else {
-                    (u64::from(rt.weight) * u64::from(rt.weight_pct) / 100).min(256) as u32
-                },
-                maxconn: rt.maxconn,
-                last_check: rt.last_check.clone(),
-                last_agent: rt.last_agent.clone(),
-                chkfail: rt.chkfail,
-                chkdown: rt.chkdown,
-                last_change: rt.last_change,
-                down_since: rt.down_since,
-                downtime: rt.downtime,
-            })
-            .collect();
+        let views: Vec<ServerView> = (0..self.servers.len()).map(|i| self.view(i)).collect();
         if let Ok(mut v) = self.views.lock() {
             *v = views;
+        }
+    }
+
+    /// Publishes one server's state (after its check): O(1), not a copy of every view.
+    fn publish_one(&self, i: usize) {
+        let view = self.view(i);
+        if let Ok(mut v) = self.views.lock() {
+            match v.get_mut(i) {
+                Some(slot) => *slot = view,
+                None => {
+                    drop(v);
+                    self.publish();
+                }
+            }
+        }
+    }
+
+    fn view(&self, i: usize) -> ServerView {
+        let rt = &self.servers[i];
+        ServerView {
+            up: rt.health.is_up(),
+            admin: rt.admin,
+            health: rt.health,
+            checked: self.model.servers[i].check && !rt.checks_off,
+            weight: if rt.admin == Admin::Drain {
+                0
+            } else {
+                (u64::from(rt.weight) * u64::from(rt.weight_pct) / 100).min(256) as u32
+            },
+            maxconn: rt.maxconn,
+            last_check: rt.last_check.clone(),
+            last_agent: rt.last_agent.clone(),
+            chkfail: rt.chkfail,
+            chkdown: rt.chkdown,
+            last_change: rt.last_change,
+            down_since: rt.down_since,
+            downtime: rt.downtime,
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct ListenOpts {
 /// How to set up a connection to a server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectOpts {
+    /// Leave Nagle's algorithm on (no TCP_NODELAY): health checks, which send little and
+    /// spare a syscall per connection.
+    pub nagle: bool,
     /// SO_KEEPALIVE (`option srvtcpka`).
     pub keepalive: bool,
     /// SO_LINGER with a zero timeout: closing sends an RST (`option nolinger`).
@@ -137,9 +140,11 @@ pub fn connect(addr: SocketAddr, o: &ConnectOpts) -> io::Result<mio::net::TcpStr
         Some(Protocol::TCP),
     )
     .map_err(|e| context(e, format_args!("socket for {addr}")))?;
-    socket
-        .set_nodelay(true)
-        .map_err(|e| context(e, "TCP_NODELAY"))?;
+    if !o.nagle {
+        socket
+            .set_nodelay(true)
+            .map_err(|e| context(e, "TCP_NODELAY"))?;
+    }
     if o.keepalive {
         socket
             .set_keepalive(true)
@@ -414,6 +419,7 @@ mod tests {
             keepalive: true,
             nolinger: false,
             source: Some(loopback()),
+            nagle: false,
         };
         let mut stream = connect(addr, &o).unwrap();
         wait_writable(&mut stream);

@@ -568,6 +568,7 @@ impl Worker {
             keepalive: be.server_side.tcpka,
             nolinger: false,
             source: None,
+            nagle: false,
         };
         match socket::connect(addr, &opts) {
             Ok(stream) => {
