@@ -43,8 +43,17 @@ get() {
     exec 3<&-
 }
 
-export DEMO_PORT S1_PORT S2_PORT S3_PORT
+# One runtime API command over the stats socket (HAProxy's protocol), through /dev/tcp.
+admin() {
+    exec 4<>"/dev/tcp/127.0.0.1/$ADMIN_PORT" || return 1
+    printf '%s\n' "$1" >&4
+    cat <&4
+    exec 4<&-
+}
+
+export DEMO_PORT S1_PORT S2_PORT S3_PORT ADMIN_PORT
 DEMO_PORT=$(free_port); S1_PORT=$(free_port); S2_PORT=$(free_port); S3_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
 
 say "starting three backends: s1 on :$S1_PORT, s2 on :$S2_PORT, s3 on :$S3_PORT"
 for n in 1 2 3; do
@@ -80,6 +89,18 @@ for _ in $(seq 1 9); do
     case "$line" in hello*) ok=$((ok + 1)) ;; esac
 done
 echo "    $ok of 9 requests answered"
+
+say "the health checks mark s2 down (fall 2, inter 300ms)"
+for _ in $(seq 1 100); do grep -q 'web/s2 is DOWN' "$work/sluice.log" && break; sleep 0.05; done
+grep 'is DOWN' "$work/sluice.log" | sed 's/^/    sluice: /'
+
+say "the stats socket, as HAProxy tooling sees it: show stat (name, server, status, sessions)"
+admin "show stat" | cut -d, -f1,2,18,8 | sed 's/^/    /'
+
+say "drain s1 from the runtime API: new requests go to s3 only"
+admin "set server web/s1 state drain" >/dev/null
+for _ in $(seq 1 4); do printf '    %s\n' "$(get "$DEMO_PORT")"; done
+admin "set server web/s1 state ready" >/dev/null
 
 say "stopping sluice (SIGTERM)"
 kill -TERM "${pids[3]}"; wait "${pids[3]}" 2>/dev/null || true

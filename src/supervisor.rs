@@ -28,11 +28,10 @@ use crate::worker::{rules, Control, ObserveLink, Worker, WorkerSetup};
 /// File descriptors kept aside for everything that is not a connection.
 const FD_RESERVE: u64 = 100;
 
-/// What the configuration asks that this build does not do yet: errors refuse to start,
-/// warnings are logged. Neither is ever silent.
-pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
+/// What the configuration asks that this build does not do yet: each item refuses the
+/// start with its reason (never silently ignored).
+pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
     let mut errors = Vec::new();
-    let warnings: Vec<String> = Vec::new();
     let g = &model.global;
     if g.master_worker || cli.master_worker {
         errors.push(
@@ -108,7 +107,7 @@ pub fn readiness(model: &Model, cli: &Cli) -> (Vec<String>, Vec<String>) {
             }
         }
     }
-    (errors, warnings)
+    errors
 }
 
 /// A sized process: limits derived from the model and the machine.
@@ -313,10 +312,7 @@ impl WorkerHandle {
 
 /// Runs the load balancer until it is stopped.
 pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
-    let (errors, warnings) = readiness(&model, cli);
-    for w in &warnings {
-        log::warn!("{w}");
-    }
+    let errors = readiness(&model, cli);
     if !errors.is_empty() {
         return Err(format!(
             "cannot start: this configuration uses what this build does not do yet:\n  {}",
