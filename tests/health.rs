@@ -424,3 +424,31 @@ fn httpchk_against_real_nginx() {
     let log = s.stop();
     assert!(!log.contains("is DOWN"), "{log}");
 }
+
+#[test]
+fn on_marked_down_shutdown_sessions_closes_the_servers_connections() {
+    let s1 = Backend::tagged("s1");
+    let mut check = Flip::new(ok_line);
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
+         backend be\n    server s1 {} check port {} inter 100ms fall 1 on-marked-down shutdown-sessions\n",
+        s1.addr(),
+        check.addr.port()
+    );
+    let s = Sluice::start(&cfg);
+    let mut c = connect(s.addr("fe"));
+    assert_eq!(read_line(&c), "s1");
+    check.stop();
+    wait_until(Duration::from_secs(3), "s1 marked down", || {
+        s.log().contains("Server be/s1 is DOWN")
+    });
+    // The established connection is closed by sluice, not left to the server.
+    let mut buf = [0u8; 8];
+    let r = c.read(&mut buf);
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    wait_until(Duration::from_secs(3), "backend connection closed", || {
+        s1.active() == 0
+    });
+    s.stop();
+}

@@ -486,3 +486,32 @@ fn the_stats_page_renders_in_headless_chromium() {
     println!("stats page screenshot: {}", shot.display());
     a.s.stop();
 }
+
+#[test]
+fn log_format_lines_to_stderr() {
+    let tagged = Backend::tagged("s1");
+    let s = Sluice::start(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    log stderr format raw local0\n    log-format \"conn %ci %f>%b/%s %ts %B\"\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        tagged.addr()
+    ));
+    let c = connect(s.addr("fe"));
+    assert_eq!(read_line(&c), "s1");
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.log().contains("conn 127.0.0.1 fe>be/s1") {
+        assert!(
+            Instant::now() < deadline,
+            "no log-format line:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = s.stop();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("conn 127.0.0.1 fe>be/s1"))
+        .unwrap();
+    assert!(line.ends_with(" 3"), "bytes to the client: {line}");
+}
