@@ -249,8 +249,10 @@ fn status(checked: bool, disabled: bool, v: Option<&ServerView>) -> ServerStatus
         if h.health == top {
             ServerStatus::Up
         } else {
+            // HAProxy shows the health left above rise: the first failed check of a
+            // server at the top reads "UP 2/3" with fall 3.
             ServerStatus::GoingDown {
-                step: top - h.health,
+                step: h.health - h.rise + 1,
                 of: h.fall,
             }
         }
@@ -261,5 +263,50 @@ fn status(checked: bool, disabled: bool, v: Option<&ServerView>) -> ServerStatus
             step: h.health,
             of: h.rise,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::state::Health;
+
+    fn view(health: Health) -> ServerView {
+        ServerView {
+            up: health.is_up(),
+            admin: Admin::Ready,
+            health,
+            checked: true,
+            weight: 1,
+            maxconn: None,
+            last_check: None,
+            last_agent: None,
+            chkfail: 0,
+            chkdown: 0,
+            last_change: Instant::now(),
+            down_since: None,
+            downtime: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn statuses_read_like_haproxys() {
+        let mut h = Health::new(2, 3);
+        h.force_up();
+        assert_eq!(status(true, false, Some(&view(h))), ServerStatus::Up);
+        h.failure();
+        assert_eq!(
+            status(true, false, Some(&view(h))),
+            ServerStatus::GoingDown { step: 2, of: 3 }
+        );
+        h.force_down();
+        assert_eq!(status(true, false, Some(&view(h))), ServerStatus::Down);
+        h.success();
+        assert_eq!(
+            status(true, false, Some(&view(h))),
+            ServerStatus::GoingUp { step: 1, of: 2 }
+        );
+        assert_eq!(status(false, false, Some(&view(h))), ServerStatus::Down);
+        assert_eq!(status(false, true, None), ServerStatus::Maint);
     }
 }
