@@ -99,7 +99,8 @@ impl Sources {
                 let mut t = c.srv[sid.index()];
                 t.scur = u64::from(self.counters.active(sid));
                 bt.scur += t.scur;
-                let usable = v.map_or(!s.disabled, |v| v.up && v.admin != Admin::Maint);
+                // Drained servers take no new connections: HAProxy leaves them out of act and weight.
+                let usable = v.map_or(!s.disabled, |v| v.up && v.admin == Admin::Ready);
                 let eff_weight = v.map_or(s.weight, |v| v.weight);
                 if usable {
                     if s.backup {
