@@ -307,7 +307,10 @@ pub fn support_matrix() -> String {
          | ACL used before its `acl` line | error | accepted |\n\
          | `$VAR` outside quotes | kept literally, except in addresses | same: `${VAR}` expands in addresses (bind, server, log) and inside double quotes |\n\
          | `version_atleast()` in `.if` | HAProxy's version | 2.6.0, the language sluice speaks |\n\
-         | `feature()` in `.if` | HAProxy's build options | always false |\n\n",
+         | `feature()` in `.if` | HAProxy's build options | always false |\n\
+         | splicing without any `option splice-*` | off | on for bulk transfers (a direction switches to splice once a read fills a buffer) |\n\
+         | log dates | local time | UTC (the syslog tag stays `haproxy`, so parsers match) |\n\
+         | `tcp-request` rules, stick tables, `rate-limit`, PROXY protocol, `hash req.ssl_sni` | supported | `sluice -c` accepts them; running refuses to start, naming them (not yet in the data plane) |\n\n",
     );
     let tables = [
         ("global", "Global section"),
