@@ -58,8 +58,17 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
             // Served by the admin thread.
             continue;
         }
-        if !f.tcp_request_connection.is_empty() || !f.tcp_request_content.is_empty() {
-            errors.push(at("'tcp-request' rules"));
+        for r in f
+            .tcp_request_connection
+            .iter()
+            .chain(&f.tcp_request_content)
+        {
+            if let Some(why) = rules::unsupported_rule(r, &f.acls) {
+                errors.push(format!(
+                    "{}: frontend '{}': {why} is not available in this build yet",
+                    r.span, f.name
+                ));
+            }
         }
         if f.rate_limit_sessions.is_some() {
             errors.push(at("'rate-limit sessions'"));
@@ -91,11 +100,13 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
             )),
             Ok(_) => {}
         }
-        if !b.tcp_request_content.is_empty() {
-            errors.push(format!(
-                "{}: backend '{}': 'tcp-request content' rules are not available in this build yet",
-                b.span, b.name
-            ));
+        for r in &b.tcp_request_content {
+            if let Some(why) = rules::unsupported_rule(r, &b.acls) {
+                errors.push(format!(
+                    "{}: backend '{}': {why} is not available in this build yet",
+                    r.span, b.name
+                ));
+            }
         }
         for &sid in &b.servers {
             let s = model.server(sid);

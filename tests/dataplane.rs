@@ -746,3 +746,50 @@ fn sigint_stops_at_once() {
     let mut buf = [0u8; 4];
     assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
 }
+
+/// Connects from a chosen loopback source address.
+fn connect_from(src: &str, to: std::net::SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(
+        &format!("{src}:0")
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    s.connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+#[test]
+fn tcp_request_rules_accept_and_reject_by_source() {
+    let tagged = Backend::tagged("s1");
+    let s = Sluice::start(&format!(
+        "global\n    nbthread 2\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    acl blocked src 127.0.0.3 127.0.0.5\n\
+         \x20   tcp-request connection accept if {{ src 127.0.0.5 }}\n\
+         \x20   tcp-request connection reject if blocked\n\
+         \x20   tcp-request content reject if {{ src 127.0.0.4 }}\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        tagged.addr()
+    ));
+    let addr = s.addr("fe");
+    assert_eq!(read_line(&connect_from("127.0.0.1", addr)), "s1");
+    // 127.0.0.5 is accepted by the first rule before the reject applies.
+    assert_eq!(read_line(&connect_from("127.0.0.5", addr)), "s1");
+    for src in ["127.0.0.3", "127.0.0.4"] {
+        let mut c = connect_from(src, addr);
+        let mut buf = [0u8; 4];
+        let r = c.read(&mut buf);
+        assert!(matches!(r, Ok(0) | Err(_)), "{src} must be rejected: {r:?}");
+    }
+    assert_eq!(
+        tagged.accepted(),
+        2,
+        "rejected clients never reach the server"
+    );
+    s.stop();
+}

@@ -94,6 +94,8 @@ pub enum CloseReason {
     ServerTimeout,
     ClientReset,
     ServerReset,
+    /// A `tcp-request` rule rejected the connection.
+    Denied,
     /// `on-marked-down shutdown-sessions` / `on-marked-up shutdown-backup-sessions`.
     ServerShutdown,
     Stopping,

@@ -204,18 +204,20 @@ impl Worker {
                 .frontends
                 .iter()
                 .map(|f| {
-                    f.use_backend
-                        .iter()
-                        .filter_map(|u| u.cond.as_ref())
-                        .any(|c| {
-                            rules::cond_fetches(c, &f.acls).iter().any(|x| {
-                                matches!(
-                                    x,
-                                    crate::config::model::Fetch::Dst
-                                        | crate::config::model::Fetch::DstPort
-                                )
+                    rules::rules_need_dst(&f.tcp_request_connection, &f.acls)
+                        || rules::rules_need_dst(&f.tcp_request_content, &f.acls)
+                        || f.use_backend
+                            .iter()
+                            .filter_map(|u| u.cond.as_ref())
+                            .any(|c| {
+                                rules::cond_fetches(c, &f.acls).iter().any(|x| {
+                                    matches!(
+                                        x,
+                                        crate::config::model::Fetch::Dst
+                                            | crate::config::model::Fetch::DstPort
+                                    )
+                                })
                             })
-                        })
                 })
                 .collect(),
             model,
@@ -474,6 +476,18 @@ impl Worker {
             nbsrv: &nbsrv,
             be_conn: &be_conn,
         };
+        // tcp-request connection, then content rules (layer-4 conditions only: the
+        // supervisor refuses the others), then the switching rules.
+        if !rules::accepts(&f.tcp_request_connection, &f.acls, &ctx) {
+            self.stats.fe[fe.index()].t.dcon += 1;
+            self.close(key, CloseReason::Denied, now);
+            return;
+        }
+        if !rules::accepts(&f.tcp_request_content, &f.acls, &ctx) {
+            self.stats.fe[fe.index()].t.dreq += 1;
+            self.close(key, CloseReason::Denied, now);
+            return;
+        }
         let chosen = f
             .use_backend
             .iter()
@@ -488,6 +502,14 @@ impl Worker {
             self.close(key, CloseReason::NoBackend, now);
             return;
         };
+        let be = self.model.backend(b);
+        if be.kind == crate::config::model::ProxyKind::Backend
+            && !rules::accepts(&be.tcp_request_content, &be.acls, &ctx)
+        {
+            self.stats.be[b.index()].t.dreq += 1;
+            self.close(key, CloseReason::Denied, now);
+            return;
+        }
         let be = self.model.backend(b);
         let (fe_up, fe_down) = f.splice.directions();
         let (be_up, be_down) = be.splice.directions();
@@ -1018,7 +1040,7 @@ impl Worker {
             (CloseReason::ConnectTimeout, _) => *b"sC",
             (CloseReason::ConnectFailed | CloseReason::NoServer, _) => *b"SC",
             (CloseReason::QueueTimeout | CloseReason::QueueFull, _) => *b"sQ",
-            (CloseReason::NoBackend, _) => *b"PR",
+            (CloseReason::NoBackend | CloseReason::Denied, _) => *b"PR",
             (CloseReason::ServerShutdown | CloseReason::Stopping, _) => *b"KD",
         };
         let frontend_addr = Some(c.dst());

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::config::model::{
-    Acl, AclRef, AclTerm, BackendId, Condition, Fetch, MatchMethod, Pattern,
+    Acl, AclRef, AclTerm, BackendId, Condition, Fetch, MatchMethod, Pattern, TcpAction, TcpRule,
 };
 
 /// What the fetches read.
@@ -32,6 +32,45 @@ pub fn l4_fetch(f: &Fetch) -> bool {
             | Fetch::BeConn(Some(_))
             | Fetch::Always(_)
     )
+}
+
+/// Why a `tcp-request` rule cannot run in this build, if it cannot: actions other than
+/// accept and reject (tracking, PROXY protocol, silent-drop) and conditions on request
+/// data or stick tables.
+pub fn unsupported_rule(r: &TcpRule, acls: &[Acl]) -> Option<String> {
+    match r.action {
+        TcpAction::Accept | TcpAction::Reject => {}
+        TcpAction::TrackSc { .. } => return Some("'track-sc' (stick tables)".to_string()),
+        TcpAction::ExpectProxyLayer4 => {
+            return Some("'expect-proxy layer4' (PROXY protocol)".to_string())
+        }
+        TcpAction::SilentDrop => return Some("'silent-drop'".to_string()),
+    }
+    let cond = r.cond.as_ref()?;
+    cond_fetches(cond, acls)
+        .into_iter()
+        .find(|f| !l4_fetch(f))
+        .map(|f| format!("a 'tcp-request' condition on {f:?}"))
+}
+
+/// The verdict of an ordered list of accept/reject rules: the first rule whose condition
+/// holds decides; none: accept.
+pub fn accepts(rules: &[TcpRule], acls: &[Acl], ctx: &FetchCtx<'_>) -> bool {
+    for r in rules {
+        if r.cond.as_ref().map_or(true, |c| eval(c, acls, ctx)) {
+            return r.action != TcpAction::Reject;
+        }
+    }
+    true
+}
+
+/// Whether any of these rules reads the destination address.
+pub fn rules_need_dst(rules: &[TcpRule], acls: &[Acl]) -> bool {
+    rules.iter().filter_map(|r| r.cond.as_ref()).any(|c| {
+        cond_fetches(c, acls)
+            .iter()
+            .any(|f| matches!(f, Fetch::Dst | Fetch::DstPort))
+    })
 }
 
 /// Every fetch a condition uses (named ACLs resolved through `acls`).
