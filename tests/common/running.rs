@@ -11,13 +11,29 @@ use std::time::{Duration, Instant};
 
 use super::{sluice_bin, TempDir};
 
-/// A free port on 127.0.0.1 (bound then released; the kernel will not hand it out again
-/// at once).
+/// A free port on 127.0.0.1 for sluice to listen on, in 10000-22000: below the kernel's ephemeral range
+/// (32768 and up by default): a port the kernel picks for some outgoing connection of
+/// another test could otherwise be taken between this pick and sluice's bind. Checked free by
+/// binding it, and never handed out twice by this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let base = 20_000 + (std::process::id() % 97) * 128;
+    for _ in 0..4_096 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (10_000 + (base + n * 7) % 12_000) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port between 10000 and 22000")
 }
 
 pub struct Sluice {
