@@ -562,7 +562,12 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
         }
     }
     let result = result.and_then(|()| leak_check(&model, counters, shared));
-    if let Some(p) = &pidfile {
+    // After a reload (-sf) the pidfile names the new process: leave it alone then.
+    let ours = std::process::id().to_string();
+    if let Some(p) = pidfile
+        .as_ref()
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.trim() == ours))
+    {
         let _ = std::fs::remove_file(p);
     }
     result

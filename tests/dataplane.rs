@@ -793,3 +793,74 @@ fn tcp_request_rules_accept_and_reject_by_source() {
     );
     s.stop();
 }
+
+#[test]
+fn a_reload_with_sf_hands_over_without_refusing_connections() {
+    let tagged = Backend::tagged("s1");
+    let dir = crate::common::TempDir::new("reload");
+    let pidfile = dir.path().join("sluice.pid");
+    let cfg_text = cfg("    nbthread 1", "", &server_lines(&[&tagged]));
+    let (text, ports) = crate::common::running::fill_ports(&cfg_text);
+    let cfgfile = dir.write("r.cfg", &text);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], ports["fe"]));
+    let start = |extra: &[String]| {
+        std::process::Command::new(crate::common::sluice_bin())
+            .arg("-p")
+            .arg(&pidfile)
+            .arg("-f")
+            .arg(&cfgfile)
+            .args(extra)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut old = start(&[]);
+    wait_until(Duration::from_secs(5), "old process listening", || {
+        TcpStream::connect(addr).is_ok()
+    });
+    // An established connection through the old process survives the reload.
+    let mut held = connect(addr);
+    assert_eq!(read_line(&held), "s1");
+    let mut new = start(&["-sf".to_string(), old.id().to_string()]);
+    // Wait until the old process has closed its listener (its two sockets left are the held
+    // connection). Connections queued on the old listener at that instant would be reset:
+    // without -x (listener hand-over) that is SO_REUSEPORT's limit, so the test waits.
+    let old_pid = old.id();
+    let sockets = || {
+        std::fs::read_dir(format!("/proc/{old_pid}/fd"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .filter(|l| l.to_string_lossy().starts_with("socket:"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_until(Duration::from_secs(5), "old listener closed", || {
+        sockets() == 2
+    });
+    // The old one exits once its connection is done; meanwhile the new one serves.
+    for _ in 0..10 {
+        assert_eq!(read_line(&connect(addr)), "s1");
+    }
+    held.write_all(b"still here\n").unwrap();
+    assert_eq!(read_line(&held), "still here");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let st = loop {
+        if let Some(st) = old.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the old process did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(st.success());
+    // The pidfile names the new process, and it still serves.
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        new.id().to_string()
+    );
+    assert_eq!(read_line(&connect(addr)), "s1");
+    let _ = new.kill();
+    let _ = new.wait();
+}
