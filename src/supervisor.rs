@@ -108,15 +108,6 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
                 ));
             }
         }
-        for &sid in &b.servers {
-            let s = model.server(sid);
-            if s.send_proxy.is_some() {
-                errors.push(format!(
-                    "{}: server '{}/{}': 'send-proxy' is not available in this build yet",
-                    s.span, b.name, s.name
-                ));
-            }
-        }
     }
     errors
 }

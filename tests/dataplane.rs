@@ -864,3 +864,63 @@ fn a_reload_with_sf_hands_over_without_refusing_connections() {
     let _ = new.kill();
     let _ = new.wait();
 }
+
+#[test]
+fn send_proxy_v1_and_v2_headers_come_first() {
+    use std::io::BufRead;
+    // A server that reads what arrives first and sends it back, then closes.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming().take(2).flatten() {
+            let mut c = c;
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = vec![0u8; 256];
+            let mut n = 0;
+            // Read until the client's "hello\n" follows the header.
+            while !got[..n].ends_with(b"hello\n") {
+                match c.read(&mut got[n..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+            }
+            let _ = c.write_all(&got[..n]);
+        }
+    });
+    let s = Sluice::start(&cfg(
+        "    nbthread 1",
+        "",
+        &format!("    server v1 {server} send-proxy\n    server v2 {server} send-proxy-v2\n"),
+    ));
+    let fe = s.addr("fe");
+    // First connection: v1 (roundrobin), the text header then our bytes.
+    let mut c = connect(fe);
+    c.write_all(b"hello\n").unwrap();
+    let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let port = c.local_addr().unwrap().port();
+    assert_eq!(
+        line,
+        format!("PROXY TCP4 127.0.0.1 127.0.0.1 {port} {}\r\n", fe.port())
+    );
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "hello\n");
+    // Second connection: v2, the binary header.
+    let mut c = connect(fe);
+    c.write_all(b"hello\n").unwrap();
+    let mut h = [0u8; 28];
+    c.read_exact(&mut h).unwrap();
+    assert_eq!(&h[..12], b"\r\n\r\n\0\r\nQUIT\n");
+    assert_eq!(&h[12..16], &[0x21, 0x11, 0, 12]);
+    assert_eq!(
+        u16::from_be_bytes([h[24], h[25]]),
+        c.local_addr().unwrap().port()
+    );
+    assert_eq!(u16::from_be_bytes([h[26], h[27]]), fe.port());
+    let mut rest = [0u8; 6];
+    c.read_exact(&mut rest).unwrap();
+    assert_eq!(&rest, b"hello\n");
+    s.stop();
+}

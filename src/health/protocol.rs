@@ -352,19 +352,7 @@ pub fn agent_script(agent: &Agent) -> Script {
 /// `dst` the address it connected to, as HAProxy sends it. Mixed address families give
 /// "PROXY UNKNOWN".
 pub fn proxy_v1_header(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
-    let family = match (src, dst) {
-        (SocketAddr::V4(_), SocketAddr::V4(_)) => "TCP4",
-        (SocketAddr::V6(_), SocketAddr::V6(_)) => "TCP6",
-        _ => return b"PROXY UNKNOWN\r\n".to_vec(),
-    };
-    format!(
-        "PROXY {family} {} {} {} {}\r\n",
-        src.ip(),
-        dst.ip(),
-        src.port(),
-        dst.port()
-    )
-    .into_bytes()
+    crate::worker::proxy_header::v1(src, dst)
 }
 
 /// HAProxy's ssl-hello-chk message: an SSLv3 ClientHello (record and hello version 3.0)

@@ -183,6 +183,22 @@ impl Flow {
         src.eof && self.pending() == 0 && dst.shut
     }
 
+    /// Queues `bytes` to be written before anything read from the source (a PROXY
+    /// header). The flow must be empty, as it is before forwarding starts.
+    pub fn preload(&mut self, bytes: &[u8], bufs: &mut Buffers) {
+        debug_assert_eq!(self.pending(), 0);
+        let mut b = bufs.take(false);
+        if let Buffer::Heap { buf, start, end } = &mut b {
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            *start = 0;
+            *end = n;
+        }
+        if let Some(old) = self.buf.replace(b) {
+            bufs.give_back(old);
+        }
+    }
+
     /// Returns this direction's buffer to the pools (on close).
     pub fn release(&mut self, bufs: &mut Buffers) {
         if let Some(b) = self.buf.take() {

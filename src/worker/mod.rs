@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod forward;
 pub mod listener;
+pub mod proxy_header;
 pub mod rules;
 pub mod stats;
 pub mod timer;
@@ -726,6 +727,15 @@ impl Worker {
         let (Some(sid), Some(b)) = (c.server_id(), c.backend) else {
             return;
         };
+        // send-proxy: the PROXY header goes first, ahead of the client's bytes.
+        if let Some(v) = self.model.server(sid).send_proxy {
+            let (src, dst) = (c.src, c.dst());
+            let header = match v {
+                crate::config::model::ProxyProtocol::V1 => proxy_header::v1(src, dst),
+                crate::config::model::ProxyProtocol::V2 => proxy_header::v2(src, dst),
+            };
+            c.up.preload(&header, &mut self.bufs);
+        }
         c.srv_counted = true;
         let ct = c.t_connect.map_or(0, |d| d.as_millis() as u64);
         if let Some(t) = c.t_connect {
