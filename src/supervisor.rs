@@ -73,9 +73,6 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
         if f.rate_limit_sessions.is_some() {
             errors.push(at("'rate-limit sessions'"));
         }
-        if f.binds.iter().any(|b| b.accept_proxy) {
-            errors.push(at("'accept-proxy' (PROXY protocol)"));
-        }
         for u in &f.use_backend {
             if let Some(cond) = &u.cond {
                 if let Some(bad) = rules::cond_fetches(cond, &f.acls)
@@ -229,7 +226,7 @@ fn bind_all(model: &Model, threads: usize, maxconn: usize) -> Result<Vec<Vec<Lis
                     if f.client.tcpka {
                         opts.set_keepalive(true).map_err(err)?;
                     }
-                    w.push(Listener::new(sock, f.id).map_err(err)?);
+                    w.push(Listener::new(sock, f.id, b.accept_proxy).map_err(err)?);
                 }
             }
         }

@@ -924,3 +924,65 @@ fn send_proxy_v1_and_v2_headers_come_first() {
     assert_eq!(&rest, b"hello\n");
     s.stop();
 }
+
+#[test]
+fn accept_proxy_takes_the_client_address_from_the_header() {
+    let tagged = Backend::tagged("s1");
+    let s = Sluice::start(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 400ms\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}} accept-proxy\n    log stderr format raw local0\n    log-format \"from %ci:%cp %ts\"\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        tagged.addr()
+    ));
+    let fe = s.addr("fe");
+    // v1, header and data in one write.
+    let mut c = connect(fe);
+    c.write_all(b"PROXY TCP4 192.0.2.7 10.0.0.1 5555 80\r\nhello\n")
+        .unwrap();
+    assert_eq!(read_line(&c), "s1");
+    assert_eq!(read_line(&c), "hello");
+    drop(c);
+    // v2, the header split over two writes.
+    let h = {
+        let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+        h.extend_from_slice(&[0x21, 0x11, 0, 12, 198, 51, 100, 9, 10, 0, 0, 1]);
+        h.extend_from_slice(&4242u16.to_be_bytes());
+        h.extend_from_slice(&80u16.to_be_bytes());
+        h
+    };
+    let mut c = connect(fe);
+    c.write_all(&h[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    c.write_all(&h[10..]).unwrap();
+    c.write_all(b"again\n").unwrap();
+    assert_eq!(read_line(&c), "s1");
+    assert_eq!(read_line(&c), "again");
+    drop(c);
+    // Not a PROXY header: closed, never forwarded.
+    let mut c = connect(fe);
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut buf = [0u8; 8];
+    assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
+    // No header at all: closed after the client timeout.
+    let mut c = connect(fe);
+    let start = Instant::now();
+    assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        tagged.accepted(),
+        2,
+        "only the two proxied clients reached the server"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(s.log().contains("from 192.0.2.7:5555 --")
+        && s.log().contains("from 198.51.100.9:4242 --"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "header addresses not logged:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.stop();
+}

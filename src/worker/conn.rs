@@ -72,6 +72,8 @@ impl Drop for Slot {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// `accept-proxy`: waiting for the client's PROXY header before routing.
+    ProxyHeader,
     /// Waiting for a server slot (all servers at maxconn).
     Queued { since: Instant },
     /// Nonblocking connect in progress to the leased server.
@@ -96,6 +98,8 @@ pub enum CloseReason {
     ServerReset,
     /// A `tcp-request` rule rejected the connection.
     Denied,
+    /// `accept-proxy` and no valid PROXY header.
+    BadProxyHeader,
     /// `on-marked-down shutdown-sessions` / `on-marked-up shutdown-backup-sessions`.
     ServerShutdown,
     Stopping,
@@ -177,6 +181,12 @@ impl Conn {
             retries: 0,
             _slot: slot,
         }
+    }
+
+    /// The addresses a PROXY header announced (they replace the socket's).
+    pub fn set_addrs(&mut self, src: SocketAddr, dst: SocketAddr) {
+        self.src = src;
+        self.dst = Some(dst);
     }
 
     /// The client's destination address (cached after the first call).

@@ -18,10 +18,16 @@ pub struct Listener {
     paused: bool,
     /// Disabled by the runtime API (`disable frontend`): stays paused until enabled.
     pub disabled: bool,
+    /// `bind ... accept-proxy`: every connection starts with a PROXY header.
+    pub accept_proxy: bool,
 }
 
 impl Listener {
-    pub fn new(sock: std::net::TcpListener, frontend: FrontendId) -> io::Result<Listener> {
+    pub fn new(
+        sock: std::net::TcpListener,
+        frontend: FrontendId,
+        accept_proxy: bool,
+    ) -> io::Result<Listener> {
         sock.set_nonblocking(true)?;
         let addr = sock.local_addr()?;
         Ok(Listener {
@@ -30,6 +36,7 @@ impl Listener {
             addr,
             paused: false,
             disabled: false,
+            accept_proxy,
         })
     }
 

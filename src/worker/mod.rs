@@ -433,8 +433,66 @@ impl Worker {
             }
             entry.insert(Conn::new(fe, client, src, slot, now));
             self.stats.fe[fe.index()].open(now);
+            if self.listeners[li].accept_proxy {
+                // Route once the PROXY header has told who the client is.
+                self.conns[key].phase = Phase::ProxyHeader;
+                self.update_deadline(key, now);
+                continue;
+            }
             self.log_connect(key);
             self.route(key, now);
+        }
+    }
+
+    /// `accept-proxy`: reads the client's PROXY header (peeking, then consuming exactly the
+    /// header), takes the addresses it announces, and routes. A broken header, an EOF or the
+    /// client timeout closes the connection.
+    fn read_proxy_header(&mut self, key: usize, now: Instant) {
+        use nix::sys::socket::{recv, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let c = &mut self.conns[key];
+        let fd = c.client.sock.as_raw_fd();
+        let mut buf = [0u8; proxy_header::MAX_HEADER];
+        let n = match recv(fd, &mut buf, MsgFlags::MSG_PEEK) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN) => return,
+            Err(nix::errno::Errno::EINTR) => return,
+            Err(e) => {
+                log::debug!("worker {}: {}: PROXY header: {e}", self.id, c.src);
+                self.close(key, CloseReason::ClientReset, now);
+                return;
+            }
+        };
+        if n == 0 {
+            self.close(key, CloseReason::BadProxyHeader, now);
+            return;
+        }
+        match proxy_header::parse(&buf[..n]) {
+            proxy_header::Received::Incomplete => {
+                // The rest raises a new edge when it arrives.
+                c.client.readable = false;
+            }
+            proxy_header::Received::Invalid(why) => {
+                log::debug!("worker {}: {}: {why}", self.id, c.src);
+                self.stats.fe[c.frontend.index()].t.dreq += 1;
+                self.close(key, CloseReason::BadProxyHeader, now);
+            }
+            proxy_header::Received::Done { len, addrs } => {
+                // Consume exactly the header; what follows is the client's data.
+                match recv(fd, &mut buf[..len], MsgFlags::empty()) {
+                    Ok(got) if got == len => {}
+                    _ => {
+                        self.close(key, CloseReason::BadProxyHeader, now);
+                        return;
+                    }
+                }
+                if let Some((src, dst)) = addrs {
+                    c.set_addrs(src, dst);
+                }
+                c.phase = Phase::Queued { since: now };
+                self.log_connect(key);
+                self.route(key, now);
+            }
         }
     }
 
@@ -686,6 +744,10 @@ impl Worker {
         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
             side.writable = true;
         }
+        if !server_side && c.phase == Phase::ProxyHeader {
+            self.read_proxy_header(key, now);
+            return;
+        }
         if server_side && matches!(c.phase, Phase::Connecting { .. }) {
             let s = c.server.as_ref().expect("server side exists");
             if !(s.writable || ev.is_error()) {
@@ -812,9 +874,17 @@ impl Worker {
             return;
         };
         let f = self.model.frontend(c.frontend);
+        if c.phase == Phase::ProxyHeader {
+            // The header must come within the client timeout (HAProxy's rule), 5 s without one.
+            let d = c.accepted + f.timeout_client.unwrap_or(Duration::from_secs(5));
+            c.deadline = Some(d);
+            self.timers.arm(TimerKey::Conn(key), d, &mut c.armed);
+            return;
+        }
         let Some(b) = c.backend else { return };
         let be = self.model.backend(b);
         let deadline = match c.phase {
+            Phase::ProxyHeader => None,
             Phase::Queued { since } => be.timeout_queue.or(be.timeout_connect).map(|t| since + t),
             Phase::Connecting { since } => be.timeout_connect.map(|t| since + t),
             Phase::Forwarding => {
@@ -876,6 +946,7 @@ impl Worker {
     fn on_timeout(&mut self, key: usize, now: Instant) {
         let c = &self.conns[key];
         match c.phase {
+            Phase::ProxyHeader => self.close(key, CloseReason::BadProxyHeader, now),
             Phase::Queued { .. } => self.close(key, CloseReason::QueueTimeout, now),
             Phase::Connecting { .. } => {
                 log::debug!("worker {}: connect {:?}: timeout", self.id, c.target);
@@ -1050,7 +1121,9 @@ impl Worker {
             (CloseReason::ConnectTimeout, _) => *b"sC",
             (CloseReason::ConnectFailed | CloseReason::NoServer, _) => *b"SC",
             (CloseReason::QueueTimeout | CloseReason::QueueFull, _) => *b"sQ",
-            (CloseReason::NoBackend | CloseReason::Denied, _) => *b"PR",
+            (CloseReason::NoBackend | CloseReason::Denied | CloseReason::BadProxyHeader, _) => {
+                *b"PR"
+            }
             (CloseReason::ServerShutdown | CloseReason::Stopping, _) => *b"KD",
         };
         let frontend_addr = Some(c.dst());
