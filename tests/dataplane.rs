@@ -986,3 +986,27 @@ fn accept_proxy_takes_the_client_address_from_the_header() {
     }
     s.stop();
 }
+
+#[test]
+fn expect_proxy_rules_and_fc_rcvd_proxy() {
+    let direct = Backend::tagged("direct");
+    let proxied = Backend::tagged("proxied");
+    let s = Sluice::start(&format!(
+        "global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 2s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n\
+         \x20   tcp-request connection expect-proxy layer4 if {{ src 127.0.0.3 }}\n\
+         \x20   acl via_lb fc_rcvd_proxy\n    use_backend viaproxy if via_lb\n    default_backend plain\n\
+         backend plain\n    server s1 {}\nbackend viaproxy\n    server s1 {}\n",
+        direct.addr(),
+        proxied.addr()
+    ));
+    let fe = s.addr("fe");
+    // From 127.0.0.1: no header expected.
+    assert_eq!(read_line(&connect_from("127.0.0.1", fe)), "direct");
+    // From 127.0.0.3 (the load balancer in front): a header, then routed on fc_rcvd_proxy.
+    let mut c = connect_from("127.0.0.3", fe);
+    c.write_all(b"PROXY TCP4 192.0.2.8 10.0.0.1 6000 443\r\n")
+        .unwrap();
+    assert_eq!(read_line(&c), "proxied");
+    s.stop();
+}

@@ -590,6 +590,7 @@ fn http_cond(
                     dst: peer,
                     nbsrv: &|_| 0,
                     be_conn: &|_| 0,
+                    proxied: false,
                 };
                 let single = Condition {
                     unless: false,

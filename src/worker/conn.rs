@@ -146,6 +146,8 @@ pub struct Conn {
     pub t_connect: Option<Duration>,
     /// Retries made.
     pub retries: u32,
+    /// The client sent a PROXY header (`fc_rcvd_proxy`).
+    pub proxied: bool,
     _slot: Slot,
 }
 
@@ -179,6 +181,7 @@ impl Conn {
             t_queue: None,
             t_connect: None,
             retries: 0,
+            proxied: false,
             _slot: slot,
         }
     }

@@ -433,7 +433,7 @@ impl Worker {
             }
             entry.insert(Conn::new(fe, client, src, slot, now));
             self.stats.fe[fe.index()].open(now);
-            if self.listeners[li].accept_proxy {
+            if self.listeners[li].accept_proxy || self.expects_proxy(key) {
                 // Route once the PROXY header has told who the client is.
                 self.conns[key].phase = Phase::ProxyHeader;
                 self.update_deadline(key, now);
@@ -442,6 +442,39 @@ impl Worker {
             self.log_connect(key);
             self.route(key, now);
         }
+    }
+
+    /// `tcp-request connection expect-proxy layer4 if <cond>`, judged on the socket's
+    /// addresses at accept.
+    fn expects_proxy(&mut self, key: usize) -> bool {
+        let fe = self.conns[key].frontend;
+        let f = self.model.frontend(fe);
+        if !f
+            .tcp_request_connection
+            .iter()
+            .any(|r| r.action == crate::config::model::TcpAction::ExpectProxyLayer4)
+        {
+            return false;
+        }
+        let dst = self.conns[key].dst();
+        let c = &self.conns[key];
+        let nbsrv = |b: BackendId| self.backends[b.index()].pool.serving().len() as u32;
+        let be_conn = |b: BackendId| -> u32 {
+            self.model
+                .backend(b)
+                .servers
+                .iter()
+                .map(|&s| self.counters.active(s))
+                .sum()
+        };
+        let ctx = rules::FetchCtx {
+            src: c.src,
+            dst,
+            nbsrv: &nbsrv,
+            be_conn: &be_conn,
+            proxied: false,
+        };
+        rules::expects_proxy(&f.tcp_request_connection, &f.acls, &ctx)
     }
 
     /// `accept-proxy`: reads the client's PROXY header (peeking, then consuming exactly the
@@ -489,6 +522,7 @@ impl Worker {
                 if let Some((src, dst)) = addrs {
                     c.set_addrs(src, dst);
                 }
+                c.proxied = true;
                 c.phase = Phase::Queued { since: now };
                 self.log_connect(key);
                 self.route(key, now);
@@ -534,6 +568,7 @@ impl Worker {
             dst,
             nbsrv: &nbsrv,
             be_conn: &be_conn,
+            proxied: c.proxied,
         };
         // tcp-request connection, then content rules (layer-4 conditions only: the
         // supervisor refuses the others), then the switching rules.

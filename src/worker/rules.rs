@@ -18,6 +18,8 @@ pub struct FetchCtx<'a> {
     pub nbsrv: &'a dyn Fn(BackendId) -> u32,
     /// Established connections of a backend (all workers).
     pub be_conn: &'a dyn Fn(BackendId) -> u32,
+    /// A PROXY header was received (`fc_rcvd_proxy`).
+    pub proxied: bool,
 }
 
 /// Fetches this evaluator implements.
@@ -31,19 +33,16 @@ pub fn l4_fetch(f: &Fetch) -> bool {
             | Fetch::Nbsrv(_)
             | Fetch::BeConn(Some(_))
             | Fetch::Always(_)
+            | Fetch::FcRcvdProxy
     )
 }
 
-/// Why a `tcp-request` rule cannot run in this build, if it cannot: actions other than
-/// accept and reject (tracking, PROXY protocol, silent-drop) and conditions on request
-/// data or stick tables.
+/// Why a `tcp-request` rule cannot run in this build, if it cannot: tracking and
+/// silent-drop, and conditions on request data or stick tables.
 pub fn unsupported_rule(r: &TcpRule, acls: &[Acl]) -> Option<String> {
     match r.action {
-        TcpAction::Accept | TcpAction::Reject => {}
+        TcpAction::Accept | TcpAction::Reject | TcpAction::ExpectProxyLayer4 => {}
         TcpAction::TrackSc { .. } => return Some("'track-sc' (stick tables)".to_string()),
-        TcpAction::ExpectProxyLayer4 => {
-            return Some("'expect-proxy layer4' (PROXY protocol)".to_string())
-        }
         TcpAction::SilentDrop => return Some("'silent-drop'".to_string()),
     }
     let cond = r.cond.as_ref()?;
@@ -53,15 +52,34 @@ pub fn unsupported_rule(r: &TcpRule, acls: &[Acl]) -> Option<String> {
         .map(|f| format!("a 'tcp-request' condition on {f:?}"))
 }
 
-/// The verdict of an ordered list of accept/reject rules: the first rule whose condition
-/// holds decides; none: accept.
+/// The verdict of an ordered list of accept/reject rules: the first accept or reject rule
+/// whose condition holds decides; none: accept. `expect-proxy` rules decide nothing here
+/// (see [`expects_proxy`]).
 pub fn accepts(rules: &[TcpRule], acls: &[Acl], ctx: &FetchCtx<'_>) -> bool {
     for r in rules {
+        if r.action == TcpAction::ExpectProxyLayer4 {
+            continue;
+        }
         if r.cond.as_ref().map_or(true, |c| eval(c, acls, ctx)) {
             return r.action != TcpAction::Reject;
         }
     }
     true
+}
+
+/// Whether a matching `expect-proxy layer4` rule comes before the first matching accept
+/// or reject: then the connection must start with a PROXY header.
+pub fn expects_proxy(rules: &[TcpRule], acls: &[Acl], ctx: &FetchCtx<'_>) -> bool {
+    for r in rules {
+        if r.cond.as_ref().map_or(true, |c| eval(c, acls, ctx)) {
+            match r.action {
+                TcpAction::ExpectProxyLayer4 => return true,
+                TcpAction::Accept | TcpAction::Reject => return false,
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// Whether any of these rules reads the destination address.
@@ -113,6 +131,7 @@ fn fetch(f: &Fetch, ctx: &FetchCtx<'_>) -> Option<Sample> {
         Fetch::Nbsrv(b) => Sample::Int(i64::from((ctx.nbsrv)(*b))),
         Fetch::BeConn(Some(b)) => Sample::Int(i64::from((ctx.be_conn)(*b))),
         Fetch::Always(v) => Sample::Bool(*v),
+        Fetch::FcRcvdProxy => Sample::Bool(ctx.proxied),
         _ => return None,
     })
 }
@@ -182,6 +201,7 @@ mod tests {
             dst: "10.0.0.1:443".parse().unwrap(),
             nbsrv: &nbsrv,
             be_conn: &be_conn,
+            proxied: false,
         };
         eval(cond, &[], &ctx)
     }
