@@ -588,8 +588,7 @@ fn http_cond(
                 let ctx = crate::worker::rules::FetchCtx {
                     src: peer,
                     dst: peer,
-                    nbsrv: &|_| 0,
-                    be_conn: &|_| 0,
+                    backends: &crate::worker::rules::NoBackends,
                     proxied: false,
                 };
                 let single = Condition {

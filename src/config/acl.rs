@@ -39,10 +39,7 @@ pub fn compile_acl_line(
     ctx: &AclCtx<'_>,
 ) -> Result<(String, AclTerm), String> {
     let name = &words[0].text;
-    if let Some(c) = name
-        .chars()
-        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
-    {
+    if let Some(c) = super::ast::invalid_name_char(name) {
         return Err(format!(
             "character '{c}' is not permitted in ACL name '{name}'"
         ));

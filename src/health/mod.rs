@@ -144,6 +144,13 @@ struct ServerRt {
     last_agent: Option<crate::admin::snapshot::CheckInfo>,
 }
 
+impl ServerRt {
+    /// The runtime weight scaled by the agent's percentage (before draining).
+    fn effective_weight(&self) -> u32 {
+        (u64::from(self.weight) * u64::from(self.weight_pct) / 100).min(256) as u32
+    }
+}
+
 /// One periodic probe: a server's main check or its agent check.
 struct Probe {
     server: usize,
@@ -856,7 +863,7 @@ impl HealthThread {
         let weight = if rt.admin == Admin::Drain {
             0
         } else {
-            (u64::from(rt.weight) * u64::from(rt.weight_pct) / 100).min(256) as u32
+            rt.effective_weight()
         };
         let maxconn = rt.maxconn;
         let now = (usable, weight, maxconn);
@@ -926,7 +933,7 @@ impl HealthThread {
             AdminRequest::GetWeight(id) => {
                 let si = idx(id);
                 let rt = &self.servers[si];
-                let eff = (u64::from(rt.weight) * u64::from(rt.weight_pct) / 100) as u32;
+                let eff = rt.effective_weight();
                 Ok(format!(
                     "{eff} (initial {})\n",
                     self.model.servers[si].weight
@@ -1001,7 +1008,7 @@ impl HealthThread {
             weight: if rt.admin == Admin::Drain {
                 0
             } else {
-                (u64::from(rt.weight) * u64::from(rt.weight_pct) / 100).min(256) as u32
+                rt.effective_weight()
             },
             maxconn: rt.maxconn,
             last_check: rt.last_check.clone(),

@@ -100,6 +100,33 @@ pub struct WorkerSetup {
     pub logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
 }
 
+/// Connections established to a backend's servers, from every worker.
+fn be_conn(model: &Model, counters: &Counters, b: BackendId) -> u32 {
+    model
+        .backend(b)
+        .servers
+        .iter()
+        .map(|&s| counters.active(s))
+        .sum()
+}
+
+/// What rules read of the backends, from a worker's fields (not the whole worker, so the
+/// worker can still count while rules are evaluated).
+struct LbView<'a> {
+    model: &'a Model,
+    backends: &'a [BackendRt],
+    counters: &'static Counters,
+}
+
+impl rules::BackendState for LbView<'_> {
+    fn nbsrv(&self, b: BackendId) -> u32 {
+        self.backends[b.index()].pool.serving().len() as u32
+    }
+    fn be_conn(&self, b: BackendId) -> u32 {
+        be_conn(self.model, self.counters, b)
+    }
+}
+
 /// One backend as a worker sees it.
 struct BackendRt {
     pool: Pool,
@@ -458,20 +485,15 @@ impl Worker {
         }
         let dst = self.conns[key].dst();
         let c = &self.conns[key];
-        let nbsrv = |b: BackendId| self.backends[b.index()].pool.serving().len() as u32;
-        let be_conn = |b: BackendId| -> u32 {
-            self.model
-                .backend(b)
-                .servers
-                .iter()
-                .map(|&s| self.counters.active(s))
-                .sum()
+        let view = LbView {
+            model: &self.model,
+            backends: &self.backends,
+            counters: self.counters,
         };
         let ctx = rules::FetchCtx {
             src: c.src,
             dst,
-            nbsrv: &nbsrv,
-            be_conn: &be_conn,
+            backends: &view,
             proxied: false,
         };
         rules::expects_proxy(&f.tcp_request_connection, &f.acls, &ctx)
@@ -551,23 +573,15 @@ impl Worker {
         };
         let c = &self.conns[key];
         let f = self.model.frontend(c.frontend);
-        let model = &self.model;
-        let counters = self.counters;
-        let backends = &self.backends;
-        let nbsrv = |b: BackendId| backends[b.index()].pool.serving().len() as u32;
-        let be_conn = |b: BackendId| -> u32 {
-            model
-                .backend(b)
-                .servers
-                .iter()
-                .map(|&s| counters.active(s))
-                .sum()
+        let view = LbView {
+            model: &self.model,
+            backends: &self.backends,
+            counters: self.counters,
         };
         let ctx = rules::FetchCtx {
             src: c.src,
             dst,
-            nbsrv: &nbsrv,
-            be_conn: &be_conn,
+            backends: &view,
             proxied: c.proxied,
         };
         // tcp-request connection, then content rules (layer-4 conditions only: the
@@ -814,6 +828,25 @@ impl Worker {
         self.drive(key, now);
     }
 
+    /// A direction failed: the side that failed is the source on a read error, the other
+    /// one on a write error; close with that side's reset.
+    fn pump_failed(
+        &mut self,
+        key: usize,
+        dir: &str,
+        e: &forward::PumpError,
+        source: CloseReason,
+        now: Instant,
+    ) {
+        let reason = match (e, source) {
+            (forward::PumpError::Read(_), r) => r,
+            (forward::PumpError::Write(_), CloseReason::ClientReset) => CloseReason::ServerReset,
+            (forward::PumpError::Write(_), _) => CloseReason::ClientReset,
+        };
+        log::debug!("worker {}: {dir} {e}", self.id);
+        self.close(key, reason, now);
+    }
+
     /// The server accepted: count it and start forwarding.
     fn established(&mut self, key: usize, now: Instant) {
         let c = &mut self.conns[key];
@@ -865,13 +898,7 @@ impl Worker {
         let up = match up {
             Ok(p) => p,
             Err(e) => {
-                let reason = match e {
-                    forward::PumpError::Read(_) => CloseReason::ClientReset,
-                    forward::PumpError::Write(_) => CloseReason::ServerReset,
-                };
-                log::debug!("worker {}: client->server {e}", self.id);
-                self.close(key, reason, now);
-                return;
+                return self.pump_failed(key, "client->server", &e, CloseReason::ClientReset, now)
             }
         };
         let mut budget = BUDGET;
@@ -881,13 +908,7 @@ impl Worker {
         let down = match down {
             Ok(p) => p,
             Err(e) => {
-                let reason = match e {
-                    forward::PumpError::Read(_) => CloseReason::ServerReset,
-                    forward::PumpError::Write(_) => CloseReason::ClientReset,
-                };
-                log::debug!("worker {}: server->client {e}", self.id);
-                self.close(key, reason, now);
-                return;
+                return self.pump_failed(key, "server->client", &e, CloseReason::ServerReset, now)
             }
         };
         if c.both_finished() {
@@ -1184,12 +1205,9 @@ impl Worker {
             termination,
             actconn: self.shared.actconn.load(Ordering::Relaxed) as u64,
             feconn: u64::from(self.shared.feconn[fe].load(Ordering::Relaxed)),
-            beconn: be.map_or(0, |b| {
-                b.servers
-                    .iter()
-                    .map(|&s| u64::from(self.counters.active(s)))
-                    .sum()
-            }),
+            beconn: c
+                .backend
+                .map_or(0, |b| u64::from(be_conn(&self.model, self.counters, b))),
             srv_conn: sid.map_or(0, |s| u64::from(self.counters.active(s))),
             retries: c.retries,
             srv_queue: 0,

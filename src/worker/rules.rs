@@ -10,14 +10,31 @@ use crate::config::model::{
     Acl, AclRef, AclTerm, BackendId, Condition, Fetch, MatchMethod, Pattern, TcpAction, TcpRule,
 };
 
+/// The state of the backends that `nbsrv` and `be_conn` read.
+pub trait BackendState {
+    /// Usable servers of a backend.
+    fn nbsrv(&self, b: BackendId) -> u32;
+    /// Established connections of a backend (all workers).
+    fn be_conn(&self, b: BackendId) -> u32;
+}
+
+/// For callers without backends (the stats listener): both fetches read 0.
+pub struct NoBackends;
+
+impl BackendState for NoBackends {
+    fn nbsrv(&self, _: BackendId) -> u32 {
+        0
+    }
+    fn be_conn(&self, _: BackendId) -> u32 {
+        0
+    }
+}
+
 /// What the fetches read.
 pub struct FetchCtx<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
-    /// Usable servers of a backend.
-    pub nbsrv: &'a dyn Fn(BackendId) -> u32,
-    /// Established connections of a backend (all workers).
-    pub be_conn: &'a dyn Fn(BackendId) -> u32,
+    pub backends: &'a dyn BackendState,
     /// A PROXY header was received (`fc_rcvd_proxy`).
     pub proxied: bool,
 }
@@ -128,8 +145,8 @@ fn fetch(f: &Fetch, ctx: &FetchCtx<'_>) -> Option<Sample> {
         Fetch::Dst => Sample::Ip(ctx.dst.ip()),
         Fetch::SrcPort => Sample::Int(i64::from(ctx.src.port())),
         Fetch::DstPort => Sample::Int(i64::from(ctx.dst.port())),
-        Fetch::Nbsrv(b) => Sample::Int(i64::from((ctx.nbsrv)(*b))),
-        Fetch::BeConn(Some(b)) => Sample::Int(i64::from((ctx.be_conn)(*b))),
+        Fetch::Nbsrv(b) => Sample::Int(i64::from(ctx.backends.nbsrv(*b))),
+        Fetch::BeConn(Some(b)) => Sample::Int(i64::from(ctx.backends.be_conn(*b))),
         Fetch::Always(v) => Sample::Bool(*v),
         Fetch::FcRcvdProxy => Sample::Bool(ctx.proxied),
         _ => return None,
@@ -194,13 +211,19 @@ mod tests {
     }
 
     fn ctx_eval(cond: &Condition, src: &str) -> bool {
-        let nbsrv = |_| 2;
-        let be_conn = |_| 7;
+        struct Fixed;
+        impl BackendState for Fixed {
+            fn nbsrv(&self, _: BackendId) -> u32 {
+                2
+            }
+            fn be_conn(&self, _: BackendId) -> u32 {
+                7
+            }
+        }
         let ctx = FetchCtx {
             src: src.parse().unwrap(),
             dst: "10.0.0.1:443".parse().unwrap(),
-            nbsrv: &nbsrv,
-            be_conn: &be_conn,
+            backends: &Fixed,
             proxied: false,
         };
         eval(cond, &[], &ctx)
