@@ -3,8 +3,9 @@
 //! the count goes up when the lease is taken and down when it is dropped, so no error path can
 //! leak a count. Also the per-backend rotation positions shared by round-robin workers.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+use super::loadtree::{self, Kind, LoadTree};
 use crate::config::model::{BackendId, ServerId};
 
 /// Keeps each counter on its own cache line so workers do not false-share.
@@ -15,9 +16,23 @@ struct Padded<T>(T);
 /// The shared counters of one model generation. Lives for the whole process (leases borrow
 /// it for `'static`), so a worker's hot path never touches a reference count.
 pub struct Counters {
-    active: Box<[Padded<AtomicU32>]>,
+    /// Per server: its count, and on the same cache line its load-tree leaf (a pick and
+    /// a release write both, so they travel between cores together).
+    active: Box<[Padded<ServerSlot>]>,
     rotation: Box<[Padded<AtomicUsize>]>,
     queued: Box<[Padded<AtomicU32>]>,
+    /// Per backend: the load tree of leastconn and leasttime, made at their first pick.
+    trees: Box<[loadtree::Slot]>,
+    /// Per server: `backend << 32 | leaf` of its tree leaf, or `NO_LEAF`.
+    leaf_of: Box<[AtomicU64]>,
+}
+
+const NO_LEAF: u64 = u64::MAX;
+
+#[derive(Default)]
+struct ServerSlot {
+    active: AtomicU32,
+    leaf: AtomicU64,
 }
 
 impl Counters {
@@ -28,28 +43,66 @@ impl Counters {
             active: (0..servers).map(|_| Padded::default()).collect(),
             rotation: (0..backends).map(|_| Padded::default()).collect(),
             queued: (0..backends).map(|_| Padded::default()).collect(),
+            trees: (0..backends).map(|_| loadtree::Slot::new()).collect(),
+            leaf_of: (0..servers).map(|_| AtomicU64::new(NO_LEAF)).collect(),
         }))
+    }
+
+    /// `backend`'s load tree over the servers `ids` (its members in order), made by the
+    /// first caller. From then on every change of their counts updates it.
+    pub fn load_tree(
+        &'static self,
+        backend: BackendId,
+        ids: &[ServerId],
+        kind: Kind,
+    ) -> &'static LoadTree {
+        let b = backend.index();
+        self.trees[b].get_or_init(|| {
+            let tree = LoadTree::new(kind, ids, self);
+            for (leaf, id) in ids.iter().enumerate() {
+                let at = ((b as u64) << 32) | leaf as u64;
+                self.leaf_of[id.index()].store(at, Ordering::SeqCst);
+            }
+            tree
+        })
+    }
+
+    /// The load-tree leaf word of server `id`.
+    pub(super) fn leaf_word(&self, id: ServerId) -> &AtomicU64 {
+        &self.active[id.index()].0.leaf
+    }
+
+    /// The count of `id` changed: its tree (if any) recomputes its leaf.
+    fn touched(&self, id: ServerId) {
+        let at = self.leaf_of[id.index()].load(Ordering::SeqCst);
+        if at != NO_LEAF {
+            if let Some(tree) = self.trees[(at >> 32) as usize].get() {
+                tree.refresh(at as u32 as usize);
+            }
+        }
     }
 
     /// Connections currently using `id`, from every worker.
     pub fn active(&self, id: ServerId) -> u32 {
-        self.active[id.index()].0.load(Ordering::Relaxed)
+        // SeqCst, as every access of a count: the load trees rely on it (see loadtree).
+        self.active[id.index()].0.active.load(Ordering::SeqCst)
     }
 
     /// Takes a lease on `id` if it has fewer than `limit` connections (no limit: always).
     pub fn try_lease(&'static self, id: ServerId, limit: Option<u32>) -> Option<ConnLease> {
-        let slot = &self.active[id.index()].0;
+        let slot = &self.active[id.index()].0.active;
         match limit {
             None => {
-                slot.fetch_add(1, Ordering::Relaxed);
+                slot.fetch_add(1, Ordering::SeqCst);
             }
             Some(max) => {
-                slot.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                slot.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                     (n < max).then_some(n + 1)
                 })
                 .ok()?;
             }
         }
+        self.touched(id);
         Some(ConnLease { counters: self, id })
     }
 
@@ -58,9 +111,11 @@ impl Counters {
     pub fn lease_if(&'static self, id: ServerId, seen: u32) -> Option<ConnLease> {
         self.active[id.index()]
             .0
-            .compare_exchange(seen, seen + 1, Ordering::AcqRel, Ordering::Relaxed)
-            .ok()
-            .map(|_| ConnLease { counters: self, id })
+            .active
+            .compare_exchange(seen, seen + 1, Ordering::SeqCst, Ordering::Relaxed)
+            .ok()?;
+        self.touched(id);
+        Some(ConnLease { counters: self, id })
     }
 
     /// Connections waiting for a server of `backend`, in every worker.
@@ -138,8 +193,10 @@ impl Drop for ConnLease {
     fn drop(&mut self) {
         let prev = self.counters.active[self.id.index()]
             .0
-            .fetch_sub(1, Ordering::AcqRel);
+            .active
+            .fetch_sub(1, Ordering::SeqCst);
         debug_assert!(prev > 0, "lease released below zero on {:?}", self.id);
+        self.counters.touched(self.id);
     }
 }
 

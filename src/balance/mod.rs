@@ -14,6 +14,7 @@ pub mod hash;
 pub mod hashfn;
 pub mod leastconn;
 pub mod leasttime;
+pub mod loadtree;
 pub mod maglev;
 pub mod random;
 pub mod roundrobin;
