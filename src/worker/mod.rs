@@ -14,6 +14,7 @@ pub mod proxy_header;
 pub mod rules;
 pub mod stats;
 pub mod timer;
+pub mod tls_hello;
 
 use std::collections::VecDeque;
 use std::io;
