@@ -93,6 +93,15 @@ impl Tables {
         out
     }
 
+    /// Tables not attached to any proxy (tests, tools).
+    pub fn from_tables(tables: Vec<Table>) -> Tables {
+        Tables {
+            tables,
+            by_frontend: Vec::new(),
+            by_backend: Vec::new(),
+        }
+    }
+
     pub fn get(&self, r: TableRef) -> Option<&Table> {
         let idx = match r {
             TableRef::Frontend(id) => self.by_frontend.get(id.index()).copied().flatten(),
