@@ -11,6 +11,7 @@
 //! - [`cli`]: the command line, HAProxy's flags where they overlap.
 //! - [`balance`]: which server: one algorithm per file, shared lock-free counters.
 //! - [`health`]: the health thread: checks, rise/fall, state sent to the workers.
+//! - [`stick`]: stick tables, the per-address counters shared by every worker.
 //! - [`worker`]: the data plane: one mio event loop per core, splice forwarding.
 //! - [`supervisor`]: boot, signals, soft and hard stop; the only code that knows every thread.
 //! - [`sys`]: the only place with `unsafe` and libc: pipes and splice, sockets, signals.
@@ -22,6 +23,7 @@ pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod stick;
 pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -357,6 +357,9 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             .map(|f| f.maxconn.unwrap_or(0))
             .collect(),
     }));
+    // The stick tables: one store for every worker and the admin thread.
+    let tables: &'static crate::stick::Tables =
+        Box::leak(Box::new(crate::stick::Tables::from_model(&model)));
 
     let binds: Vec<String> = model
         .frontends
@@ -498,6 +501,7 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
                 sources,
                 health: health_link.clone(),
                 stop: stop_rx,
+                tables,
             },
             admin_listeners,
         );

@@ -515,3 +515,104 @@ fn log_format_lines_to_stderr() {
         .unwrap();
     assert!(line.ends_with(" 3"), "bytes to the client: {line}");
 }
+
+/// The stick tables on the stats socket of the real binary (empty: nothing tracks yet).
+#[test]
+fn show_table_lists_the_stick_tables() {
+    let dir = TempDir::new("tables");
+    let sock = dir.path().join("admin.sock");
+    let user = dir.path().join("user.sock");
+    let s = Sluice::start(&format!(
+        "global\n    stats socket {} level admin\n    stats socket {} level user\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    stick-table type ip size 100 expire 30s store conn_cur,conn_rate(10s)\n    default_backend be\n\
+         backend be\n    stick-table type ipv6 size 1m store conn_cnt\n    server s1 127.0.0.1:9\n",
+        sock.display(),
+        user.display()
+    ));
+    assert_eq!(
+        cli(&sock, "show table"),
+        "# table: be, type: ipv6, size:1048576, used:0\n\
+         # table: fe, type: ip, size:100, used:0\n\n"
+    );
+    assert_eq!(
+        cli(&sock, "show table fe"),
+        "# table: fe, type: ip, size:100, used:0\n\n"
+    );
+    assert_eq!(cli(&sock, "show table nosuch"), "No such table\n\n");
+    assert_eq!(cli(&sock, "clear table be key ::1"), "\n");
+    assert_eq!(
+        cli(&user, "clear table be key ::1"),
+        "Permission denied\n\n"
+    );
+    assert_eq!(
+        cli(&user, "show table be"),
+        "# table: be, type: ipv6, size:1048576, used:0\n\
+         # contents not dumped due to insufficient privileges\n\n"
+    );
+    s.stop();
+}
+
+/// The same tables in a live HAProxy and in sluice: `show table` answers byte for byte.
+#[test]
+fn show_table_matches_live_haproxy() {
+    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    let Some(haproxy) = haproxy else {
+        assert!(
+            std::env::var_os("SLUICE_SKIP_HAPROXY").is_some(),
+            "haproxy is not installed: run the README test command, which installs it \
+             (or set SLUICE_SKIP_HAPROXY=1 to skip this reference check)"
+        );
+        return;
+    };
+    let cfg = |sock: &std::path::Path| {
+        format!(
+            "global\n    stats socket {} level admin\n\
+             defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+             backend b1\n    stick-table type ip size 1m expire 1h store conn_rate(1s)\n    server s1 127.0.0.1:9\n\
+             backend b2\n    stick-table type ipv6 size 10 store bytes_out_cnt,conn_cnt\n    server s1 127.0.0.1:9\n\
+             backend b3\n    stick-table type ip size 2 store conn_cnt\n    server s1 127.0.0.1:9\n",
+            sock.display()
+        )
+    };
+    let commands = [
+        "show table",
+        "show table b2",
+        "show table b3 key 10.0.0.1",
+        "show table b2 key 10.0.0.1",
+        "show table nosuch",
+        "clear table",
+        "show table b1 data.conn_rate gt 1 extra",
+        "show table b1 data.conn_cnt gt 1",
+        "show table b1 foo",
+    ];
+    let dir = TempDir::new("tables-live");
+    let hsock = dir.path().join("haproxy.sock");
+    let hcfg = dir.write("h.cfg", &cfg(&hsock));
+    let mut child = Command::new(haproxy)
+        .args(["-db", "-f"])
+        .arg(&hcfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run haproxy");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(&hsock).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "haproxy did not open its stats socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let theirs: Vec<String> = commands.iter().map(|c| cli(&hsock, c)).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let ssock = dir.path().join("sluice.sock");
+    let s = Sluice::start(&cfg(&ssock));
+    for (c, want) in commands.iter().zip(&theirs) {
+        assert_eq!(&cli(&ssock, c), want, "{c}");
+    }
+    s.stop();
+}

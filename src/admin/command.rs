@@ -136,6 +136,18 @@ pub enum Command {
     },
     DisableFrontend(String),
     EnableFrontend(String),
+    /// `show table [<table> [<filter>]*]`: the words after `table`, as typed. HAProxy checks
+    /// the table, the filters and the level in its own order (see `admin::table`), so
+    /// the socket's level travels with the command.
+    ShowTable {
+        args: Vec<String>,
+        level: AccessLevel,
+    },
+    /// `clear table <table> [<filter>]*`, like [`Command::ShowTable`].
+    ClearTable {
+        args: Vec<String>,
+        level: AccessLevel,
+    },
     /// Toggles interactive mode.
     Prompt,
     /// Closes the connection.
@@ -191,8 +203,8 @@ pub fn parse_ref(s: &str) -> ObjRef<'_> {
 }
 
 /// The lowest socket level that may run `cmd`. Reading is open to every level; changing
-/// anything needs `admin`, as in HAProxy (whose `operator` level adds nothing among the
-/// commands sluice supports).
+/// anything needs `admin`, as in HAProxy. `show table` and `clear table` are open to every
+/// level here: they check for `operator` themselves, after their arguments, as HAProxy does.
 pub fn required_level(cmd: &Command) -> AccessLevel {
     match cmd {
         Command::Help(_)
@@ -200,6 +212,8 @@ pub fn required_level(cmd: &Command) -> AccessLevel {
         | Command::ShowStat { .. }
         | Command::ShowServersState(_)
         | Command::GetWeight { .. }
+        | Command::ShowTable { .. }
+        | Command::ClearTable { .. }
         | Command::Prompt
         | Command::Quit => AccessLevel::User,
         Command::DisableServer { .. }
@@ -322,6 +336,8 @@ enum Kind {
     EnableHealth,
     DisableFrontend,
     EnableFrontend,
+    ShowTable,
+    ClearTable,
 }
 
 struct Keyword {
@@ -362,6 +378,18 @@ const KEYWORDS: &[Keyword] = &[
         Some("show servers state [<backend>]          : dump volatile server information (all or for a single backend)"),
         User,
         Kind::ShowServersState,
+    ),
+    kw(
+        &["show", "table"],
+        Some("show table <table> [<filter>]*          : report table usage stats or dump this table's contents (filter: data/key)"),
+        User,
+        Kind::ShowTable,
+    ),
+    kw(
+        &["clear", "table"],
+        Some("clear table <table> [<filter>]*         : remove an entry from a table (filter: data/key)"),
+        User,
+        Kind::ClearTable,
     ),
     kw(&["get", "weight"], Some("get weight <bk>/<srv>                   : report a server's current weight"), User, Kind::GetWeight),
     kw(
@@ -417,7 +445,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["clear", "acl"],
     &["clear", "counters"],
     &["clear", "map"],
-    &["clear", "table"],
     &["commit"],
     &["del", "acl"],
     &["del", "map"],
@@ -467,7 +494,6 @@ const UNSUPPORTED: &[&[&str]] = &[
     &["show", "sess"],
     &["show", "ssl"],
     &["show", "startup-logs"],
-    &["show", "table"],
     &["show", "tasks"],
     &["show", "threads"],
     &["show", "tls-keys"],
@@ -566,6 +592,15 @@ fn parse_words(words: &[String], level: Option<AccessLevel>) -> Result<Command, 
             }
         }
         Kind::SetServer => parse_set_server(args)?,
+        // Without a level (parse_line), everything is allowed.
+        Kind::ShowTable => Command::ShowTable {
+            args: args.to_vec(),
+            level: level.unwrap_or(AccessLevel::Admin),
+        },
+        Kind::ClearTable => Command::ClearTable {
+            args: args.to_vec(),
+            level: level.unwrap_or(AccessLevel::Admin),
+        },
     };
     Ok(cmd)
 }
@@ -1253,16 +1288,16 @@ mod tests {
     fn usage_messages() {
         let help = help_text();
         assert!(help.starts_with(
-            "The following commands are valid at this level:\n  disable frontend <frontend> "
+            "The following commands are valid at this level:\n  clear table <table> "
         ));
         assert!(help.ends_with("  quit                                    : disconnect\n"));
-        assert_eq!(help.lines().count(), 1 + 14 + 3);
+        assert_eq!(help.lines().count(), 1 + 16 + 3);
         // Every usage line keeps HAProxy's 40-column keyword field.
         for line in help.lines().skip(1) {
             assert_eq!(line.as_bytes()[42], b':', "{line}");
         }
         let show = help_reply(&["show".to_string()]);
-        assert_eq!(show.lines().filter(|l| l.starts_with("  show ")).count(), 3);
+        assert_eq!(show.lines().filter(|l| l.starts_with("  show ")).count(), 4);
         let e = one("shw stat").unwrap_err();
         assert!(e.starts_with("Unknown command, but maybe one of the following ones is a better match:\n  show stat"), "{e}");
         let e = one("get weigth a/b").unwrap_err();
@@ -1281,6 +1316,35 @@ mod tests {
         let e = one("zzzzzzzzzzzzzzzzzzzz").unwrap_err();
         assert!(e.starts_with("Unknown command, but maybe"), "{e}");
         assert!(e.lines().count() <= 1 + 5 + 3, "{e}");
+    }
+
+    #[test]
+    fn table_commands_carry_their_words_and_the_level() {
+        assert_eq!(
+            one("show table"),
+            Ok(Command::ShowTable {
+                args: vec![],
+                level: AccessLevel::Admin
+            })
+        );
+        // Open at every level: `admin::table` checks for operator after the arguments.
+        assert_eq!(
+            parse_line_for("clear table fe key 10.0.0.1", AccessLevel::User),
+            vec![Ok(Command::ClearTable {
+                args: vec!["fe".into(), "key".into(), "10.0.0.1".into()],
+                level: AccessLevel::User
+            })]
+        );
+        assert_eq!(
+            parse_line_for("show table fe", AccessLevel::Operator),
+            vec![Ok(Command::ShowTable {
+                args: vec!["fe".into()],
+                level: AccessLevel::Operator
+            })]
+        );
+        let help = help_text();
+        assert!(help.contains("\n  clear table <table> [<filter>]*         : remove an entry from a table (filter: data/key)\n"));
+        assert!(help.contains("\n  show table <table> [<filter>]*          : report table usage stats or dump this table's contents (filter: data/key)\n"));
     }
 
     #[test]

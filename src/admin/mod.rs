@@ -10,6 +10,7 @@ pub mod render;
 pub mod server;
 pub mod show;
 pub mod snapshot;
+pub mod table;
 
 use crate::config::model::{Mode, Model};
 

@@ -25,6 +25,7 @@ use crate::config::model::{
 };
 use crate::health::state::Admin;
 use crate::health::{AdminRequest, HealthControl, WeightSpec};
+use crate::stick::Tables;
 use crate::worker::Control;
 
 pub const WAKER: Token = Token(usize::MAX);
@@ -86,12 +87,15 @@ pub struct AdminSetup {
     pub sources: Sources,
     pub health: Option<(Sender<HealthControl>, Arc<Waker>)>,
     pub stop: Receiver<()>,
+    /// The stick tables, shared with the workers.
+    pub tables: &'static Tables,
 }
 
 pub struct AdminThread {
     poll: Poll,
     src: Sources,
     health: Option<(Sender<HealthControl>, Arc<Waker>)>,
+    tables: &'static Tables,
     stop: Receiver<()>,
     listeners: Vec<AdminListener>,
     conns: Slab<AdminConn>,
@@ -172,6 +176,7 @@ impl AdminThread {
             src: setup.sources,
             health: setup.health,
             stop: setup.stop,
+            tables: setup.tables,
             listeners,
             conns: Slab::new(),
         }
@@ -492,6 +497,12 @@ impl AdminThread {
                     let _ = w.waker.wake();
                 }
                 String::new()
+            }
+            Command::ShowTable { args, level } => {
+                super::table::execute(self.tables, false, &args, level, Instant::now())
+            }
+            Command::ClearTable { args, level } => {
+                super::table::execute(self.tables, true, &args, level, Instant::now())
             }
             Command::Prompt | Command::Quit => String::new(),
         }
