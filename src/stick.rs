@@ -507,7 +507,7 @@ struct EntryState {
 /// HAProxy's `freq_ctr` over a period: events in the current period and in the previous
 /// one, the current period starting at `tick` (milliseconds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct FreqCtr {
+pub(crate) struct FreqCtr {
     tick: u64,
     curr: u32,
     prev: u32,
@@ -518,7 +518,7 @@ struct FreqCtr {
 
 impl FreqCtr {
     /// `update_freq_ctr_period`.
-    fn update(&mut self, now: u64, period: u64, inc: u32) {
+    pub(crate) fn update(&mut self, now: u64, period: u64, inc: u32) {
         if !self.started {
             *self = FreqCtr {
                 tick: now,
@@ -544,7 +544,7 @@ impl FreqCtr {
 
     /// `read_freq_ctr_period`: `freq_ctr_total(ctr, period, -1) / period`, with its
     /// correction against flapping at very low rates.
-    fn read(&self, now: u64, period: u64) -> u32 {
+    pub(crate) fn read(&self, now: u64, period: u64) -> u32 {
         if !self.started {
             return 0;
         }

@@ -21,7 +21,7 @@ use crate::config::model::{Frontend, Mode, Model};
 use crate::health::{self, HealthControl, HealthSetup, HealthThread, WorkerLink};
 use crate::sys::signal::{Signal, Signals};
 use crate::sys::socket::{self, ListenOpts};
-use crate::worker::conn::Shared;
+use crate::worker::conn::{SessionRate, Shared};
 use crate::worker::listener::Listener;
 use crate::worker::{rules, Control, ObserveLink, Worker, WorkerSetup};
 
@@ -70,14 +70,11 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
                 ));
             }
         }
-        if f.rate_limit_sessions.is_some() {
-            errors.push(at("'rate-limit sessions'"));
-        }
         for u in &f.use_backend {
             if let Some(cond) = &u.cond {
                 if let Some(bad) = rules::cond_fetches(cond, &f.acls)
                     .into_iter()
-                    .find(|x| !rules::l4_fetch(x))
+                    .find(|x| !rules::supported_fetch(x))
                 {
                     errors.push(at(&format!("a 'use_backend' condition on {bad:?}")));
                 }
@@ -89,13 +86,8 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
             continue;
         }
         let pool = Pool::from_model(model, b);
-        match balance::for_backend(b, &pool) {
-            Err(e) => errors.push(format!("{}: {e}", b.span)),
-            Ok(alg) if alg.needs_sni() => errors.push(format!(
-                "{}: backend '{}': 'balance hash req.ssl_sni' needs TLS ClientHello inspection, which is not available in this build yet",
-                b.span, b.name
-            )),
-            Ok(_) => {}
+        if let Err(e) = balance::for_backend(b, &pool) {
+            errors.push(format!("{}: {e}", b.span));
         }
         for r in &b.tcp_request_content {
             if let Some(why) = rules::unsupported_rule(r, &b.acls) {
@@ -356,6 +348,11 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             .iter()
             .map(|f| f.maxconn.unwrap_or(0))
             .collect(),
+        sess_rate: model
+            .frontends
+            .iter()
+            .map(|f| f.rate_limit_sessions.map(SessionRate::new))
+            .collect(),
     }));
     // The stick tables: one store for every worker and the admin thread.
     let tables: &'static crate::stick::Tables =
@@ -442,6 +439,7 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             maxpipes: (lim.maxpipes / lim.threads).max(1),
             observe: observe.clone(),
             logs: log_tx.clone(),
+            tables,
         };
         let worker = Worker::new(setup)?;
         let m = Arc::clone(&model);

@@ -6,6 +6,7 @@ mod common;
 mod balancing;
 mod cli;
 mod compat;
+mod content;
 mod dataplane;
 mod fuzz;
 mod health;

@@ -596,12 +596,11 @@ fn http_cond(
             }),
             Fetch::Src => {
                 let Some(peer) = peer else { return false };
-                let ctx = crate::worker::rules::FetchCtx {
-                    src: peer,
-                    dst: peer,
-                    backends: &crate::worker::rules::NoBackends,
-                    proxied: false,
-                };
+                let ctx = crate::worker::rules::FetchCtx::layer4(
+                    peer,
+                    peer,
+                    &crate::worker::rules::NoBackends,
+                );
                 let single = Condition {
                     unless: false,
                     any_of: vec![vec![crate::config::model::CondTerm {

@@ -197,6 +197,23 @@ pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
         .map_err(|e| context(e, "SO_LINGER"))
 }
 
+/// `silent-drop`: makes closing the socket send nothing the client will see, as HAProxy
+/// does. First TCP_REPAIR (needs CAP_NET_ADMIN): the kernel then drops the connection
+/// without a FIN or RST. Otherwise an RST whose TTL (hop limit) of 1 dies at the first
+/// router: the client's state stays open until its own timeout.
+pub fn silent_drop(fd: BorrowedFd<'_>) -> io::Result<()> {
+    if set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, 1).is_ok() {
+        return Ok(());
+    }
+    let sock = SockRef::from(&fd);
+    let hops = match sock.local_addr().ok().and_then(|a| a.as_socket()) {
+        Some(SocketAddr::V6(_)) => sock.set_unicast_hops_v6(1),
+        _ => sock.set_ttl(1),
+    };
+    hops.map_err(|e| context(e, "IP_TTL"))?;
+    set_linger_zero(fd)
+}
+
 /// Takes the socket's pending error (SO_ERROR), clearing it. For a nonblocking connect that
 /// became writable: `None` means connected, `Some(e)` is why it failed (ECONNREFUSED ...).
 pub fn take_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {

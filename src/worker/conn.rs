@@ -2,6 +2,7 @@
 //! between them, and the phase it is in. The transitions (see doc/lifecycle.md):
 //!
 //! ```text
+//! accepted [--PROXY header--> ProxyHeader] [--inspect-delay--> Inspect] --rules, backend-->
 //! accepted --pick--> Connecting --writable, SO_ERROR=0--> Forwarding --both FINs--> closed
 //!    |                 |  refused/timeout: retry same server, redispatch per `option redispatch`
 //!    |                 '--> retries exhausted ------------------------------------> closed
@@ -13,11 +14,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::forward::{Flow, Side};
 use crate::balance::{ConnLease, QueueTicket};
 use crate::config::model::{BackendId, FrontendId, ServerId};
+use crate::stick::{FreqCtr, Tracker};
 
 /// Counts shared by every worker: process-wide and per-frontend connections.
 pub struct Shared {
@@ -26,6 +29,44 @@ pub struct Shared {
     pub feconn: Box<[AtomicU32]>,
     /// Per-frontend limit (0: only the global one).
     pub fe_maxconn: Box<[u32]>,
+    /// Per frontend: `rate-limit sessions`, if set.
+    pub sess_rate: Box<[Option<SessionRate>]>,
+}
+
+/// `rate-limit sessions <n>`: new sessions per second of a frontend, counted by every
+/// worker (HAProxy's frequency counter over one second); at the limit the frontend stops
+/// accepting, and connections wait in the kernel's backlog until the rate drops.
+pub struct SessionRate {
+    limit: u32,
+    epoch: Instant,
+    ctr: Mutex<FreqCtr>,
+}
+
+impl SessionRate {
+    pub fn new(limit: u32) -> SessionRate {
+        SessionRate {
+            limit,
+            epoch: Instant::now(),
+            ctr: Mutex::new(FreqCtr::default()),
+        }
+    }
+
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// The rate has reached the limit.
+    pub fn reached(&self, now: Instant) -> bool {
+        let ctr = self.ctr.lock().unwrap_or_else(|e| e.into_inner());
+        ctr.read(self.ms(now), 1_000) >= self.limit
+    }
+
+    /// One more session.
+    pub fn count(&self, now: Instant) {
+        let ms = self.ms(now);
+        let mut ctr = self.ctr.lock().unwrap_or_else(|e| e.into_inner());
+        ctr.update(ms, 1_000, 1);
+    }
 }
 
 impl Shared {
@@ -49,11 +90,15 @@ impl Shared {
         Some(Slot { shared: self, fe })
     }
 
-    /// True when a new connection for `fe` would be refused.
-    pub fn full(&self, fe: FrontendId) -> bool {
+    /// True when `fe` must not accept now: a connection limit is reached, or its session
+    /// rate limit.
+    pub fn full(&self, fe: FrontendId, now: Instant) -> bool {
         let limit = self.fe_maxconn[fe.index()];
         self.actconn.load(Ordering::Relaxed) >= self.maxconn
             || (limit != 0 && self.feconn[fe.index()].load(Ordering::Relaxed) >= limit)
+            || self.sess_rate[fe.index()]
+                .as_ref()
+                .is_some_and(|r| r.reached(now))
     }
 }
 
@@ -74,6 +119,10 @@ impl Drop for Slot {
 pub enum Phase {
     /// `accept-proxy`: waiting for the client's PROXY header before routing.
     ProxyHeader,
+    /// `tcp-request inspect-delay`: content rules wait for the client's first bytes (read
+    /// without consuming them) until they decide or `until` comes; the frontend's rules
+    /// while `backend` is None, then the backend's.
+    Inspect { until: Instant },
     /// Waiting for a server slot (all servers at maxconn).
     Queued { since: Instant },
     /// Nonblocking connect in progress to the leased server.
@@ -102,6 +151,8 @@ pub enum CloseReason {
     BadProxyHeader,
     /// `on-marked-down shutdown-sessions` / `on-marked-up shutdown-backup-sessions`.
     ServerShutdown,
+    /// A `silent-drop` rule: closed without a FIN or RST reaching the client.
+    SilentDrop,
     Stopping,
 }
 
@@ -148,6 +199,10 @@ pub struct Conn {
     pub retries: u32,
     /// The client sent a PROXY header (`fc_rcvd_proxy`).
     pub proxied: bool,
+    /// Stick counters tracked by `track-sc0` to `track-sc2`.
+    pub sc: [Option<Tracker>; 3],
+    /// The TLS server name seen during content inspection (`balance hash req.ssl_sni`).
+    pub sni: Option<Box<str>>,
     _slot: Slot,
 }
 
@@ -182,6 +237,8 @@ impl Conn {
             t_connect: None,
             retries: 0,
             proxied: false,
+            sc: [None, None, None],
+            sni: None,
             _slot: slot,
         }
     }

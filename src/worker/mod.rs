@@ -28,7 +28,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::balance::{self, Algorithm, Counters, Pick, PickCtx, Pool};
-use crate::config::model::{BackendId, Model, ServerAddr, ServerId};
+use crate::config::model::{BackendId, Model, ProxyKind, ServerAddr, ServerId, TableRef};
+use crate::stick::Tables;
 use crate::sys::pipe::PipePool;
 use crate::sys::socket::{self, ConnectOpts};
 use conn::{side_timeout, CloseReason, Conn, Phase, Shared};
@@ -99,6 +100,8 @@ pub struct WorkerSetup {
     pub observe: Option<ObserveLink>,
     /// The log thread's inbox, when some frontend logs.
     pub logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
+    /// The stick tables, shared by every worker and the admin thread.
+    pub tables: &'static Tables,
 }
 
 /// Connections established to a backend's servers, from every worker.
@@ -126,6 +129,52 @@ impl rules::BackendState for LbView<'_> {
     fn be_conn(&self, b: BackendId) -> u32 {
         be_conn(self.model, self.counters, b)
     }
+    fn connslots(&self, b: BackendId) -> i64 {
+        let pool = &self.backends[b.index()].pool;
+        let mut slots = 0i64;
+        for &i in pool.serving() {
+            let m = &pool.members[i];
+            let (Some(max), Some(maxq)) = (m.maxconn, m.maxqueue.filter(|&q| q > 0)) else {
+                return -1;
+            };
+            let cur = i64::from(self.counters.active(m.id));
+            slots += i64::from(max) - cur + i64::from(maxq);
+        }
+        slots - i64::from(self.counters.queued(b))
+    }
+}
+
+/// The fetch context of connection `c` (not its stick counters: rules add them).
+fn fetch_ctx<'a>(
+    c: &Conn,
+    dst: SocketAddr,
+    view: &'a LbView<'a>,
+    req: rules::Req<'a>,
+    tables: Option<&'static Tables>,
+    now: Instant,
+) -> rules::FetchCtx<'a> {
+    rules::FetchCtx {
+        src: c.src,
+        dst,
+        backends: view,
+        proxied: c.proxied,
+        backend: c.backend,
+        req,
+        sc: &[],
+        tables,
+        table: None,
+        now,
+    }
+}
+
+/// Where content inspection left a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    /// A rule waits for more request bytes.
+    Wait,
+    Closed,
+    /// Rules passed and the backend is chosen: connect.
+    Go,
 }
 
 /// One backend as a worker sees it.
@@ -161,6 +210,9 @@ pub struct Worker {
     /// Per backend: `balance hash dst|dst_port` reads it.
     needs_dst_keys: Vec<bool>,
     stats: stats::WorkerStats,
+    tables: Option<&'static Tables>,
+    /// Where content inspection looks at a client's first bytes (`tune.bufsize`).
+    peek: Vec<u8>,
     logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
     /// Per frontend: the log line format at close (tcplog or log-format), if it logs then.
     log_items: Vec<Option<Vec<crate::config::model::LogItem>>>,
@@ -213,6 +265,10 @@ impl Worker {
                 })
                 .collect(),
             logs: setup.logs,
+            tables: Some(setup.tables),
+            // What HAProxy lets a request buffer hold during inspection: the buffer less
+            // its rewrite reserve (tune.maxrewrite: 1024, at most half the buffer).
+            peek: vec![0; (g.bufsize - (g.bufsize / 2).min(1_024)) as usize],
             log_items: model
                 .frontends
                 .iter()
@@ -413,7 +469,7 @@ impl Worker {
         }
         let fe = self.listeners[li].frontend;
         loop {
-            if self.shared.full(fe) {
+            if self.shared.full(fe, now) {
                 // At maxconn: stop polling this listener; the tick resumes it.
                 self.listeners[li].pause(self.poll.registry());
                 self.arm_tick(now);
@@ -491,12 +547,9 @@ impl Worker {
             backends: &self.backends,
             counters: self.counters,
         };
-        let ctx = rules::FetchCtx {
-            src: c.src,
-            dst,
-            backends: &view,
-            proxied: false,
-        };
+        let mut ctx = rules::FetchCtx::layer4(c.src, dst, &view);
+        ctx.tables = self.tables;
+        ctx.table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         rules::expects_proxy(&f.tcp_request_connection, &f.acls, &ctx)
     }
 
@@ -564,7 +617,8 @@ impl Worker {
     // -----------------------------------------------------------------------------------
     // routing and connecting
 
-    /// Chooses the backend of a new connection and starts it.
+    /// A new connection's first decisions: `tcp-request connection` rules, then content
+    /// inspection (or at once, without an inspect-delay), then the backend.
     fn route(&mut self, key: usize, now: Instant) {
         let fe = self.conns[key].frontend;
         let dst = if self.needs_dst[fe.index()] {
@@ -572,53 +626,184 @@ impl Worker {
         } else {
             self.conns[key].src
         };
-        let c = &self.conns[key];
-        let f = self.model.frontend(c.frontend);
+        let f = self.model.frontend(fe);
         let view = LbView {
             model: &self.model,
             backends: &self.backends,
             counters: self.counters,
         };
-        let ctx = rules::FetchCtx {
-            src: c.src,
+        let mut sc = std::mem::take(&mut self.conns[key].sc);
+        let mut ctx = fetch_ctx(
+            &self.conns[key],
             dst,
-            backends: &view,
-            proxied: c.proxied,
+            &view,
+            rules::Req::NONE,
+            self.tables,
+            now,
+        );
+        ctx.table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
+        let outcome = rules::run(&f.tcp_request_connection, &f.acls, &ctx, &mut sc);
+        let c = &mut self.conns[key];
+        c.sc = sc;
+        match outcome {
+            rules::Outcome::Reject | rules::Outcome::Wait => {
+                self.stats.fe[fe.index()].t.dcon += 1;
+                self.close(key, CloseReason::Denied, now);
+                return;
+            }
+            rules::Outcome::SilentDrop => {
+                self.stats.fe[fe.index()].t.dcon += 1;
+                self.close(key, CloseReason::SilentDrop, now);
+                return;
+            }
+            rules::Outcome::Accept => {}
+        }
+        // The connection is a session now.
+        for t in c.sc.iter().flatten() {
+            t.session(now);
+        }
+        if let Some(r) = &self.shared.sess_rate[fe.index()] {
+            r.count(now);
+        }
+        match f.inspect_delay.filter(|d| !d.is_zero()) {
+            Some(d) if !f.tcp_request_content.is_empty() => {
+                c.phase = Phase::Inspect { until: now + d };
+                self.update_deadline(key, now);
+                self.inspect(key, now);
+            }
+            _ => self.decide(key, 0, true, now),
+        }
+    }
+
+    /// Content inspection: looks at what the client sent so far, without consuming it (it
+    /// is forwarded to the server as it is), and lets the rules decide.
+    fn inspect(&mut self, key: usize, now: Instant) {
+        use nix::sys::socket::{recv, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
         };
-        // tcp-request connection, then content rules (layer-4 conditions only: the
-        // supervisor refuses the others), then the switching rules.
-        if !rules::accepts(&f.tcp_request_connection, &f.acls, &ctx) {
-            self.stats.fe[fe.index()].t.dcon += 1;
-            self.close(key, CloseReason::Denied, now);
+        if !matches!(c.phase, Phase::Inspect { .. }) {
             return;
         }
-        if !rules::accepts(&f.tcp_request_content, &f.acls, &ctx) {
+        let fd = c.client.sock.as_raw_fd();
+        let n = match recv(fd, &mut self.peek, MsgFlags::MSG_PEEK) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => 0,
+            Err(e) => {
+                log::debug!("worker {}: {}: inspecting: {e}", self.id, c.src);
+                self.close(key, CloseReason::ClientReset, now);
+                return;
+            }
+        };
+        // No more bytes will come into view: the buffer is full or the client is done.
+        let data_final = n == self.peek.len() || c.client.rdhup;
+        self.decide(key, n, data_final, now);
+    }
+
+    /// Runs the content rules on the first `n` peeked bytes, then picks the backend and runs
+    /// its own content rules; waits while a rule misses data that may still come.
+    fn decide(&mut self, key: usize, n: usize, data_final: bool, now: Instant) {
+        let peek = std::mem::take(&mut self.peek);
+        let data = &peek[..n];
+        let mut step = Decided::Go;
+        if self.conns[key].backend.is_none() {
+            step = self.frontend_content(key, data, data_final, now);
+        }
+        if step == Decided::Go {
+            step = self.backend_content(key, data, data_final, now);
+        }
+        self.peek = peek;
+        match step {
+            Decided::Wait => {
+                self.update_deadline(key, now);
+                // The next bytes raise a new edge.
+                self.conns[key].client.readable = false;
+            }
+            Decided::Closed => {}
+            Decided::Go => {
+                let c = &mut self.conns[key];
+                // Whatever was peeked is still in the socket: the pump reads it first.
+                c.client.readable = true;
+                c.phase = Phase::Queued { since: now };
+                self.start_connect(key, None, now);
+            }
+        }
+    }
+
+    /// Whether rules see the data as final: it cannot grow, or no inspection window is open.
+    fn data_complete(&self, key: usize, data_final: bool, now: Instant) -> bool {
+        data_final || !matches!(self.conns[key].phase, Phase::Inspect { until } if now < until)
+    }
+
+    /// The frontend's `tcp-request content` rules, then its switching rules.
+    fn frontend_content(
+        &mut self,
+        key: usize,
+        data: &[u8],
+        data_final: bool,
+        now: Instant,
+    ) -> Decided {
+        let fe = self.conns[key].frontend;
+        let f = self.model.frontend(fe);
+        let dst = if self.needs_dst[fe.index()] {
+            self.conns[key].dst()
+        } else {
+            self.conns[key].src
+        };
+        let complete = self.data_complete(key, data_final, now);
+        let view = LbView {
+            model: &self.model,
+            backends: &self.backends,
+            counters: self.counters,
+        };
+        let req = rules::Req { data, complete };
+        let mut sc = std::mem::take(&mut self.conns[key].sc);
+        let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
+        ctx.table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
+        let outcome = rules::run(&f.tcp_request_content, &f.acls, &ctx, &mut sc);
+        // Switching rules judge the data as final, as HAProxy does.
+        let ctx = rules::FetchCtx {
+            sc: &sc,
+            req: rules::Req {
+                data,
+                complete: true,
+            },
+            ..ctx
+        };
+        let chosen = (outcome == rules::Outcome::Accept).then(|| {
+            f.use_backend
+                .iter()
+                .find(|u| {
+                    u.cond
+                        .as_ref()
+                        .map_or(true, |cond| rules::eval(cond, &f.acls, &ctx))
+                })
+                .map(|u| u.backend)
+                .or(f.default_backend)
+        });
+        self.conns[key].sc = sc;
+        let reason = match (outcome, chosen) {
+            (rules::Outcome::Wait, _) => return Decided::Wait,
+            (rules::Outcome::Accept, Some(Some(b))) => {
+                self.assign_backend(key, b, data, now);
+                return Decided::Go;
+            }
+            (rules::Outcome::Accept, _) => CloseReason::NoBackend,
+            (rules::Outcome::Reject, _) => CloseReason::Denied,
+            (rules::Outcome::SilentDrop, _) => CloseReason::SilentDrop,
+        };
+        if reason != CloseReason::NoBackend {
             self.stats.fe[fe.index()].t.dreq += 1;
-            self.close(key, CloseReason::Denied, now);
-            return;
         }
-        let chosen = f
-            .use_backend
-            .iter()
-            .find(|u| {
-                u.cond
-                    .as_ref()
-                    .map_or(true, |cond| rules::eval(cond, &f.acls, &ctx))
-            })
-            .map(|u| u.backend)
-            .or(f.default_backend);
-        let Some(b) = chosen else {
-            self.close(key, CloseReason::NoBackend, now);
-            return;
-        };
-        let be = self.model.backend(b);
-        if be.kind == crate::config::model::ProxyKind::Backend
-            && !rules::accepts(&be.tcp_request_content, &be.acls, &ctx)
-        {
-            self.stats.be[b.index()].t.dreq += 1;
-            self.close(key, CloseReason::Denied, now);
-            return;
-        }
+        self.close(key, reason, now);
+        Decided::Closed
+    }
+
+    /// The session goes to backend `b`: counted there, splice chosen, the SNI kept if the
+    /// backend hashes it, and the backend's own inspection window opened if it has one.
+    fn assign_backend(&mut self, key: usize, b: BackendId, data: &[u8], now: Instant) {
+        let f = self.model.frontend(self.conns[key].frontend);
         let be = self.model.backend(b);
         let (fe_up, fe_down) = f.splice.directions();
         let (be_up, be_down) = be.splice.directions();
@@ -627,7 +812,69 @@ impl Worker {
         c.backend = Some(b);
         c.up.splice = !self.nosplice && fe_up && be_up;
         c.down.splice = !self.nosplice && fe_down && be_down;
-        self.start_connect(key, None, now);
+        if self.backends[b.index()].alg.needs_sni() {
+            if let tls_hello::Fetched::Value(name) = tls_hello::sni(data, true) {
+                c.sni = Some(name.into());
+            }
+        }
+        let delay = be.inspect_delay.filter(|d| !d.is_zero());
+        if be.kind == ProxyKind::Backend && !be.tcp_request_content.is_empty() {
+            c.phase = match delay {
+                Some(d) => Phase::Inspect { until: now + d },
+                None => Phase::Queued { since: now },
+            };
+        }
+    }
+
+    /// A backend's own `tcp-request content` rules (not a `listen` section's: those ran
+    /// as the frontend's).
+    fn backend_content(
+        &mut self,
+        key: usize,
+        data: &[u8],
+        data_final: bool,
+        now: Instant,
+    ) -> Decided {
+        let Some(b) = self.conns[key].backend else {
+            return Decided::Closed;
+        };
+        let be = self.model.backend(b);
+        if be.kind != ProxyKind::Backend || be.tcp_request_content.is_empty() {
+            return Decided::Go;
+        }
+        let dst = if self.needs_dst[self.conns[key].frontend.index()] {
+            self.conns[key].dst()
+        } else {
+            self.conns[key].src
+        };
+        let complete = self.data_complete(key, data_final, now);
+        let view = LbView {
+            model: &self.model,
+            backends: &self.backends,
+            counters: self.counters,
+        };
+        let req = rules::Req { data, complete };
+        let mut sc = std::mem::take(&mut self.conns[key].sc);
+        let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
+        ctx.table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
+        let outcome = rules::run(&be.tcp_request_content, &be.acls, &ctx, &mut sc);
+        self.conns[key].sc = sc;
+        let reason = match outcome {
+            rules::Outcome::Accept => return Decided::Go,
+            rules::Outcome::Wait => {
+                if !matches!(self.conns[key].phase, Phase::Inspect { .. }) {
+                    // Reached from a frontend that did not inspect: open the window now.
+                    let d = be.inspect_delay.unwrap_or_default();
+                    self.conns[key].phase = Phase::Inspect { until: now + d };
+                }
+                return Decided::Wait;
+            }
+            rules::Outcome::Reject => CloseReason::Denied,
+            rules::Outcome::SilentDrop => CloseReason::SilentDrop,
+        };
+        self.stats.be[b.index()].t.dreq += 1;
+        self.close(key, reason, now);
+        Decided::Closed
     }
 
     /// Picks a server (avoiding `avoid` if possible) and connects, or queues, or closes.
@@ -643,7 +890,7 @@ impl Worker {
         let keys = balance::ConnKeys {
             src_port: Some(c.src.port()),
             dst,
-            sni: None,
+            sni: c.sni.as_deref(),
         };
         match rt.alg.pick_keyed(&rt.pool, &ctx, &keys, self.counters) {
             Pick::Leased(lease) => {
@@ -798,6 +1045,10 @@ impl Worker {
             self.read_proxy_header(key, now);
             return;
         }
+        if !server_side && matches!(c.phase, Phase::Inspect { .. }) {
+            self.inspect(key, now);
+            return;
+        }
         if server_side && matches!(c.phase, Phase::Connecting { .. }) {
             let s = c.server.as_ref().expect("server side exists");
             if !(s.writable || ev.is_error()) {
@@ -938,10 +1189,19 @@ impl Worker {
             self.timers.arm(TimerKey::Conn(key), d, &mut c.armed);
             return;
         }
+        if let Phase::Inspect { until } = c.phase {
+            // The rules decide at `until` at the latest; a silent client times out before.
+            let d = f
+                .timeout_client
+                .map_or(until, |t| until.min(c.client.last + t));
+            c.deadline = Some(d);
+            self.timers.arm(TimerKey::Conn(key), d, &mut c.armed);
+            return;
+        }
         let Some(b) = c.backend else { return };
         let be = self.model.backend(b);
         let deadline = match c.phase {
-            Phase::ProxyHeader => None,
+            Phase::ProxyHeader | Phase::Inspect { .. } => None,
             Phase::Queued { since } => be.timeout_queue.or(be.timeout_connect).map(|t| since + t),
             Phase::Connecting { since } => be.timeout_connect.map(|t| since + t),
             Phase::Forwarding => {
@@ -1004,6 +1264,8 @@ impl Worker {
         let c = &self.conns[key];
         match c.phase {
             Phase::ProxyHeader => self.close(key, CloseReason::BadProxyHeader, now),
+            Phase::Inspect { until } if now >= until => self.inspect(key, now),
+            Phase::Inspect { .. } => self.close(key, CloseReason::ClientTimeout, now),
             Phase::Queued { .. } => self.close(key, CloseReason::QueueTimeout, now),
             Phase::Connecting { .. } => {
                 log::debug!("worker {}: connect {:?}: timeout", self.id, c.target);
@@ -1043,7 +1305,7 @@ impl Worker {
                 if !self.listeners[i].is_paused() {
                     continue;
                 }
-                if self.shared.full(self.listeners[i].frontend) {
+                if self.shared.full(self.listeners[i].frontend, now) {
                     again = true;
                     continue;
                 }
@@ -1182,6 +1444,7 @@ impl Worker {
                 *b"PR"
             }
             (CloseReason::ServerShutdown | CloseReason::Stopping, _) => *b"KD",
+            (CloseReason::SilentDrop, _) => *b"PR",
         };
         let frontend_addr = Some(c.dst());
         let ctx = crate::admin::logs::LogCtx {
@@ -1262,8 +1525,15 @@ impl Worker {
         };
         let f = self.model.frontend(c.frontend);
         let be = c.backend.map(|b| self.model.backend(b));
-        if reason.is_abort() || f.client.nolinger {
+        if reason == CloseReason::SilentDrop {
+            if let Err(e) = socket::silent_drop(c.client.sock.as_fd()) {
+                log::debug!("worker {}: {}: silent-drop: {e}", self.id, c.src);
+            }
+        } else if reason.is_abort() || f.client.nolinger {
             let _ = socket::set_linger_zero(c.client.sock.as_fd());
+        }
+        for t in c.sc.iter().flatten() {
+            t.add_bytes(c.up.bytes, c.down.bytes);
         }
         if let Some(s) = c.server.as_mut() {
             if reason.is_abort() || be.is_some_and(|b| b.server_side.nolinger) {

@@ -1,21 +1,41 @@
-//! Evaluating conditions at accept time (layer 4): `use_backend <be> if <cond>` with the
-//! fetches that need no request data: `src`, `dst`, `src_port`, `dst_port`, `nbsrv`,
-//! `be_conn` and the predefined TRUE/FALSE. [`l4_fetch`] tells the supervisor which fetches
-//! this evaluator handles, so a configuration using others is refused at start rather than
-//! misjudged.
+//! Evaluating `tcp-request` rules and `use_backend` conditions, with HAProxy's three-valued
+//! logic: a condition passes, fails, or misses (it reads request bytes that have not come
+//! yet and more may come: the rule then waits, within `tcp-request inspect-delay`).
+//!
+//! Fetches: the addresses and ports, `nbsrv`, `be_conn`, `connslots`, `fc_rcvd_proxy`, the
+//! request bytes (`req.len`, `req.payload`, and the TLS ClientHello's `req.ssl_hello_type`,
+//! `req.ssl_ver` and `req.ssl_sni`, see [`tls_hello`]) and the stick counters (`sc<n>_*`,
+//! `src_*`). Matching: integers, addresses, strings (`str`, `beg`, `end`, `sub`, `dir`, `dom`,
+//! `reg`, `len`, with `-i`), binary, `found` and booleans. Rules act in order: `accept` and
+//! `reject` end the list, `track-sc<n>` starts tracking (once per slot) and goes on,
+//! `silent-drop` ends the connection without a word to the client.
+//!
+//! [`tls_hello`]: super::tls_hello
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
+use super::tls_hello::{self, Fetched};
 use crate::config::model::{
-    Acl, AclRef, AclTerm, BackendId, Condition, Fetch, MatchMethod, Pattern, TcpAction, TcpRule,
+    Acl, AclRef, AclTerm, BackendId, Condition, Fetch, MatchMethod, Pattern, TableRef, TcpAction,
+    TcpRule,
 };
+use crate::stick::{Counts, Tables, Tracker};
 
-/// The state of the backends that `nbsrv` and `be_conn` read.
+/// The state of the backends that `nbsrv`, `be_conn` and `connslots` read.
 pub trait BackendState {
     /// Usable servers of a backend.
     fn nbsrv(&self, b: BackendId) -> u32;
     /// Established connections of a backend (all workers).
     fn be_conn(&self, b: BackendId) -> u32;
+    /// Connection slots left (room under each usable server's maxconn plus room in its
+    /// queue), or -1 when a usable server has no maxconn or no maxqueue, as HAProxy says.
+    fn connslots(&self, b: BackendId) -> i64 {
+        let _ = b;
+        -1
+    }
 }
 
 /// For callers without backends (the stats listener): both fetches read 0.
@@ -30,58 +50,171 @@ impl BackendState for NoBackends {
     }
 }
 
+/// The request bytes received so far, and whether more may come.
+#[derive(Debug, Clone, Copy)]
+pub struct Req<'a> {
+    pub data: &'a [u8],
+    /// No more bytes will be considered: inspection is over (or was never asked for).
+    pub complete: bool,
+}
+
+impl Req<'_> {
+    /// No inspection: nothing received, nothing to wait for.
+    pub const NONE: Req<'static> = Req {
+        data: &[],
+        complete: true,
+    };
+}
+
 /// What the fetches read.
+#[derive(Clone, Copy)]
 pub struct FetchCtx<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub backends: &'a dyn BackendState,
     /// A PROXY header was received (`fc_rcvd_proxy`).
     pub proxied: bool,
+    /// The backend whose rules these are (`be_conn` and `connslots` without argument).
+    pub backend: Option<BackendId>,
+    pub req: Req<'a>,
+    /// The stick counters this connection tracks (`sc0` to `sc2`).
+    pub sc: &'a [Option<Tracker>],
+    pub tables: Option<&'static Tables>,
+    /// The table of the proxy whose rules these are (`src_*` without a table argument).
+    pub table: Option<TableRef>,
+    pub now: Instant,
 }
 
-/// Fetches this evaluator implements.
-pub fn l4_fetch(f: &Fetch) -> bool {
+impl<'a> FetchCtx<'a> {
+    /// A context with the addresses only: no request data, no counters.
+    pub fn layer4(src: SocketAddr, dst: SocketAddr, backends: &'a dyn BackendState) -> Self {
+        FetchCtx {
+            src,
+            dst,
+            backends,
+            proxied: false,
+            backend: None,
+            req: Req::NONE,
+            sc: &[],
+            tables: None,
+            table: None,
+            now: Instant::now(),
+        }
+    }
+}
+
+/// HAProxy's ACL result, with its bit encoding: AND is `&`, OR is `|`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Fail = 0,
+    Miss = 1,
+    Pass = 3,
+}
+
+impl Verdict {
+    fn from_bits(b: u8) -> Verdict {
+        match b {
+            0 => Verdict::Fail,
+            3 => Verdict::Pass,
+            _ => Verdict::Miss,
+        }
+    }
+    fn and(self, o: Verdict) -> Verdict {
+        Verdict::from_bits(self as u8 & o as u8)
+    }
+    fn or(self, o: Verdict) -> Verdict {
+        Verdict::from_bits(self as u8 | o as u8)
+    }
+    fn not(self) -> Verdict {
+        match self {
+            Verdict::Fail => Verdict::Pass,
+            Verdict::Pass => Verdict::Fail,
+            Verdict::Miss => Verdict::Miss,
+        }
+    }
+}
+
+/// Fetches this evaluator implements (all the model has, but `path`, which only a stats
+/// listener reads).
+pub fn supported_fetch(f: &Fetch) -> bool {
+    !matches!(f, Fetch::Path)
+}
+
+/// Whether a fetch reads request bytes (and so may make a rule wait).
+pub fn reads_request(f: &Fetch) -> bool {
     matches!(
         f,
-        Fetch::Src
-            | Fetch::Dst
-            | Fetch::SrcPort
-            | Fetch::DstPort
-            | Fetch::Nbsrv(_)
-            | Fetch::BeConn(Some(_))
-            | Fetch::Always(_)
-            | Fetch::FcRcvdProxy
+        Fetch::ReqSslSni
+            | Fetch::ReqSslHelloType
+            | Fetch::ReqSslVer
+            | Fetch::ReqLen
+            | Fetch::ReqPayload { .. }
     )
 }
 
-/// Why a `tcp-request` rule cannot run in this build, if it cannot: tracking and
-/// silent-drop, and conditions on request data or stick tables.
+/// Why a `tcp-request` rule cannot run in this build, if it cannot.
 pub fn unsupported_rule(r: &TcpRule, acls: &[Acl]) -> Option<String> {
-    match r.action {
-        TcpAction::Accept | TcpAction::Reject | TcpAction::ExpectProxyLayer4 => {}
-        TcpAction::TrackSc { .. } => return Some("'track-sc' (stick tables)".to_string()),
-        TcpAction::SilentDrop => return Some("'silent-drop'".to_string()),
-    }
     let cond = r.cond.as_ref()?;
     cond_fetches(cond, acls)
         .into_iter()
-        .find(|f| !l4_fetch(f))
+        .find(|f| !supported_fetch(f))
         .map(|f| format!("a 'tcp-request' condition on {f:?}"))
 }
 
-/// The verdict of an ordered list of accept/reject rules: the first accept or reject rule
-/// whose condition holds decides; none: accept. `expect-proxy` rules decide nothing here
-/// (see [`expects_proxy`]).
-pub fn accepts(rules: &[TcpRule], acls: &[Acl], ctx: &FetchCtx<'_>) -> bool {
+/// What a list of rules decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An `accept` matched, or no `accept`/`reject` did.
+    Accept,
+    Reject,
+    SilentDrop,
+    /// A condition needs request bytes that may still come.
+    Wait,
+}
+
+/// Runs `rules` in order, as HAProxy's tcp-request evaluation: the first matching
+/// accept/reject/silent-drop decides; a matching `track-sc<n>` tracks the client address in
+/// its table (unless slot n already tracks something) and goes on; a condition that misses
+/// stops the run with [`Outcome::Wait`] (run again when more bytes came). `expect-proxy`
+/// rules are judged by [`expects_proxy`] at accept.
+pub fn run(
+    rules: &[TcpRule],
+    acls: &[Acl],
+    base: &FetchCtx<'_>,
+    sc: &mut [Option<Tracker>; 3],
+) -> Outcome {
     for r in rules {
         if r.action == TcpAction::ExpectProxyLayer4 {
             continue;
         }
-        if r.cond.as_ref().map_or(true, |c| eval(c, acls, ctx)) {
-            return r.action != TcpAction::Reject;
+        if let Some(cond) = &r.cond {
+            let ctx = FetchCtx { sc, ..*base };
+            match verdict(cond, acls, &ctx) {
+                Verdict::Miss => return Outcome::Wait,
+                v => {
+                    if (v == Verdict::Pass) == cond.unless {
+                        continue;
+                    }
+                }
+            }
+        }
+        match r.action {
+            TcpAction::Accept => return Outcome::Accept,
+            TcpAction::Reject => return Outcome::Reject,
+            TcpAction::SilentDrop => return Outcome::SilentDrop,
+            TcpAction::ExpectProxyLayer4 => {}
+            TcpAction::TrackSc { slot, table } => {
+                let slot = &mut sc[usize::from(slot.min(2))];
+                if slot.is_none() {
+                    *slot = base
+                        .tables
+                        .and_then(|t| t.get(table))
+                        .and_then(|t| t.track(base.src.ip(), base.now));
+                }
+            }
         }
     }
-    true
+    Outcome::Accept
 }
 
 /// Whether a matching `expect-proxy layer4` rule comes before the first matching accept
@@ -91,8 +224,8 @@ pub fn expects_proxy(rules: &[TcpRule], acls: &[Acl], ctx: &FetchCtx<'_>) -> boo
         if r.cond.as_ref().map_or(true, |c| eval(c, acls, ctx)) {
             match r.action {
                 TcpAction::ExpectProxyLayer4 => return true,
-                TcpAction::Accept | TcpAction::Reject => return false,
-                _ => {}
+                TcpAction::Accept | TcpAction::Reject | TcpAction::SilentDrop => return false,
+                TcpAction::TrackSc { .. } => {}
             }
         }
     }
@@ -120,54 +253,273 @@ pub fn cond_fetches<'a>(cond: &'a Condition, acls: &'a [Acl]) -> Vec<&'a Fetch> 
     out
 }
 
+/// A condition as a yes or no, misses counting as no, as HAProxy judges `use_backend`
+/// (with the request data final).
 pub fn eval(cond: &Condition, acls: &[Acl], ctx: &FetchCtx<'_>) -> bool {
-    let hit = cond.any_of.iter().any(|all| {
-        all.iter().all(|t| {
-            let m = match &t.acl {
-                AclRef::Inline(term) => term_matches(term, ctx),
-                AclRef::Named(i) => acls[*i].terms.iter().any(|term| term_matches(term, ctx)),
-            };
-            m != t.negate
-        })
-    });
-    hit != cond.unless
+    (verdict(cond, acls, ctx) == Verdict::Pass) != cond.unless
 }
 
-enum Sample {
+/// A condition's verdict before `if`/`unless` is applied: OR of ANDs of (negated) ACLs,
+/// each ACL the OR of its terms.
+pub fn verdict(cond: &Condition, acls: &[Acl], ctx: &FetchCtx<'_>) -> Verdict {
+    let mut any = Verdict::Fail;
+    for all in &cond.any_of {
+        let mut suite = Verdict::Pass;
+        for t in all {
+            let v = match &t.acl {
+                AclRef::Inline(term) => term_verdict(term, ctx),
+                AclRef::Named(i) => acls[*i]
+                    .terms
+                    .iter()
+                    .fold(Verdict::Fail, |v, term| v.or(term_verdict(term, ctx))),
+            };
+            suite = suite.and(if t.negate { v.not() } else { v });
+            if suite == Verdict::Fail {
+                break;
+            }
+        }
+        any = any.or(suite);
+        if any == Verdict::Pass {
+            break;
+        }
+    }
+    any
+}
+
+enum Sample<'a> {
     Ip(IpAddr),
     Int(i64),
     Bool(bool),
+    Str(&'a str),
+    Bin(&'a [u8]),
 }
 
-fn fetch(f: &Fetch, ctx: &FetchCtx<'_>) -> Option<Sample> {
-    Some(match f {
-        Fetch::Src => Sample::Ip(ctx.src.ip()),
-        Fetch::Dst => Sample::Ip(ctx.dst.ip()),
-        Fetch::SrcPort => Sample::Int(i64::from(ctx.src.port())),
-        Fetch::DstPort => Sample::Int(i64::from(ctx.dst.port())),
-        Fetch::Nbsrv(b) => Sample::Int(i64::from(ctx.backends.nbsrv(*b))),
-        Fetch::BeConn(Some(b)) => Sample::Int(i64::from(ctx.backends.be_conn(*b))),
-        Fetch::Always(v) => Sample::Bool(*v),
-        Fetch::FcRcvdProxy => Sample::Bool(ctx.proxied),
-        _ => return None,
+/// A fetch's value, or None with whether more bytes could bring it.
+struct Got<'a> {
+    sample: Option<Sample<'a>>,
+    /// HAProxy's SMP_F_MAY_CHANGE: a later look may differ.
+    may_change: bool,
+}
+
+impl<'a> Got<'a> {
+    fn value(s: Sample<'a>) -> Got<'a> {
+        Got {
+            sample: Some(s),
+            may_change: false,
+        }
+    }
+    fn none() -> Got<'a> {
+        Got {
+            sample: None,
+            may_change: false,
+        }
+    }
+    fn tls<T>(f: Fetched<T>, wrap: impl FnOnce(T) -> Sample<'a>) -> Got<'a> {
+        match f {
+            Fetched::Value(v) => Got::value(wrap(v)),
+            Fetched::Absent => Got::none(),
+            Fetched::NeedMore => Got {
+                sample: None,
+                may_change: true,
+            },
+        }
+    }
+}
+
+fn fetch<'a>(f: &Fetch, ctx: &FetchCtx<'a>) -> Got<'a> {
+    let req = ctx.req;
+    let this = |b: Option<BackendId>| b.or(ctx.backend);
+    match f {
+        Fetch::Src => Got::value(Sample::Ip(ctx.src.ip())),
+        Fetch::Dst => Got::value(Sample::Ip(ctx.dst.ip())),
+        Fetch::SrcPort => Got::value(Sample::Int(i64::from(ctx.src.port()))),
+        Fetch::DstPort => Got::value(Sample::Int(i64::from(ctx.dst.port()))),
+        Fetch::Nbsrv(b) => Got::value(Sample::Int(i64::from(ctx.backends.nbsrv(*b)))),
+        Fetch::BeConn(b) => match this(*b) {
+            Some(b) => Got::value(Sample::Int(i64::from(ctx.backends.be_conn(b)))),
+            None => Got::none(),
+        },
+        Fetch::Connslots(b) => match this(*b) {
+            Some(b) => Got::value(Sample::Int(ctx.backends.connslots(b))),
+            None => Got::none(),
+        },
+        Fetch::Always(v) => Got::value(Sample::Bool(*v)),
+        Fetch::FcRcvdProxy => Got::value(Sample::Bool(ctx.proxied)),
+        Fetch::ReqLen => Got {
+            sample: Some(Sample::Int(req.data.len() as i64)),
+            may_change: !req.complete,
+        },
+        Fetch::ReqPayload { offset, len } => {
+            let (start, len) = (*offset as usize, *len as usize);
+            // A length of 0 means "to the end of the data", as in HAProxy.
+            let end = if len == 0 {
+                req.data.len()
+            } else {
+                start.saturating_add(len)
+            };
+            match req.data.get(start..end) {
+                Some(b) => Got::value(Sample::Bin(b)),
+                None => Got {
+                    sample: None,
+                    may_change: !req.complete,
+                },
+            }
+        }
+        Fetch::ReqSslHelloType => {
+            Got::tls(tls_hello::hello_type(req.data, req.complete), Sample::Int)
+        }
+        Fetch::ReqSslVer => Got::tls(tls_hello::ssl_ver(req.data, req.complete), Sample::Int),
+        Fetch::ReqSslSni => Got::tls(tls_hello::sni(req.data, req.complete), Sample::Str),
+        Fetch::ScConnCur(n, t) => sc_count(ctx, *n, *t, |c| c.conn_cur.map(i64::from)),
+        Fetch::ScConnRate(n, t) => sc_count(ctx, *n, *t, |c| c.conn_rate.map(i64::from)),
+        Fetch::SrcConnCur(t) => src_count(ctx, *t, |c| c.conn_cur.map(i64::from)),
+        Fetch::SrcConnRate(t) => src_count(ctx, *t, |c| c.conn_rate.map(i64::from)),
+        Fetch::Path => Got::none(),
+    }
+}
+
+/// `sc<n>_*`: from what slot n tracks (its own table, or `table` if named and different:
+/// then the client address is looked up there, as HAProxy does).
+fn sc_count<'a>(
+    ctx: &FetchCtx<'a>,
+    n: u8,
+    table: Option<TableRef>,
+    read: impl Fn(&Counts) -> Option<i64>,
+) -> Got<'a> {
+    let counts = match table {
+        Some(t) => ctx
+            .tables
+            .and_then(|ts| ts.get(t))
+            .and_then(|t| t.lookup(ctx.src.ip(), ctx.now)),
+        None => ctx
+            .sc
+            .get(usize::from(n))
+            .and_then(Option::as_ref)
+            .map(|tr| tr.counts(ctx.now)),
+    };
+    match counts.as_ref().and_then(read) {
+        Some(v) => Got::value(Sample::Int(v)),
+        None => Got::none(),
+    }
+}
+
+/// `src_*([table])`: the client address looked up in the table (the proxy's own if none is
+/// named). An address not in the table counts 0.
+fn src_count<'a>(
+    ctx: &FetchCtx<'a>,
+    table: Option<TableRef>,
+    read: impl Fn(&Counts) -> Option<i64>,
+) -> Got<'a> {
+    let Some(t) = table
+        .or(ctx.table)
+        .and_then(|t| ctx.tables.and_then(|ts| ts.get(t)))
+    else {
+        return Got::none();
+    };
+    match t.lookup(ctx.src.ip(), ctx.now) {
+        Some(c) => read(&c).map_or_else(Got::none, |v| Got::value(Sample::Int(v))),
+        None => Got::value(Sample::Int(0)),
+    }
+}
+
+fn term_verdict(t: &AclTerm, ctx: &FetchCtx<'_>) -> Verdict {
+    let got = fetch(&t.fetch, ctx);
+    let miss = got.may_change && !ctx.req.complete;
+    let Some(sample) = got.sample else {
+        return if miss { Verdict::Miss } else { Verdict::Fail };
+    };
+    if matches(t, &sample) {
+        Verdict::Pass
+    } else if miss {
+        Verdict::Miss
+    } else {
+        Verdict::Fail
+    }
+}
+
+fn matches(t: &AclTerm, sample: &Sample<'_>) -> bool {
+    match (t.method, sample) {
+        (MatchMethod::Found, _) => true,
+        (MatchMethod::Bool, Sample::Bool(b)) => *b,
+        (MatchMethod::Bool, Sample::Int(n)) => *n != 0,
+        (_, Sample::Bool(b)) => *b,
+        (_, Sample::Ip(ip)) => t.patterns.iter().any(|p| net_contains(p, *ip)),
+        (MatchMethod::Len, Sample::Str(s)) => int_in(t, s.len() as i64),
+        (MatchMethod::Len, Sample::Bin(b)) => int_in(t, b.len() as i64),
+        (_, Sample::Int(n)) => int_in(t, *n),
+        (_, Sample::Str(s)) => t.patterns.iter().any(|p| str_matches(t, p, s.as_bytes())),
+        (_, Sample::Bin(b)) => t.patterns.iter().any(|p| str_matches(t, p, b)),
+    }
+}
+
+fn int_in(t: &AclTerm, n: i64) -> bool {
+    t.patterns
+        .iter()
+        .any(|p| matches!(p, Pattern::Int(lo, hi) if (*lo..=*hi).contains(&n)))
+}
+
+/// String and binary matching, by the term's method, with `-i` folding ASCII case.
+fn str_matches(t: &AclTerm, p: &Pattern, s: &[u8]) -> bool {
+    let eq = |a: &[u8], b: &[u8]| {
+        if t.ignore_case {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
+    let pat: &[u8] = match p {
+        Pattern::Str(p) => p.as_bytes(),
+        Pattern::Bin(b) => b,
+        Pattern::Regex(r) => {
+            return std::str::from_utf8(s).is_ok_and(|s| regex_matches(r, t.ignore_case, s));
+        }
+        _ => return false,
+    };
+    match t.method {
+        MatchMethod::Beg => s.len() >= pat.len() && eq(&s[..pat.len()], pat),
+        MatchMethod::End => s.len() >= pat.len() && eq(&s[s.len() - pat.len()..], pat),
+        MatchMethod::Sub => pat.is_empty() || s.windows(pat.len()).any(|w| eq(w, pat)),
+        // `dir`: slash-delimited parts; `dom`: dot-delimited parts (HAProxy's rules).
+        MatchMethod::Dir => delimited(s, pat, b'/', &eq),
+        MatchMethod::Dom => delimited(s, pat, b'.', &eq),
+        _ => eq(s, pat),
+    }
+}
+
+/// `pat` occurs in `s` with `sep` (or an end) on both sides.
+fn delimited(s: &[u8], pat: &[u8], sep: u8, eq: &dyn Fn(&[u8], &[u8]) -> bool) -> bool {
+    if pat.is_empty() || s.len() < pat.len() {
+        return false;
+    }
+    (0..=s.len() - pat.len()).any(|i| {
+        let before = i == 0 || s[i - 1] == sep;
+        let after = i + pat.len() == s.len() || s[i + pat.len()] == sep;
+        before && after && eq(&s[i..i + pat.len()], pat)
     })
 }
 
-fn term_matches(t: &AclTerm, ctx: &FetchCtx<'_>) -> bool {
-    let Some(sample) = fetch(&t.fetch, ctx) else {
-        return false;
-    };
-    match (t.method, sample) {
-        (MatchMethod::Found, _) => true,
-        (MatchMethod::Bool, Sample::Bool(b)) => b,
-        (MatchMethod::Bool, Sample::Int(n)) => n != 0,
-        (_, Sample::Ip(ip)) => t.patterns.iter().any(|p| net_contains(p, ip)),
-        (_, Sample::Int(n)) => t
-            .patterns
-            .iter()
-            .any(|p| matches!(p, Pattern::Int(lo, hi) if (*lo..=*hi).contains(&n))),
-        (_, Sample::Bool(b)) => b,
-    }
+type RegexCache = [HashMap<String, Option<regex::Regex>>; 2];
+
+thread_local! {
+    /// Compiled `-m reg` patterns, per thread, without and with `-i` (patterns were
+    /// checked at load).
+    static REGEXES: RefCell<RegexCache> = RefCell::new(Default::default());
+}
+
+fn regex_matches(pattern: &str, ignore_case: bool, s: &str) -> bool {
+    REGEXES.with(|cache| {
+        let map = &mut cache.borrow_mut()[usize::from(ignore_case)];
+        if !map.contains_key(pattern) {
+            let re = regex::RegexBuilder::new(pattern)
+                .case_insensitive(ignore_case)
+                .build()
+                .ok();
+            map.insert(pattern.to_string(), re);
+        }
+        map.get(pattern)
+            .and_then(Option::as_ref)
+            .is_some_and(|re| re.is_match(s))
+    })
 }
 
 /// An address in a network; IPv4-mapped IPv6 addresses match IPv4 networks.
@@ -220,12 +572,11 @@ mod tests {
                 7
             }
         }
-        let ctx = FetchCtx {
-            src: src.parse().unwrap(),
-            dst: "10.0.0.1:443".parse().unwrap(),
-            backends: &Fixed,
-            proxied: false,
-        };
+        let ctx = FetchCtx::layer4(
+            src.parse().unwrap(),
+            "10.0.0.1:443".parse().unwrap(),
+            &Fixed,
+        );
         eval(cond, &[], &ctx)
     }
 
@@ -309,5 +660,128 @@ mod tests {
         assert!(ctx_eval(&c, "[2001:db8::5]:1"));
         assert!(!ctx_eval(&c, "[2001:db9::5]:1"));
         assert!(!ctx_eval(&c, "1.2.3.4:1"));
+    }
+
+    fn verdict_on(cond: &Condition, data: &[u8], complete: bool) -> Verdict {
+        let mut ctx = FetchCtx::layer4(
+            "1.1.1.1:1".parse().unwrap(),
+            "10.0.0.1:443".parse().unwrap(),
+            &NoBackends,
+        );
+        ctx.req = Req { data, complete };
+        verdict(cond, &[], &ctx)
+    }
+
+    fn str_term(fetch: Fetch, method: MatchMethod, ignore_case: bool, pats: &[&str]) -> AclTerm {
+        AclTerm {
+            ignore_case,
+            ..term(
+                fetch,
+                method,
+                pats.iter().map(|p| Pattern::Str(p.to_string())).collect(),
+            )
+        }
+    }
+
+    #[test]
+    fn request_length_waits_until_enough_or_final() {
+        let len3 = term(
+            Fetch::ReqLen,
+            MatchMethod::Int,
+            vec![Pattern::Int(3, i64::MAX)],
+        );
+        let c = cond(false, vec![(false, len3.clone())]);
+        assert_eq!(verdict_on(&c, b"ab", false), Verdict::Miss);
+        assert_eq!(verdict_on(&c, b"abc", false), Verdict::Pass);
+        assert_eq!(verdict_on(&c, b"ab", true), Verdict::Fail);
+        // A miss stays a miss under negation, and an AND with a failure fails.
+        let neg = cond(false, vec![(true, len3.clone())]);
+        assert_eq!(verdict_on(&neg, b"ab", false), Verdict::Miss);
+        let and_fail = cond(
+            false,
+            vec![
+                (false, len3),
+                (false, term(Fetch::Always(false), MatchMethod::Bool, vec![])),
+            ],
+        );
+        assert_eq!(verdict_on(&and_fail, b"ab", false), Verdict::Fail);
+    }
+
+    #[test]
+    fn payload_bytes_match_binary_patterns() {
+        let ssh = term(
+            Fetch::ReqPayload { offset: 0, len: 3 },
+            MatchMethod::Bin,
+            vec![Pattern::Bin(b"SSH".to_vec())],
+        );
+        let c = cond(false, vec![(false, ssh)]);
+        assert_eq!(verdict_on(&c, b"SS", false), Verdict::Miss);
+        assert_eq!(verdict_on(&c, b"SSH-2.0-x", false), Verdict::Pass);
+        assert_eq!(verdict_on(&c, b"GET / HTTP/1.1", false), Verdict::Fail);
+        assert_eq!(verdict_on(&c, b"SS", true), Verdict::Fail);
+    }
+
+    #[test]
+    fn string_methods_follow_haproxy() {
+        let s = |m, i, pats: &[&str], v: &str| {
+            let t = str_term(Fetch::Always(true), m, i, pats);
+            matches(&t, &Sample::Str(v))
+        };
+        assert!(s(
+            MatchMethod::Str,
+            true,
+            &["API.example.com"],
+            "api.example.com"
+        ));
+        assert!(!s(
+            MatchMethod::Str,
+            false,
+            &["API.example.com"],
+            "api.example.com"
+        ));
+        assert!(s(MatchMethod::Beg, false, &["staff."], "staff.example.com"));
+        assert!(s(
+            MatchMethod::End,
+            true,
+            &[".GIT.example.com"],
+            "a.git.example.com"
+        ));
+        assert!(!s(
+            MatchMethod::End,
+            false,
+            &[".git.example.com"],
+            "git.example.com"
+        ));
+        assert!(s(MatchMethod::Sub, false, &["mple"], "example.com"));
+        assert!(s(MatchMethod::Dom, false, &["example"], "www.example.com"));
+        assert!(s(
+            MatchMethod::Dom,
+            false,
+            &["example.com"],
+            "www.example.com"
+        ));
+        assert!(!s(MatchMethod::Dom, false, &["ample"], "www.example.com"));
+        assert!(s(MatchMethod::Dir, false, &["img"], "/static/img/a.png"));
+        assert!(!s(MatchMethod::Dir, false, &["im"], "/static/img/a.png"));
+        let re = |i, pat: &str, v: &str| {
+            let t = AclTerm {
+                ignore_case: i,
+                ..term(
+                    Fetch::Always(true),
+                    MatchMethod::Reg,
+                    vec![Pattern::Regex(pat.into())],
+                )
+            };
+            matches(&t, &Sample::Str(v))
+        };
+        assert!(re(true, r"^(scan|probe)[0-9]*\.", "PROBE7.example.com"));
+        assert!(!re(false, r"^(scan|probe)[0-9]*\.", "PROBE7.example.com"));
+        let len = term(
+            Fetch::Always(true),
+            MatchMethod::Len,
+            vec![Pattern::Int(0, 3)],
+        );
+        assert!(matches(&len, &Sample::Str("abc")));
+        assert!(!matches(&len, &Sample::Str("abcd")));
     }
 }

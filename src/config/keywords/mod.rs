@@ -310,7 +310,9 @@ pub fn support_matrix() -> String {
          | `feature()` in `.if` | HAProxy's build options | always false |\n\
          | splicing without any `option splice-*` | off | on for bulk transfers (a direction switches to splice once a read fills a buffer) |\n\
          | log dates | local time | UTC (the syslog tag stays `haproxy`, so parsers match) |\n\
-         | `tcp-request` track-sc, silent-drop and request-data conditions, stick tables, `rate-limit`, `hash req.ssl_sni` | supported | `sluice -c` accepts them; running refuses to start, naming them (not yet in the data plane; `tcp-request` accept/reject/expect-proxy on layer-4 conditions and `fc_rcvd_proxy`, `accept-proxy`, `send-proxy` and `send-proxy-v2` do run) |\n\n",
+         | `req.ssl_sni` with a name that is not valid UTF-8 | the raw bytes | no value (the condition fails) |\n\
+         | leasttime estimates | (no leasttime in HAProxy) | one estimate per server, shared by every worker |\n\
+         | `master-worker`, `-W`, `-x` | supported | `sluice -c` accepts them; running refuses to start, naming them (reload with `-sf` under systemd instead) |\n\n",
     );
     let tables = [
         ("global", "Global section"),

@@ -1,0 +1,420 @@
+//! Content inspection through the real binary: an SNI router (`tcp-request inspect-delay`,
+//! `req.ssl_hello_type`, `req.ssl_sni` with `-i`, `-m end`), a protocol multiplexer on
+//! `req.payload` and `req.len`, the peeked bytes forwarded intact, `balance hash
+//! req.ssl_sni`, stick counters limiting clients, and `silent-drop`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::backends::{connect, read_line, read_to_eof, wait_until, Backend};
+use crate::common::running::Sluice;
+
+/// A minimal but well-formed TLS 1.2 ClientHello record, with an SNI extension for `name`
+/// when given (and a second, unrelated extension before it).
+pub fn client_hello(name: Option<&str>) -> Vec<u8> {
+    let mut ext = Vec::new();
+    // extension 0x000b (ec_point_formats), 2 bytes of data
+    ext.extend_from_slice(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]);
+    if let Some(name) = name {
+        let n = name.as_bytes();
+        let list_len = 3 + n.len();
+        ext.extend_from_slice(&[0x00, 0x00]);
+        ext.extend_from_slice(&((list_len + 2) as u16).to_be_bytes());
+        ext.extend_from_slice(&(list_len as u16).to_be_bytes());
+        ext.push(0);
+        ext.extend_from_slice(&(n.len() as u16).to_be_bytes());
+        ext.extend_from_slice(n);
+    }
+    let mut hello = vec![0x03, 0x03];
+    hello.extend_from_slice(&[0x5a; 32]); // random
+    hello.push(0); // session id
+    hello.extend_from_slice(&[0x00, 0x02, 0x13, 0x01]); // one cipher suite
+    hello.extend_from_slice(&[0x01, 0x00]); // null compression
+    hello.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    hello.extend_from_slice(&ext);
+    let mut hs = vec![0x01];
+    hs.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&hello);
+    let mut rec = vec![0x16, 0x03, 0x01];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+fn sni_router(api: &Backend, git: &Backend, web: &Backend, delay: &str) -> String {
+    format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend https-in\n    bind 127.0.0.1:{{port:fe}}\n\
+         \x20   tcp-request inspect-delay {delay}\n\
+         \x20   tcp-request content accept if {{ req_ssl_hello_type 1 }}\n\
+         \x20   tcp-request content reject\n\
+         \x20   acl is_api req_ssl_sni -i api.example.com\n\
+         \x20   acl is_git req.ssl_sni -m end -i .git.example.com\n\
+         \x20   use_backend api if is_api\n\
+         \x20   use_backend gitlab if is_git || {{ req.ssl_sni -i git.example.com }}\n\
+         \x20   default_backend web\n\
+         backend api\n    server a1 {}\n\
+         backend gitlab\n    server g1 {}\n\
+         backend web\n    server w1 {}\n",
+        api.addr(),
+        git.addr(),
+        web.addr()
+    )
+}
+
+/// Sends `bytes` and returns the tag line of the backend it reached.
+fn routed(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = connect(addr);
+    s.write_all(bytes).expect("send");
+    read_line(&s)
+}
+
+/// True when sluice closed the connection without a backend: EOF or reset, no tag.
+fn refused(mut s: TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(0) | Err(_))
+}
+
+#[test]
+fn sni_router_routes_by_server_name_and_rejects_the_rest() {
+    let (api, git, web) = (
+        Backend::tagged("api"),
+        Backend::tagged("git"),
+        Backend::tagged("web"),
+    );
+    let sl = Sluice::start(&sni_router(&api, &git, &web, "5s"));
+    let fe = sl.addr("fe");
+    assert_eq!(routed(fe, &client_hello(Some("api.example.com"))), "api");
+    assert_eq!(routed(fe, &client_hello(Some("API.Example.COM"))), "api");
+    assert_eq!(routed(fe, &client_hello(Some("ci.git.example.com"))), "git");
+    assert_eq!(routed(fe, &client_hello(Some("git.example.com"))), "git");
+    assert_eq!(routed(fe, &client_hello(Some("www.example.org"))), "web");
+    assert_eq!(routed(fe, &client_hello(None)), "web");
+    // Not TLS: decided at once (not after the 5 s delay), and rejected.
+    let started = Instant::now();
+    let mut s = connect(fe);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert!(refused(s));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(web.accepted(), 2, "no backend saw the plain-text client");
+    sl.stop();
+}
+
+#[test]
+fn a_hello_in_pieces_waits_and_an_idle_client_is_judged_at_the_delay() {
+    let (api, git, web) = (
+        Backend::tagged("api"),
+        Backend::tagged("git"),
+        Backend::tagged("web"),
+    );
+    let sl = Sluice::start(&sni_router(&api, &git, &web, "1s"));
+    let fe = sl.addr("fe");
+    let hello = client_hello(Some("api.example.com"));
+    let mut s = connect(fe);
+    s.write_all(&hello[..7]).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    s.write_all(&hello[7..40]).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    s.write_all(&hello[40..]).unwrap();
+    assert_eq!(read_line(&s), "api");
+    // Silent client: the rules decide when the inspect-delay ends (reject), not before.
+    let started = Instant::now();
+    let s = connect(fe);
+    assert!(refused(s));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    sl.stop();
+}
+
+#[test]
+fn inspected_bytes_reach_the_server_intact() {
+    let echo = Backend::echo();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    tcp-request inspect-delay 2s\n\
+         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
+         \x20   use_backend be if {{ req.ssl_sni -m found }}\n\
+         backend be\n    server e1 {}\n",
+        echo.addr()
+    );
+    let sl = Sluice::start(&cfg);
+    let mut sent = client_hello(Some("echo.example.com"));
+    sent.extend((0..200_000u32).map(|i| (i * 7 % 251) as u8));
+    let s = connect(sl.addr("fe"));
+    let mut w = s.try_clone().unwrap();
+    let data = sent.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let got = read_to_eof(&s, Duration::from_secs(10));
+    writer.join().unwrap();
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "bytes changed on the way");
+    sl.stop();
+}
+
+#[test]
+fn protocol_mux_on_payload_and_length() {
+    let (ssh, tls) = (Backend::tagged("ssh"), Backend::tagged("tls"));
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend mux\n    bind 127.0.0.1:{{port:fe}}\n    tcp-request inspect-delay 3s\n\
+         \x20   acl is_ssh req.payload(0,3) -m bin 535348\n\
+         \x20   acl is_tls req.ssl_hello_type 1\n\
+         \x20   acl old_tls req.ssl_ver lt 3.3\n\
+         \x20   acl got_data req.len ge 3\n\
+         \x20   tcp-request content accept if is_ssh\n\
+         \x20   tcp-request content reject if is_tls old_tls\n\
+         \x20   tcp-request content accept if is_tls\n\
+         \x20   tcp-request content reject if got_data\n\
+         \x20   use_backend ssh if is_ssh\n\
+         \x20   default_backend tls\n\
+         backend ssh\n    server s1 {}\n\
+         backend tls\n    server t1 {}\n",
+        ssh.addr(),
+        tls.addr()
+    );
+    let sl = Sluice::start(&cfg);
+    let fe = sl.addr("fe");
+    assert_eq!(routed(fe, b"SSH-2.0-OpenSSH_9.2\r\n"), "ssh");
+    // "SS" alone is not enough to decide: the rule waits for the third byte.
+    let mut s = connect(fe);
+    s.write_all(b"SS").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    s.write_all(b"H-2.0-x\r\n").unwrap();
+    assert_eq!(read_line(&s), "ssh");
+    // req.ssl_ver reads the ClientHello's version: 3.3 passes, 3.1 is "old" and refused.
+    let tls12 = client_hello(Some("a.example.com"));
+    assert_eq!(routed(fe, &tls12), "tls");
+    let mut tls10 = tls12.clone();
+    tls10[10] = 0x01;
+    let mut s = connect(fe);
+    s.write_all(&tls10).unwrap();
+    assert!(refused(s));
+    let mut s = connect(fe);
+    s.write_all(b"PING\r\n").unwrap();
+    assert!(refused(s), "three bytes of something else are rejected");
+    assert_eq!((ssh.accepted(), tls.accepted()), (2, 1));
+    sl.stop();
+}
+
+#[test]
+fn balance_hash_on_the_server_name_sticks() {
+    let backends: Vec<Backend> = (1..=3).map(|i| Backend::tagged(&format!("s{i}"))).collect();
+    let servers: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("    server s{} {}\n", i + 1, b.addr()))
+        .collect();
+    let cfg = format!(
+        "global\n    nbthread 2\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    tcp-request inspect-delay 2s\n\
+         \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
+         \x20   default_backend be\n\
+         backend be\n    balance hash req.ssl_sni\n    hash-type consistent\n{servers}"
+    );
+    let sl = Sluice::start(&cfg);
+    let fe = sl.addr("fe");
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..24 {
+        let name = format!("tenant{i}.example.com");
+        let first = routed(fe, &client_hello(Some(&name)));
+        for _ in 0..3 {
+            assert_eq!(routed(fe, &client_hello(Some(&name))), first, "{name}");
+        }
+        seen.insert(first);
+    }
+    assert!(seen.len() >= 2, "24 names all went to {seen:?}");
+    sl.stop();
+}
+
+#[test]
+fn openssl_clients_are_routed_by_their_server_name() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipped: no openssl binary");
+        return;
+    }
+    let (api, git, web) = (
+        Backend::tagged("api"),
+        Backend::tagged("git"),
+        Backend::tagged("web"),
+    );
+    let sl = Sluice::start(&sni_router(&api, &git, &web, "5s"));
+    let fe = sl.addr("fe");
+    for (name, backend) in [("api.example.com", &api), ("x.git.example.com", &git)] {
+        let before = backend.accepted();
+        let mut child = Command::new("openssl")
+            .args(["s_client", "-connect", &fe.to_string(), "-servername", name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl");
+        wait_until(
+            Duration::from_secs(5),
+            "openssl to reach its backend",
+            || backend.accepted() > before,
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(web.accepted(), 0);
+    sl.stop();
+}
+
+fn stick_cfg(be: &Backend, rules: &str) -> String {
+    format!(
+        "global\n    nbthread 2\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n\
+         \x20   stick-table type ip size 100 expire 30s store conn_cur,conn_rate(10s)\n\
+         {rules}\
+         \x20   default_backend be\n\
+         backend be\n    server s1 {}\n",
+        be.addr()
+    )
+}
+
+#[test]
+fn stick_counters_cap_concurrent_connections_per_client() {
+    let be = Backend::tagged("s1");
+    let sl = Sluice::start(&stick_cfg(
+        &be,
+        "    tcp-request connection track-sc1 src\n\
+         \x20   tcp-request connection reject if { sc1_conn_cur gt 2 }\n",
+    ));
+    let fe = sl.addr("fe");
+    let a = connect(fe);
+    assert_eq!(read_line(&a), "s1");
+    let b = connect(fe);
+    assert_eq!(read_line(&b), "s1");
+    // The third concurrent connection from 127.0.0.1 counts 3 and is refused.
+    assert!(refused(connect(fe)));
+    drop(a);
+    // Once one has closed, there is room again (the count follows closes promptly).
+    wait_until(Duration::from_secs(5), "a slot to free up", || {
+        let c = connect(fe);
+        let mut buf = [0u8; 3];
+        matches!((&c).read(&mut buf), Ok(n) if n > 0)
+    });
+    drop(b);
+    sl.stop();
+}
+
+#[test]
+fn stick_counters_limit_the_connection_rate() {
+    let be = Backend::tagged("s1");
+    let sl = Sluice::start(&stick_cfg(
+        &be,
+        "    tcp-request connection track-sc0 src\n\
+         \x20   tcp-request connection reject if { sc0_conn_rate gt 3 }\n",
+    ));
+    let fe = sl.addr("fe");
+    for _ in 0..3 {
+        assert_eq!(routed(fe, b""), "s1");
+    }
+    // The fourth within 10 s is over the rate, and so are the next ones.
+    assert!(refused(connect(fe)));
+    assert!(refused(connect(fe)));
+    assert_eq!(be.accepted(), 3);
+    sl.stop();
+}
+
+#[test]
+fn src_conn_cur_reads_the_table_without_tracking() {
+    let be = Backend::tagged("s1");
+    let sl = Sluice::start(&stick_cfg(
+        &be,
+        "    tcp-request connection reject if { src_conn_cur ge 1 }\n\
+         \x20   tcp-request content track-sc2 src\n",
+    ));
+    let fe = sl.addr("fe");
+    // Tracked at content time: the first connection is counted after the check.
+    let a = connect(fe);
+    assert_eq!(read_line(&a), "s1");
+    assert!(refused(connect(fe)), "the table already counts one");
+    drop(a);
+    wait_until(Duration::from_secs(5), "the count to drop", || {
+        let c = connect(fe);
+        let mut buf = [0u8; 3];
+        matches!((&c).read(&mut buf), Ok(n) if n > 0)
+    });
+    sl.stop();
+}
+
+#[test]
+fn silent_drop_sends_nothing_to_the_client() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: TCP_REPAIR needs CAP_NET_ADMIN (run as root)");
+        return;
+    }
+    let be = Backend::tagged("s1");
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n\
+         \x20   tcp-request connection silent-drop if {{ src 127.0.0.1 }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 {}\n",
+        be.addr()
+    );
+    let sl = Sluice::start(&cfg);
+    let mut s = connect(sl.addr("fe"));
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    let got = s.read(&mut buf);
+    // No FIN (Ok(0)) and no RST (ConnectionReset): the read just times out.
+    match got {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        Ok(n) => panic!("read {n} bytes: the client heard from sluice"),
+    }
+    assert_eq!(be.accepted(), 0);
+    sl.stop();
+}
+
+#[test]
+fn rate_limit_sessions_spreads_a_burst_over_time() {
+    let be = Backend::tagged("s1");
+    let cfg = format!(
+        "global\n    nbthread 2\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    rate-limit sessions 10\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        be.addr()
+    );
+    let sl = Sluice::start(&cfg);
+    let fe = sl.addr("fe");
+    let started = Instant::now();
+    // 25 clients at once: about 10 get in at once, the others wait in the backlog (none
+    // is refused) and get in as the rate over the last second allows.
+    let clients: Vec<_> = (0..25)
+        .map(|_| std::thread::spawn(move || read_line(&connect(fe))))
+        .collect();
+    wait_until(Duration::from_secs(5), "the first sessions", || {
+        be.accepted() >= 10
+    });
+    let early = be.accepted();
+    assert!(early <= 12, "{early} sessions in the first burst");
+    for c in clients {
+        assert_eq!(c.join().unwrap(), "s1");
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_200) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    sl.stop();
+}
