@@ -165,9 +165,17 @@ fn random_and_leasttime_use_every_server() {
         let names: Vec<String> = held.iter().map(read_line).collect();
         let c = counts(&names);
         for name in ["s1", "s2", "s3"] {
-            // Held connections count: each pick prefers the less loaded servers.
+            // Held connections count: each pick prefers the less loaded servers. leasttime
+            // also weighs each server's connect time, which on a busy loopback is mostly
+            // noise (one slow connect makes a server look slow for seconds), so it is only
+            // held to using every server.
             let n = count(&c, name);
-            assert!((5..=15).contains(&n), "{balance}: {c:?}");
+            let want = if balance == "leasttime" {
+                1..=28
+            } else {
+                5..=15
+            };
+            assert!(want.contains(&n), "{balance}: {c:?}");
         }
         drop(held);
         s.stop();

@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 /// The `sluice` binary cargo built for these tests.
 pub fn sluice_bin() -> PathBuf {
@@ -16,14 +17,33 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs sluice with `args` from the repository root and waits for it.
+/// Runs sluice with `args` from the repository root and waits for it, 30 s at most (a
+/// run that was expected to stop at once but serves is killed, and the test fails).
 pub fn sluice(args: &[&str]) -> Output {
-    Command::new(sluice_bin())
+    let child = Command::new(sluice_bin())
         .args(args)
         .current_dir(repo_root())
         .env_remove("RUST_LOG")
-        .output()
-        .expect("run sluice")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sluice");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.expect("run sluice"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("sluice {args:?} still running after 30 s");
+        }
+    }
 }
 
 pub fn stdout(o: &Output) -> String {
