@@ -200,7 +200,12 @@ fn protocol_mux_on_payload_and_length() {
     let mut s = connect(fe);
     s.write_all(b"PING\r\n").unwrap();
     assert!(refused(s), "three bytes of something else are rejected");
-    assert_eq!((ssh.accepted(), tls.accepted()), (2, 1));
+    // Bytes and the client's FIN together: decided on the final data, routed, forwarded.
+    let mut s = connect(fe);
+    s.write_all(b"SSH").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_line(&s), "ssh");
+    assert_eq!((ssh.accepted(), tls.accepted()), (3, 1));
     sl.stop();
 }
 

@@ -687,9 +687,9 @@ impl Worker {
             return;
         }
         let fd = c.client.sock.as_raw_fd();
-        let n = match recv(fd, &mut self.peek, MsgFlags::MSG_PEEK) {
-            Ok(n) => n,
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => 0,
+        let (n, eof) = match recv(fd, &mut self.peek, MsgFlags::MSG_PEEK) {
+            Ok(n) => (n, n == 0),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => (0, false),
             Err(e) => {
                 log::debug!("worker {}: {}: inspecting: {e}", self.id, c.src);
                 self.close(key, CloseReason::ClientReset, now);
@@ -697,7 +697,7 @@ impl Worker {
             }
         };
         // No more bytes will come into view: the buffer is full or the client is done.
-        let data_final = n == self.peek.len() || c.client.rdhup;
+        let data_final = n == self.peek.len() || eof || c.client.rdhup;
         self.decide(key, n, data_final, now);
     }
 
