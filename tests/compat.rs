@@ -82,3 +82,20 @@ fn support_matrix_is_generated_from_the_registry() {
         "haproxy-compat/README.md is stale: run `SLUICE_BLESS=1 cargo test support_matrix`"
     );
 }
+
+#[test]
+fn debian_stock_defaults_are_accepted_with_warnings() {
+    let out = sluice(&[
+        "-c",
+        "-f",
+        "haproxy-compat/valid/35-debian-stock-defaults.cfg",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    for kw in ["ca-base", "ssl-default-bind-options", "errorfile"] {
+        assert!(
+            err.contains(&format!("warning: '{kw}': ignored: ")),
+            "{err}"
+        );
+    }
+}

@@ -150,6 +150,10 @@ fn apply<T>(
                 return;
             }
             let Some(parse) = spec.parse else {
+                if let Some(why) = keywords::inert(kind.word(), name) {
+                    diags.push(Diag::warning(&d.span, name, why));
+                    return;
+                }
                 let why = match spec.support {
                     keywords::Support::No(why) => why,
                     _ => "",
@@ -171,11 +175,14 @@ fn apply<T>(
                 diags.push(Diag::error(&d.span, name, msg));
             }
         }
-        Lookup::NotSupported { name } => diags.push(Diag::error(
-            &d.span,
-            "",
-            format!("'{name}' is not supported by sluice"),
-        )),
+        Lookup::NotSupported { name } => match keywords::inert(kind.word(), &name) {
+            Some(why) => diags.push(Diag::warning(&d.span, &name, why)),
+            None => diags.push(Diag::error(
+                &d.span,
+                "",
+                format!("'{name}' is not supported by sluice"),
+            )),
+        },
         Lookup::Removed { name, hint } => diags.push(Diag::error(&d.span, &name, hint)),
         Lookup::Unknown { name, suggestion } => diags.push(
             Diag::error(

@@ -152,6 +152,66 @@ pub enum Lookup<'t, T: 'static> {
     },
 }
 
+/// Why TLS settings are inert in sluice.
+const INERT_TLS: &str =
+    "ignored: TLS defaults for TLS-terminating binds and servers, and sluice terminates no TLS (a 'bind ... ssl' is refused)";
+/// Why HTTP settings in a defaults section are inert in sluice.
+const INERT_HTTP: &str =
+    "ignored: only HTTP proxies use it, and sluice runs tcp-mode proxies (a 'mode http' proxy other than a stats page is refused)";
+
+/// Keywords sluice accepts and ignores with a warning where they are: TLS defaults in
+/// `global` and HTTP settings in `defaults`. HAProxy applies them only to TLS binds and HTTP
+/// proxies, which sluice refuses, so nothing that runs could use them; refusing them would
+/// refuse Debian's stock haproxy.cfg and the usual `defaults` blocks. Elsewhere (in a
+/// proxy, where the user means them) they stay errors.
+pub const INERT: &[(&str, &[&str], &str)] = &[
+    (
+        "global",
+        &[
+            "ca-base",
+            "crt-base",
+            "ssl-default-bind-ciphers",
+            "ssl-default-bind-ciphersuites",
+            "ssl-default-bind-options",
+            "ssl-default-server-ciphers",
+            "ssl-default-server-ciphersuites",
+            "ssl-default-server-options",
+            "ssl-dh-param-file",
+            "ssl-server-verify",
+            "tune.ssl.default-dh-param",
+        ],
+        INERT_TLS,
+    ),
+    (
+        "defaults",
+        &[
+            "errorfile",
+            "errorfiles",
+            "option forwardfor",
+            "option http-buffer-request",
+            "option http-ignore-probes",
+            "option http-keep-alive",
+            "option http-no-delay",
+            "option http-pretend-keepalive",
+            "option http-server-close",
+            "option http-use-proxy-header",
+            "option httpclose",
+            "option originalto",
+            "timeout http-keep-alive",
+            "timeout http-request",
+        ],
+        INERT_HTTP,
+    ),
+];
+
+/// Why `name` is ignored in a `section` section, if it is inert there ([`INERT`]).
+pub fn inert(section: &str, name: &str) -> Option<&'static str> {
+    INERT
+        .iter()
+        .find(|(sec, names, _)| *sec == section && names.contains(&name))
+        .map(|(_, _, why)| *why)
+}
+
 /// Finds the keyword named by `words` in `table`: the longest name first (two words), then one.
 /// `families` are first words that always take a second word (`option`, `timeout`), so that an
 /// unknown second word is reported as such.
@@ -302,7 +362,8 @@ pub fn support_matrix() -> String {
          | input | HAProxy 2.6.12 | sluice |\n|---|---|---|\n\
          | `maxconn 10k` (size suffix on a count) | silently reads 10 | error: not a valid number |\n\
          | `tune.bufsize 32k` | reads 32 and crashes | 32768 (size units accepted on sizes) |\n\
-         | `option forwardfor` and other HTTP options in tcp mode | warning, ignored | error: not supported |\n\
+         | `option forwardfor` and other HTTP options in a tcp-mode proxy | warning, ignored | error: not supported |\n\
+         | HTTP options in `defaults`, TLS defaults in `global` (see below) | used by HTTP proxies and TLS binds only | warning, ignored (sluice has neither) |\n\
          | keyword of the other side (`balance` in a frontend) | warning, ignored | warning, ignored (same) |\n\
          | ACL used before its `acl` line | error | accepted |\n\
          | `$VAR` outside quotes | kept literally, except in addresses | same: `${VAR}` expands in addresses (bind, server, log) and inside double quotes |\n\
@@ -314,6 +375,21 @@ pub fn support_matrix() -> String {
          | leasttime estimates | (no leasttime in HAProxy) | one estimate per server, shared by every worker |\n\
          | `master-worker`, `-W`, `-x` | supported | `sluice -c` accepts them; running refuses to start, naming them (reload with `-sf` under systemd instead) |\n\n",
     );
+    s.push_str(
+        "## Accepted and ignored, with a warning\n\n\
+         Inert in sluice: HAProxy applies them only to TLS binds and HTTP proxies, which sluice \
+         refuses. Anywhere else they are errors.\n\n| section | keyword | why |\n|---|---|---|\n",
+    );
+    for (section, names, why) in INERT {
+        for name in *names {
+            let _ = writeln!(
+                s,
+                "| {section} | `{name}` | {} |",
+                why.trim_start_matches("ignored: ")
+            );
+        }
+    }
+    s.push('\n');
     let tables = [
         ("global", "Global section"),
         (
