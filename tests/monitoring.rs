@@ -616,3 +616,27 @@ fn show_table_matches_live_haproxy() {
     }
     s.stop();
 }
+
+#[test]
+fn stats_socket_owner_and_mode_are_applied() {
+    let nobody = nix::unistd::User::from_name("nobody").ok().flatten();
+    let (Some(nobody), true) = (nobody, nix::unistd::Uid::effective().is_root()) else {
+        eprintln!("skipped: needs root and a 'nobody' user to change a socket's owner");
+        return;
+    };
+    let dir = TempDir::new("owner");
+    let sock = dir.path().join("admin.sock");
+    let s = Sluice::start(&format!(
+        "global\n    stats socket {} user nobody gid 4321 mode 640 level admin\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n\
+         listen fe\n    bind 127.0.0.1:{{port:fe}}\n    server s1 127.0.0.1:9\n",
+        sock.display()
+    ));
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(&sock).expect("socket file");
+    assert_eq!(meta.uid(), nobody.uid.as_raw());
+    assert_eq!(meta.gid(), 4321);
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    assert!(cli(&sock, "show info").contains("Name: "));
+    s.stop();
+}

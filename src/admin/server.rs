@@ -123,6 +123,11 @@ pub fn bind(model: &Model) -> Result<Vec<AdminListener>, String> {
                         |e| format!("{}: stats socket {}: mode: {e}", s.span, path.display()),
                     )?;
                 }
+                if s.uid.is_some() || s.gid.is_some() {
+                    std::os::unix::fs::chown(path, s.uid, s.gid).map_err(|e| {
+                        format!("{}: stats socket {}: owner: {e}", s.span, path.display())
+                    })?;
+                }
                 ListenSock::Unix(l)
             }
             StatsSocketAddr::Tcp(addr) => {

@@ -148,6 +148,9 @@ pub struct StatsSocket {
     pub addr: StatsSocketAddr,
     /// Unix socket permission bits (`mode 660`).
     pub mode: Option<u32>,
+    /// Unix socket owner and group (`uid`/`user`, `gid`/`group`).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
     pub level: AccessLevel,
     pub expose_fd_listeners: bool,
 }

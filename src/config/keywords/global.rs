@@ -322,6 +322,8 @@ fn parse_stats_socket(g: &mut Global, a: &mut Args<'_>) -> Parsed {
         span: a.span.clone(),
         addr,
         mode: None,
+        uid: None,
+        gid: None,
         level: AccessLevel::Operator,
         expose_fd_listeners: false,
     };
@@ -343,6 +345,31 @@ fn parse_stats_socket(g: &mut Global, a: &mut Args<'_>) -> Parsed {
                     "admin" => AccessLevel::Admin,
                     l => return Err(format!("unknown level '{l}' (user, operator, admin)")),
                 };
+            }
+            "uid" | "gid" => {
+                let v = a.expect("a numeric id")?;
+                let id = v
+                    .parse::<u32>()
+                    .map_err(|_| format!("'{opt}' expects a numeric id, not '{v}'"))?;
+                if opt == "uid" {
+                    sock.uid = Some(id);
+                } else {
+                    sock.gid = Some(id);
+                }
+            }
+            "user" => {
+                let name = a.expect("a user name after 'user'")?;
+                match nix::unistd::User::from_name(name) {
+                    Ok(Some(u)) => sock.uid = Some(u.uid.as_raw()),
+                    _ => return Err(format!("unknown user '{name}'")),
+                }
+            }
+            "group" => {
+                let name = a.expect("a group name after 'group'")?;
+                match nix::unistd::Group::from_name(name) {
+                    Ok(Some(g)) => sock.gid = Some(g.gid.as_raw()),
+                    _ => return Err(format!("unknown group '{name}'")),
+                }
             }
             "expose-fd" => match a.expect("'listeners' after 'expose-fd'")? {
                 "listeners" => sock.expose_fd_listeners = true,

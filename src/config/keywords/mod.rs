@@ -362,6 +362,7 @@ pub fn support_matrix() -> String {
          | input | HAProxy 2.6.12 | sluice |\n|---|---|---|\n\
          | `maxconn 10k` (size suffix on a count) | silently reads 10 | error: not a valid number |\n\
          | `tune.bufsize 32k` | reads 32 and crashes | 32768 (size units accepted on sizes) |\n\
+         | `stats socket ... uid <name>` | reads 0: the socket goes to root | error: a numeric id (names go with `user`/`group`) |\n\
          | `option forwardfor` and other HTTP options in a tcp-mode proxy | warning, ignored | error: not supported |\n\
          | HTTP options in `defaults`, TLS defaults in `global` (see below) | used by HTTP proxies and TLS binds only | warning, ignored (sluice has neither) |\n\
          | keyword of the other side (`balance` in a frontend) | warning, ignored | warning, ignored (same) |\n\
