@@ -230,3 +230,36 @@ fn a_stored_server_that_refuses_is_left_by_redispatch() {
     );
     s.stop();
 }
+
+#[test]
+fn a_persistent_server_at_maxconn_queues_its_clients_only() {
+    let dir = TempDir::new("persist");
+    let s1 = Backend::tagged("s1");
+    let s2 = Backend::tagged("s2");
+    let s = Sluice::start(&format!(
+        "{}listen db\n    bind 127.0.0.1:{{port:fe}}\n    balance first\n    timeout queue 5s\n\
+         \x20   stick-table type ip size 10\n    stick on src\n\
+         \x20   server s1 {} maxconn 1\n    server s2 {}\n",
+        head(&dir),
+        s1.addr(),
+        s2.addr()
+    ));
+    let fe = s.addr("fe");
+    let a = Ipv4Addr::new(127, 0, 0, 2);
+    let held = connect_from(a, fe);
+    assert_eq!(read_line(&held), "s1");
+    // s1 is full: a's next connection waits for it rather than going to s2...
+    let queued = connect_from(a, fe);
+    queued
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let waited = (&queued).read(&mut byte);
+    assert!(waited.is_err(), "not queued: {waited:?}");
+    // ...while a new client is balanced past the full s1.
+    assert_eq!(names_from(Ipv4Addr::new(127, 0, 0, 3), fe, 1), ["s2"]);
+    drop(held);
+    queued.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(read_line(&queued), "s1");
+    s.stop();
+}
