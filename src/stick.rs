@@ -18,6 +18,10 @@
 //! - `size` caps the entry count; inserting into a full table first drops the expired
 //!   entries, then the `size / 256 + 1` least recently updated unreferenced ones; when all
 //!   are referenced the key is not tracked.
+//! - a table named by a `stick` rule also stores a server per entry (HAProxy's `server_id`
+//!   and `server_key`, the server's numeric id and name): [`Table::stick_store`] writes it
+//!   once a connection has its server, [`Table::stick_match`] reads it (and touches the
+//!   entry, as HAProxy's `stktable_touch_local` does).
 //!
 //! Concurrency: entries are spread over mutex-protected shards by key hash; each entry has
 //! its own small mutex. Locks are taken shard then entry, never two shards at once, never
@@ -90,6 +94,17 @@ impl Tables {
                 TableRef::Backend(id) => out.by_backend[id.index()] = Some(idx),
             }
         }
+        // A table a `stick` rule names stores a server per entry (HAProxy allocates
+        // server_id and server_key in it).
+        for rule in model.backends.iter().flat_map(|b| &b.sticking) {
+            let idx = match rule.table {
+                TableRef::Frontend(id) => out.by_frontend.get(id.index()).copied().flatten(),
+                TableRef::Backend(id) => out.by_backend.get(id.index()).copied().flatten(),
+            };
+            if let Some(t) = idx.and_then(|i| out.tables.get_mut(i)) {
+                t.store.server_id = true;
+            }
+        }
         out
     }
 
@@ -154,6 +169,8 @@ pub struct Counts {
     pub sess_rate: Option<u32>,
     pub bytes_in_cnt: Option<u64>,
     pub bytes_out_cnt: Option<u64>,
+    /// The server a `stick` rule stored (0: none yet), in tables `stick` rules use.
+    pub server_id: Option<u32>,
 }
 
 /// What the table stores, with the rate periods in milliseconds.
@@ -166,6 +183,8 @@ pub struct Store {
     pub sess_rate: Option<u64>,
     pub bytes_in_cnt: bool,
     pub bytes_out_cnt: bool,
+    /// `server_id` and `server_key`: a `stick` rule uses the table.
+    pub server_id: bool,
 }
 
 /// One entry as `show table` prints it.
@@ -179,6 +198,8 @@ pub struct EntryView {
     /// Milliseconds until the entry expires; 0 without `expire` or when overdue.
     pub exp_ms: u64,
     pub counts: Counts,
+    /// The stored server's name (`server_key`), in tables `stick` rules use.
+    pub server_key: Option<Arc<str>>,
 }
 
 /// What `clear table <t> key <k>` did.
@@ -241,6 +262,61 @@ impl Table {
         self.store
     }
 
+    /// Whether `key` can be a key of this table (HAProxy's sample cast to the table type).
+    pub fn fits(&self, key: IpAddr) -> bool {
+        self.convert(key).is_some()
+    }
+
+    /// Marks the table as one `stick` rules use: entries store a server (what
+    /// [`Tables::from_model`] does for the tables the model's rules name).
+    pub fn with_server_id(mut self) -> Table {
+        self.store.server_id = true;
+        self
+    }
+
+    /// `stick match`: the server id stored for `key`, if a live entry has one. A found
+    /// entry is touched (its expiry restarts), as HAProxy does on a match.
+    pub fn stick_match(&self, key: IpAddr, now: Instant) -> Option<u32> {
+        let key = self.convert(key)?;
+        let ms = self.ms(now);
+        let mut shard = lock(self.shard(&key));
+        let entry = Arc::clone(shard.map.get(&key)?);
+        let mut st = lock(&entry.state);
+        if self.expired(&st, ms) {
+            drop(st);
+            shard.map.remove(&key);
+            self.used.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        st.touched = st.touched.max(ms);
+        st.server.as_ref().map(|(id, _)| *id)
+    }
+
+    /// `stick store-request`, once the connection has its server: finds or creates the
+    /// entry of `key` (making room as a track does) and stores the server's id and name
+    /// in it. False when the key does not fit the table or the table is full of
+    /// referenced entries.
+    pub fn stick_store(&self, key: IpAddr, server: (u32, &Arc<str>), now: Instant) -> bool {
+        let Some(key) = self.convert(key) else {
+            return false;
+        };
+        let ms = self.ms(now);
+        let (id, name) = server;
+        let mut set = |st: &mut EntryState| {
+            st.server = Some((id, Arc::clone(name)));
+            st.touched = st.touched.max(ms);
+        };
+        for _ in 0..3 {
+            if self.entry_once(key, ms, &mut set).is_some() {
+                return true;
+            }
+            if !self.make_room(ms) {
+                return false;
+            }
+        }
+        false
+    }
+
     /// `track-sc`: finds or creates the entry of `key`, counts a new connection on it and
     /// takes a reference. None when the key does not fit the table (a v6 address that is
     /// not v4-mapped, into an `ip` table) or when the table is full of referenced entries.
@@ -248,7 +324,8 @@ impl Table {
         let key = self.convert(key)?;
         let ms = self.ms(now);
         for _ in 0..3 {
-            if let Some(entry) = self.track_once(key, ms) {
+            let mut count = |st: &mut EntryState| self.count_connection(st, ms);
+            if let Some(entry) = self.entry_once(key, ms, &mut count) {
                 return Some(Tracker {
                     table: self,
                     entry,
@@ -314,6 +391,7 @@ impl Table {
                         .expire
                         .map_or(0, |exp| (st.touched + exp).saturating_sub(ms)),
                     counts: self.counts_of(&st, ms),
+                    server_key: st.server.as_ref().map(|(_, n)| Arc::clone(n)),
                 });
             }
         }
@@ -502,6 +580,8 @@ struct EntryState {
     bytes_out: u64,
     conn_rate: FreqCtr,
     sess_rate: FreqCtr,
+    /// What a `stick` rule stored: the server's numeric id and its name.
+    server: Option<(u32, Arc<str>)>,
 }
 
 /// HAProxy's `freq_ctr` over a period: events in the current period and in the previous
@@ -604,6 +684,9 @@ impl Table {
             sess_rate: s.sess_rate.map(|p| st.sess_rate.read(ms, p)),
             bytes_in_cnt: s.bytes_in_cnt.then_some(st.bytes_in),
             bytes_out_cnt: s.bytes_out_cnt.then_some(st.bytes_out),
+            server_id: s
+                .server_id
+                .then(|| st.server.as_ref().map_or(0, |(id, _)| *id)),
         }
     }
 
@@ -625,13 +708,18 @@ impl Table {
         }
     }
 
-    /// One attempt: the existing live entry, or a new one if there is room.
-    fn track_once(&self, key: IpAddr, ms: u64) -> Option<Arc<Entry>> {
+    /// One attempt: `apply` to the existing live entry, or to a new one if there is room.
+    fn entry_once(
+        &self,
+        key: IpAddr,
+        ms: u64,
+        apply: &mut dyn FnMut(&mut EntryState),
+    ) -> Option<Arc<Entry>> {
         let mut shard = lock(self.shard(&key));
         if let Some(e) = shard.map.get(&key).map(Arc::clone) {
             let mut st = lock(&e.state);
             if !self.expired(&st, ms) {
-                self.count_connection(&mut st, ms);
+                apply(&mut st);
                 drop(st);
                 return Some(e);
             }
@@ -650,7 +738,7 @@ impl Table {
             touched: ms,
             ..EntryState::default()
         };
-        self.count_connection(&mut st, ms);
+        apply(&mut st);
         let e = Arc::new(Entry {
             key,
             state: Mutex::new(st),
@@ -796,6 +884,72 @@ mod tests {
         assert_eq!(t.used(), 1);
         assert_eq!(t.lookup(ip("10.0.0.2"), at(t, 4)), None);
         assert_eq!(t.used(), 1, "lookup creates nothing");
+    }
+
+    #[test]
+    fn stick_store_then_match() {
+        let t = leak(
+            Table::new(
+                "be",
+                &spec(TableType::Ip, 10, Some(1_000), &[StoreItem::ConnCnt]),
+            )
+            .with_server_id(),
+        );
+        let s1: Arc<str> = Arc::from("s1");
+        let s2: Arc<str> = Arc::from("s2");
+        assert_eq!(t.stick_match(ip("10.0.0.1"), at(t, 0)), None);
+        assert!(t.stick_store(ip("10.0.0.1"), (7, &s1), at(t, 0)));
+        assert_eq!(t.stick_match(ip("10.0.0.1"), at(t, 10)), Some(7));
+        // A store overwrites (the server a connection moved to after a failure).
+        assert!(t.stick_store(ip("10.0.0.1"), (2, &s2), at(t, 20)));
+        let e = &t.entries(at(t, 20))[0];
+        assert_eq!(
+            (e.counts.server_id, e.server_key.as_deref(), e.refs),
+            (Some(2), Some("s2"), 0)
+        );
+        // A stored entry counts no connection, and a match touches it: still alive
+        // 1 s after the store because a match came at 900.
+        assert_eq!(e.counts.conn_cnt, Some(0));
+        assert_eq!(t.stick_match(ip("10.0.0.1"), at(t, 900)), Some(2));
+        assert_eq!(t.stick_match(ip("10.0.0.1"), at(t, 1_899)), Some(2));
+        assert_eq!(t.stick_match(ip("10.0.0.1"), at(t, 2_899)), None, "expired");
+        assert_eq!(t.used(), 0);
+        // A tracked entry has no server: server_id 0, and no match.
+        drop(t.track(ip("10.0.0.2"), at(t, 3_000)).unwrap());
+        assert_eq!(
+            t.lookup(ip("10.0.0.2"), at(t, 3_000)).unwrap().server_id,
+            Some(0)
+        );
+        assert_eq!(t.stick_match(ip("10.0.0.2"), at(t, 3_000)), None);
+        // Keys convert as for tracking; a v6 key does not fit an ip table.
+        assert!(t.fits(ip("::ffff:10.0.0.3")) && !t.fits(ip("::1")));
+        assert!(!t.stick_store(ip("::1"), (7, &s1), at(t, 3_000)));
+        // Without `with_server_id` the counts carry no server.
+        let plain = leak(Table::new("fe", &spec(TableType::Ip, 10, None, &[])));
+        assert!(plain.stick_store(ip("10.0.0.1"), (7, &s1), at(plain, 0)));
+        assert_eq!(
+            plain
+                .lookup(ip("10.0.0.1"), at(plain, 0))
+                .unwrap()
+                .server_id,
+            None
+        );
+    }
+
+    #[test]
+    fn a_full_sticky_table_evicts_the_oldest() {
+        // `stick on dst` with `size 1`: the single entry is replaced by a new key.
+        let t = leak(Table::new("be", &spec(TableType::Ip, 1, None, &[])).with_server_id());
+        let s1: Arc<str> = Arc::from("s1");
+        assert!(t.stick_store(ip("10.0.0.1"), (1, &s1), at(t, 0)));
+        assert!(t.stick_store(ip("10.0.0.2"), (1, &s1), at(t, 5)));
+        assert_eq!(t.used(), 1);
+        assert_eq!(t.stick_match(ip("10.0.0.1"), at(t, 6)), None);
+        assert_eq!(t.stick_match(ip("10.0.0.2"), at(t, 6)), Some(1));
+        // An entry a connection references is never evicted: nothing is stored.
+        let held = t.track(ip("10.0.0.2"), at(t, 7)).unwrap();
+        assert!(!t.stick_store(ip("10.0.0.3"), (1, &s1), at(t, 8)));
+        drop(held);
     }
 
     #[test]
@@ -1156,5 +1310,37 @@ mod tests {
         assert!(tables.get(TableRef::Backend(plain)).is_none());
         assert!(tables.by_name("be").unwrap().store().conn_cur);
         assert!(tables.by_name("plain").is_none());
+        assert!(!tables.by_name("be").unwrap().store().server_id);
+    }
+
+    #[test]
+    fn tables_named_by_stick_rules_store_a_server() {
+        let text = "defaults\n  mode tcp\n\
+                    backend be\n  stick-table type ip size 10\n  stick on dst\n  server s 127.0.0.1:2\n\
+                    backend shared\n  stick-table type ip size 10\n\
+                    backend user\n  stick match src table shared\n  server s 127.0.0.1:2\n\
+                    backend counters\n  stick-table type ip size 10 store conn_cnt\n  server s 127.0.0.1:2\n";
+        let mut ast = crate::config::ast::Ast::default();
+        let mut diags = crate::config::error::Diags::default();
+        let env: HashMap<String, String> = HashMap::new();
+        crate::config::parse_text("t.cfg", text, &env, &mut ast, &mut diags);
+        let (model, d) = crate::config::validate::build(&ast, &Default::default());
+        let model = model.unwrap_or_else(|| panic!("{d:?} {diags:?}"));
+        let tables = Tables::from_model(&model);
+        let sticky = |n| tables.by_name(n).unwrap().store().server_id;
+        assert!(sticky("be") && sticky("shared") && !sticky("counters"));
+        let user = model.backend_by_name("user").unwrap();
+        let shared = model.backend_by_name("shared").unwrap().id;
+        assert_eq!(user.sticking.len(), 1);
+        let r = &user.sticking[0];
+        assert_eq!(
+            (r.matches, r.stores, r.key, r.table),
+            (
+                true,
+                false,
+                crate::config::model::StickKey::Src,
+                TableRef::Backend(shared)
+            )
+        );
     }
 }

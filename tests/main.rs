@@ -13,4 +13,5 @@ mod health;
 mod inheritance;
 mod monitoring;
 mod monitoring_render;
+mod persistence;
 mod services;

@@ -110,8 +110,10 @@ pub fn header(t: &Table) -> String {
 }
 
 /// One entry: `0x<addr>: key=<k> use=<refs> exp=<ms>` and the stored data in HAProxy's
-/// order (conn_cnt, conn_rate, conn_cur, sess_cnt, sess_rate, bytes_in_cnt,
-/// bytes_out_cnt), rates with their period in milliseconds.
+/// order (server_id, conn_cnt, conn_rate, conn_cur, sess_cnt, sess_rate, bytes_in_cnt,
+/// bytes_out_cnt, server_key), rates with their period in milliseconds. A table `stick`
+/// rules use prints `server_id=0 ... server_key=-` for an entry with no server, as
+/// HAProxy 2.6.12 does.
 pub fn entry_line(out: &mut String, e: &EntryView, store: &Store) {
     let _ = write!(
         out,
@@ -122,6 +124,9 @@ pub fn entry_line(out: &mut String, e: &EntryView, store: &Store) {
         e.exp_ms
     );
     let c = &e.counts;
+    if let Some(v) = c.server_id {
+        let _ = write!(out, " server_id={v}");
+    }
     if let Some(v) = c.conn_cnt {
         let _ = write!(out, " conn_cnt={v}");
     }
@@ -142,6 +147,13 @@ pub fn entry_line(out: &mut String, e: &EntryView, store: &Store) {
     }
     if let Some(v) = c.bytes_out_cnt {
         let _ = write!(out, " bytes_out_cnt={v}");
+    }
+    if store.server_id {
+        let _ = write!(
+            out,
+            " server_key={}",
+            e.server_key.as_deref().unwrap_or("-")
+        );
     }
     out.push('\n');
 }
@@ -274,6 +286,7 @@ fn field_of(name: &str) -> Option<fn(&Counts) -> Option<i64>> {
         v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
     }
     Some(match name {
+        "server_id" => |c: &Counts| c.server_id.map(i64::from),
         "conn_cnt" => |c: &Counts| i(c.conn_cnt),
         "conn_rate" => |c: &Counts| c.conn_rate.map(i64::from),
         "conn_cur" => |c: &Counts| c.conn_cur.map(i64::from),
@@ -288,6 +301,7 @@ fn field_of(name: &str) -> Option<fn(&Counts) -> Option<i64>> {
 fn stored(t: &Table, name: &str) -> bool {
     let s = t.store();
     match name {
+        "server_id" => s.server_id,
         "conn_cnt" => s.conn_cnt,
         "conn_rate" => s.conn_rate.is_some(),
         "conn_cur" => s.conn_cur,
@@ -411,6 +425,56 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn sticky_entries_print_their_server_as_haproxy() {
+        let tables: &'static Tables = Box::leak(Box::new(Tables::from_tables(vec![
+            Table::new(
+                "l4",
+                &spec(TableType::Ip, 10, Some(30_000), &[StoreItem::ConnCur]),
+            )
+            .with_server_id(),
+            Table::new("l", &spec(TableType::Ip, 10, Some(30_000), &[])).with_server_id(),
+        ])));
+        let now = Instant::now();
+        let later = now + Duration::from_millis(221);
+        drop(tables.by_name("l4").unwrap().track(ip("127.0.0.1"), now));
+        let name: Arc<str> = Arc::from("s1");
+        tables
+            .by_name("l")
+            .unwrap()
+            .stick_store(ip("127.0.0.1"), (7, &name), now);
+        // What HAProxy 2.6.12 printed: an entry a track-sc made in a table a stick rule
+        // uses, and one `stick on src` stored for server s1 (id 7).
+        let out = super::execute(tables, false, &words("l4"), AccessLevel::Admin, later);
+        assert_eq!(
+            unaddr(&out),
+            "# table: l4, type: ip, size:10, used:1\n\
+             0xADDR: key=127.0.0.1 use=0 exp=29779 server_id=0 conn_cur=0 server_key=-\n"
+        );
+        let out = super::execute(tables, false, &words("l"), AccessLevel::Admin, later);
+        assert_eq!(
+            unaddr(&out),
+            "# table: l, type: ip, size:10, used:1\n\
+             0xADDR: key=127.0.0.1 use=0 exp=29779 server_id=7 server_key=s1\n"
+        );
+        let out = super::execute(
+            tables,
+            false,
+            &words("l data.server_id eq 7"),
+            AccessLevel::Admin,
+            later,
+        );
+        assert_eq!(out.lines().count(), 2);
+        let out = super::execute(
+            tables,
+            false,
+            &words("l data.server_id eq 3"),
+            AccessLevel::Admin,
+            later,
+        );
+        assert_eq!(out.lines().count(), 1);
     }
 
     #[test]

@@ -429,6 +429,8 @@ pub struct Backend {
     pub tcp_request_content: Vec<TcpRule>,
     pub inspect_delay: Option<Duration>,
     pub stick_table: Option<StickTable>,
+    /// `stick match`, `stick on`, `stick store-request`, in order.
+    pub sticking: Vec<StickRule>,
     pub log: ProxyLog,
     pub server_side: SockOpts,
     pub splice: SpliceOpts,
@@ -724,4 +726,23 @@ pub struct StickTable {
     pub size: u64,
     pub expire: Option<Duration>,
     pub store: Vec<StoreItem>,
+}
+
+/// What a `stick` rule reads: the only layer-4 keys sluice sticks on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickKey {
+    Src,
+    Dst,
+}
+
+/// A `stick` rule of a backend: `stick match` looks the key up (`matches`), `stick
+/// store-request` stores the chosen server under it (`stores`), `stick on` does both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StickRule {
+    pub span: Span,
+    pub matches: bool,
+    pub stores: bool,
+    pub key: StickKey,
+    pub table: TableRef,
+    pub cond: Option<Condition>,
 }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use super::acl::{self, AclCtx};
 use super::ast::{Ast, Directive, Section, SectionKind};
 use super::error::{Diag, Diags, Span};
-use super::keywords::proxy::{LogSpec, ProxyDraft, RawLine};
+use super::keywords::proxy::{LogSpec, ProxyDraft, RawLine, StickLine};
 use super::keywords::server::{InitAddr, ServerDraft};
 use super::keywords::{self, haproxy_known, lookup, scope, KeywordSpec, Lookup};
 use super::model::*;
@@ -622,6 +622,11 @@ fn assemble(
             } else {
                 Vec::new()
             };
+            let sticking = d
+                .sticking
+                .iter()
+                .filter_map(|l| compile_stick_rule(l, own_table, &tables, &acls, &ctx, diags))
+                .collect();
             let check = build_check(p, diags);
             // A tcp-check script that starts with `connect port N` gives checks their port.
             let check_has_port = matches!(&check, CheckKind::TcpCheck(rules)
@@ -698,6 +703,7 @@ fn assemble(
                 tcp_request_content,
                 inspect_delay: d.inspect_delay,
                 stick_table: d.stick_table.clone(),
+                sticking,
                 log,
                 server_side: d.options.server,
                 splice: d.options.splice,
@@ -821,6 +827,85 @@ fn build_check(p: &ProxySection<'_>, diags: &mut Diags) -> CheckKind {
             other.clone()
         }
     }
+}
+
+/// A `stick` line: its key, its table (the backend's own, or `table <name>`: any proxy's)
+/// and its condition.
+fn compile_stick_rule(
+    l: &StickLine,
+    own_table: Option<TableRef>,
+    tables: &HashMap<String, TableRef>,
+    acls: &[Acl],
+    ctx: &AclCtx<'_>,
+    diags: &mut Diags,
+) -> Option<StickRule> {
+    let line = &l.line;
+    let err = |diags: &mut Diags, m: String| {
+        diags.push(Diag::error(&line.span, l.keyword, m));
+        None
+    };
+    let key = match line.words[0].text.as_str() {
+        "src" => StickKey::Src,
+        "dst" => StickKey::Dst,
+        p => {
+            return err(
+                diags,
+                format!("sluice sticks on 'src' or 'dst' only, not '{p}'"),
+            )
+        }
+    };
+    let (table, used) = if line.words.get(1).is_some_and(|w| w.text == "table") {
+        let Some(name) = line.words.get(2).map(|w| w.text.as_str()) else {
+            return err(diags, "missing table name after 'table'".to_string());
+        };
+        match tables.get(name) {
+            Some(r) => (*r, 3),
+            None => {
+                let hint = super::error::suggest(name, tables.keys().map(String::as_str))
+                    .map(|s| format!("; did you mean '{s}'?"))
+                    .unwrap_or_default();
+                return err(diags, format!("unable to find stick-table '{name}'{hint}"));
+            }
+        }
+    } else {
+        match own_table {
+            Some(r) => (r, 1),
+            None => {
+                return err(
+                    diags,
+                    "no stick-table in this backend; add one or name another proxy's with \
+                     'table <proxy>'"
+                        .to_string(),
+                )
+            }
+        }
+    };
+    let rest = &line.words[used..];
+    let cond = if rest.is_empty() {
+        None
+    } else {
+        if !matches!(rest[0].text.as_str(), "if" | "unless") {
+            return err(
+                diags,
+                format!(
+                    "unexpected '{}': expects [table <t>] [if|unless <cond>]",
+                    rest[0].text
+                ),
+            );
+        }
+        match acl::compile_condition(rest, &line.span, acls, ctx) {
+            Ok(c) => Some(c),
+            Err(m) => return err(diags, m),
+        }
+    };
+    Some(StickRule {
+        span: line.span.clone(),
+        matches: l.matches,
+        stores: l.stores,
+        key,
+        table,
+        cond,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

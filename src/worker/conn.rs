@@ -12,7 +12,7 @@
 //! Counts are RAII: the [`ConnLease`] on the server and the [`Slot`] on the global and
 //! frontend counts are released when the connection is dropped, whatever the path.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use super::forward::{Flow, Side};
 use crate::balance::{ConnLease, QueueTicket};
 use crate::config::model::{BackendId, FrontendId, ServerId};
-use crate::stick::{FreqCtr, Tracker};
+use crate::stick::{FreqCtr, Table, Tracker};
 
 /// Counts shared by every worker: process-wide and per-frontend connections.
 pub struct Shared {
@@ -203,6 +203,12 @@ pub struct Conn {
     pub sc: [Option<Tracker>; 3],
     /// The TLS server name seen during content inspection (`balance hash req.ssl_sni`).
     pub sni: Option<Box<str>>,
+    /// The server a `stick match` rule sent this connection to (HAProxy's SF_DIRECT):
+    /// picks lease it instead of balancing, until a redispatch clears it.
+    pub direct: Option<ServerId>,
+    /// What `stick store-request` rules store once the server is connected: a table and
+    /// the key (at most one per table).
+    pub stick_store: Vec<(&'static Table, IpAddr)>,
     _slot: Slot,
 }
 
@@ -239,6 +245,8 @@ impl Conn {
             proxied: false,
             sc: [None, None, None],
             sni: None,
+            direct: None,
+            stick_store: Vec::new(),
             _slot: slot,
         }
     }

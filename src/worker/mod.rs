@@ -167,6 +167,19 @@ fn fetch_ctx<'a>(
     }
 }
 
+/// At most this many `stick store-request` keys per connection (HAProxy's `s->store`).
+const MAX_STICK_STORES: usize = 8;
+
+/// The server of this backend whose numeric id a stick table holds, if HAProxy would send
+/// a connection there: it is running (up, and not in maintenance; a draining server still
+/// takes its persistent connections). Backup or not, whatever its weight.
+fn persist_target(pool: &Pool, uid: u32) -> Option<ServerId> {
+    pool.members
+        .iter()
+        .find(|m| m.uid == uid && m.usable)
+        .map(|m| m.id)
+}
+
 /// Where content inspection left a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decided {
@@ -216,6 +229,8 @@ pub struct Worker {
     logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
     /// Per frontend: the log line format at close (tcplog or log-format), if it logs then.
     log_items: Vec<Option<Vec<crate::config::model::LogItem>>>,
+    /// Per server: its name as `stick` rules store it (`server_key`).
+    server_names: Vec<Arc<str>>,
 }
 
 impl Worker {
@@ -266,6 +281,11 @@ impl Worker {
                 .collect(),
             logs: setup.logs,
             tables: Some(setup.tables),
+            server_names: model
+                .servers
+                .iter()
+                .map(|s| Arc::from(s.name.as_str()))
+                .collect(),
             // What HAProxy lets a request buffer hold during inspection: the buffer less
             // its rewrite reserve (tune.maxrewrite: 1024, at most half the buffer).
             peek: vec![0; (g.bufsize - (g.bufsize / 2).min(1_024)) as usize],
@@ -713,6 +733,9 @@ impl Worker {
         if step == Decided::Go {
             step = self.backend_content(key, data, data_final, now);
         }
+        if step == Decided::Go {
+            self.sticking(key, data, now);
+        }
         self.peek = peek;
         match step {
             Decided::Wait => {
@@ -877,32 +900,130 @@ impl Worker {
         Decided::Closed
     }
 
-    /// Picks a server (avoiding `avoid` if possible) and connects, or queues, or closes.
+    /// The backend's `stick match|on|store-request` rules, once the backend is known and
+    /// before the first pick (HAProxy's `process_sticking_rules`): in order, a rule whose
+    /// condition passes and whose key fits its table looks the key up (`match`: the first
+    /// entry naming a running server of this backend sends the connection there, see
+    /// [`conn::Conn::direct`]; every found entry is touched) and notes the key to store
+    /// (`store-request`: the first rule per table, stored once the server is connected, in
+    /// [`Worker::established`]).
+    fn sticking(&mut self, key: usize, data: &[u8], now: Instant) {
+        let Some(b) = self.conns[key].backend else {
+            return;
+        };
+        let model = Arc::clone(&self.model);
+        let be = model.backend(b);
+        if be.sticking.is_empty() {
+            return;
+        }
+        let Some(tables) = self.tables else { return };
+        let dst = self.conns[key].dst();
+        let src = self.conns[key].src;
+        let view = LbView {
+            model: &self.model,
+            backends: &self.backends,
+            counters: self.counters,
+        };
+        let req = rules::Req {
+            data,
+            complete: true,
+        };
+        let sc = std::mem::take(&mut self.conns[key].sc);
+        let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
+        ctx.sc = &sc;
+        ctx.table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
+        let pool = &self.backends[b.index()].pool;
+        let mut direct = None;
+        let mut stores: Vec<(&'static crate::stick::Table, std::net::IpAddr)> = Vec::new();
+        for r in &be.sticking {
+            let Some(table) = tables.get(r.table) else {
+                continue;
+            };
+            if r.stores && stores.iter().any(|(t, _)| std::ptr::eq(*t, table)) {
+                continue;
+            }
+            if let Some(cond) = &r.cond {
+                if !rules::eval(cond, &be.acls, &ctx) {
+                    continue;
+                }
+            }
+            let k = match r.key {
+                crate::config::model::StickKey::Src => src.ip(),
+                crate::config::model::StickKey::Dst => dst.ip(),
+            };
+            if !table.fits(k) {
+                continue;
+            }
+            if r.matches {
+                if let Some(uid) = table.stick_match(k, now) {
+                    if direct.is_none() {
+                        direct = persist_target(pool, uid);
+                    }
+                }
+            }
+            if r.stores && stores.len() < MAX_STICK_STORES {
+                stores.push((table, k));
+            }
+        }
+        let c = &mut self.conns[key];
+        c.sc = sc;
+        c.direct = direct;
+        c.stick_store = stores;
+    }
+
+    /// Picks a server (avoiding `avoid` if possible) and connects, or queues, or closes. A
+    /// connection a `stick` rule sent to a server leases that server, or queues for it
+    /// (HAProxy's server queue; beyond the server's `maxqueue` it is balanced anew with
+    /// `option redispatch`, else refused).
     fn start_connect(&mut self, key: usize, avoid: Option<ServerId>, now: Instant) {
         let c = &mut self.conns[key];
         let Some(b) = c.backend else { return };
         let rt = &mut self.backends[b.index()];
-        let ctx = PickCtx {
-            src: Some(c.src.ip()),
-            avoid,
+        let mut queue_limit = rt.pool.queue_limit();
+        let direct = c
+            .direct
+            .and_then(|sid| rt.pool.members.iter().find(|m| m.id == sid && m.usable));
+        let pick = match direct {
+            Some(m) => {
+                queue_limit = m.maxqueue;
+                match self.counters.try_lease(m.id, m.maxconn) {
+                    Some(lease) => Pick::Leased(lease),
+                    None => Pick::Full,
+                }
+            }
+            None => {
+                c.direct = None;
+                let ctx = PickCtx {
+                    src: Some(c.src.ip()),
+                    avoid,
+                };
+                let dst = self.needs_dst_keys[b.index()].then(|| c.dst());
+                let keys = balance::ConnKeys {
+                    src_port: Some(c.src.port()),
+                    dst,
+                    sni: c.sni.as_deref(),
+                };
+                rt.alg.pick_keyed(&rt.pool, &ctx, &keys, self.counters)
+            }
         };
-        let dst = self.needs_dst_keys[b.index()].then(|| c.dst());
-        let keys = balance::ConnKeys {
-            src_port: Some(c.src.port()),
-            dst,
-            sni: c.sni.as_deref(),
-        };
-        match rt.alg.pick_keyed(&rt.pool, &ctx, &keys, self.counters) {
+        match pick {
             Pick::Leased(lease) => {
                 c.lease = Some(lease);
                 self.connect(key, now);
             }
             Pick::Full => {
                 if c.queue_ticket.is_none() {
-                    match self.counters.try_queue(b, rt.pool.queue_limit()) {
+                    match self.counters.try_queue(b, queue_limit) {
                         Some(t) => {
                             c.queue_ticket = Some(t);
                             self.stats.be[b.index()].enqueue();
+                        }
+                        None if c.direct.is_some()
+                            && self.model.backend(b).redispatch.is_some() =>
+                        {
+                            c.direct = None;
+                            self.start_connect(key, avoid, now);
+                            return;
                         }
                         None => {
                             self.close(key, CloseReason::QueueFull, now);
@@ -1011,6 +1132,8 @@ impl Worker {
                 self.stats.srv[sid.index()].t.wredis += 1;
             }
             let failed = c.lease.take().map(|l| l.server());
+            // A redispatch ignores persistence, as HAProxy's clears SF_DIRECT.
+            c.direct = None;
             self.start_connect(key, failed, now);
         } else {
             self.connect(key, now);
@@ -1119,6 +1242,13 @@ impl Worker {
             c.up.preload(&header, &mut self.bufs);
         }
         c.srv_counted = true;
+        if !c.stick_store.is_empty() {
+            // HAProxy's process_store_rules: the server is known, store it.
+            let server = (self.model.server(sid).uid, &self.server_names[sid.index()]);
+            for (table, k) in std::mem::take(&mut c.stick_store) {
+                table.stick_store(k, server, now);
+            }
+        }
         let ct = c.t_connect.map_or(0, |d| d.as_millis() as u64);
         if let Some(t) = c.t_connect {
             self.backends[b.index()].alg.connected(sid, t);
@@ -1338,36 +1468,70 @@ impl Worker {
         }
     }
 
-    /// Gives freed server slots to queued connections of `b`, oldest first.
+    /// Gives freed server slots to queued connections of `b`, oldest first. A connection
+    /// a `stick` rule sent to a server waits for that server only (the others go on past
+    /// it); if the server went down it waits on, or with `option redispatch` is balanced.
     fn dequeue(&mut self, b: BackendId, now: Instant) {
-        while let Some(&key) = self.backends[b.index()].queue.front() {
+        let mut i = 0;
+        let mut balanced_full = false;
+        while let Some(&key) = self.backends[b.index()].queue.get(i) {
             let waiting = self
                 .conns
                 .get(key)
                 .is_some_and(|c| c.backend == Some(b) && matches!(c.phase, Phase::Queued { .. }));
             if !waiting {
-                self.backends[b.index()].queue.pop_front();
+                self.backends[b.index()].queue.remove(i);
                 continue;
             }
+            let redispatch = self.model.backend(b).redispatch.is_some();
             let dst = self.needs_dst_keys[b.index()].then(|| self.conns[key].dst());
             let rt = &mut self.backends[b.index()];
-            let src = self.conns[key].src;
-            let keys = balance::ConnKeys {
-                src_port: Some(src.port()),
-                dst,
-                sni: None,
-            };
-            match rt.alg.pick_keyed(
-                &rt.pool,
-                &PickCtx {
-                    src: Some(src.ip()),
-                    avoid: None,
+            let c = &mut self.conns[key];
+            let direct = c
+                .direct
+                .map(|sid| rt.pool.members.iter().find(|m| m.id == sid));
+            let pick = match direct {
+                Some(Some(m)) if m.usable => match self.counters.try_lease(m.id, m.maxconn) {
+                    Some(lease) => Pick::Leased(lease),
+                    None => {
+                        i += 1;
+                        continue;
+                    }
                 },
-                &keys,
-                self.counters,
-            ) {
+                Some(_) if !redispatch => {
+                    i += 1;
+                    continue;
+                }
+                _ if balanced_full => {
+                    c.direct = None;
+                    i += 1;
+                    continue;
+                }
+                _ => {
+                    c.direct = None;
+                    let src = c.src;
+                    let keys = balance::ConnKeys {
+                        src_port: Some(src.port()),
+                        dst,
+                        sni: None,
+                    };
+                    rt.alg.pick_keyed(
+                        &rt.pool,
+                        &PickCtx {
+                            src: Some(src.ip()),
+                            avoid: None,
+                        },
+                        &keys,
+                        self.counters,
+                    )
+                }
+            };
+            match pick {
                 Pick::Leased(lease) => {
-                    rt.queue.pop_front();
+                    rt.queue.remove(i);
+                    // Connecting may close connections and serve this queue again:
+                    // look at it from the start afterwards.
+                    i = 0;
                     let c = &mut self.conns[key];
                     c.lease = Some(lease);
                     c.queue_ticket = None;
@@ -1377,9 +1541,13 @@ impl Worker {
                     self.stats.be[b.index()].dequeue();
                     self.connect(key, now);
                 }
-                Pick::Full => return,
+                Pick::Full => {
+                    balanced_full = true;
+                    i += 1;
+                }
                 Pick::NoServer => {
-                    rt.queue.pop_front();
+                    rt.queue.remove(i);
+                    i = 0;
                     self.close(key, CloseReason::NoServer, now);
                 }
             }

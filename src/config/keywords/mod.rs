@@ -374,6 +374,7 @@ pub fn support_matrix() -> String {
          | log dates | local time | UTC (the syslog tag stays `haproxy`, so parsers match) |\n\
          | `req.ssl_sni` with a name that is not valid UTF-8 | the raw bytes | no value (the condition fails) |\n\
          | leasttime estimates | (no leasttime in HAProxy) | one estimate per server, shared by every worker |\n\
+         | `maxqueue` of a server a `stick` rule sends a connection to, at its `maxconn` | compared with that server's queue | compared with the backend's queue (stricter) |\n\
          | `master-worker`, `-W`, `-x` | supported | `sluice -c` accepts them; running refuses to start, naming them (reload with `-sf` under systemd instead) |\n\n",
     );
     s.push_str(

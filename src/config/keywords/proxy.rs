@@ -9,7 +9,7 @@ use super::bind::parse_bind;
 use super::global::parse_log_target;
 use super::server::{parse_server_options, ServerDraft};
 use super::values::{parse_hex, parse_size, parse_u32_in, Args};
-use super::{scope::*, KeywordSpec, Support, SINCE};
+use super::{scope::*, KeywordSpec, Parsed, Support, SINCE};
 use crate::config::error::Span;
 use crate::config::lexer::Word;
 use crate::config::model::{
@@ -17,6 +17,16 @@ use crate::config::model::{
     HttpExpect, HttpExpectKind, LogTarget, Mode, SockOpts, SpliceOpts, StickTable, StoreItem,
     TableType, TcpCheckRule,
 };
+
+/// A `stick` line: what it does, and its words after the keyword (`<pattern> [table <t>]
+/// [if|unless <cond>]`, the pattern checked), resolved by validation.
+#[derive(Debug, Clone)]
+pub struct StickLine {
+    pub keyword: &'static str,
+    pub matches: bool,
+    pub stores: bool,
+    pub line: RawLine,
+}
 
 /// A directive kept as words until validation (ACLs, rules, conditions).
 #[derive(Debug, Clone)]
@@ -105,6 +115,7 @@ pub struct ProxyDraft {
     pub tcp_request_content: Vec<RawLine>,
     pub inspect_delay: Option<Duration>,
     pub stick_table: Option<StickTable>,
+    pub sticking: Vec<StickLine>,
     pub default_server: ServerDraft,
     pub servers: Vec<ServerDraft>,
     pub stats: StatsDraft,
@@ -145,6 +156,7 @@ impl Default for ProxyDraft {
             tcp_request_content: Vec::new(),
             inspect_delay: None,
             stick_table: None,
+            sticking: Vec::new(),
             default_server: ServerDraft::default(),
             servers: Vec::new(),
             stats: StatsDraft::default(),
@@ -1155,25 +1167,31 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         BE,
         "HTTP cookies need HTTP mode, which sluice does not proxy"
     ),
-    refused!(
-        "stick",
-        BE,
-        "use 'balance source' with 'hash-type consistent'"
-    ),
-    refused!(
+    kw!(
         "stick on",
-        BE,
-        "use 'balance source' with 'hash-type consistent'"
+        BE_ONLY,
+        "src|dst [table <t>] [if|unless <cond>]",
+        "persistence: send a key's connections to the server stored for it, store the server otherwise",
+        |d, a| push_stick(d, a, true, true)
     ),
-    refused!(
+    kw!(
         "stick match",
-        BE,
-        "use 'balance source' with 'hash-type consistent'"
+        BE_ONLY,
+        "src|dst [table <t>] [if|unless <cond>]",
+        "persistence: send a key's connections to the server a stick table holds for it",
+        |d, a| push_stick(d, a, true, false)
+    ),
+    kw!(
+        "stick store-request",
+        BE_ONLY,
+        "src|dst [table <t>] [if|unless <cond>]",
+        "persistence: store the server a connection went to under its key",
+        |d, a| push_stick(d, a, false, true)
     ),
     refused!(
-        "stick store-request",
-        BE,
-        "use 'balance source' with 'hash-type consistent'"
+        "stick store-response",
+        BE_ONLY,
+        "sluice stores when the server is connected: use 'stick store-request' (or 'stick on')"
     ),
     refused!(
         "stats auth",
@@ -1181,6 +1199,38 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "restrict the stats listener with 'bind 127.0.0.1:<port>' or ACLs"
     ),
 ];
+
+/// `stick on|match|store-request <pattern> [table <t>] [if|unless <cond>]`: the pattern must
+/// be an address sluice can read at layer 4.
+fn push_stick(d: &mut ProxyDraft, a: &mut Args<'_>, matches: bool, stores: bool) -> Parsed {
+    let keyword = match (matches, stores) {
+        (true, true) => "stick on",
+        (true, false) => "stick match",
+        _ => "stick store-request",
+    };
+    let words = a.rest();
+    let Some(pattern) = words.first() else {
+        return Err("missing fetch method".to_string());
+    };
+    match pattern.text.as_str() {
+        "src" | "dst" => {}
+        "if" | "unless" | "table" => return Err("missing fetch method".to_string()),
+        p => return Err(format!("sluice sticks on 'src' or 'dst' only, not '{p}'")),
+    }
+    if words.get(1).is_some_and(|w| w.text == "table") && words.len() < 3 {
+        return Err("missing table name after 'table'".to_string());
+    }
+    d.sticking.push(StickLine {
+        keyword,
+        matches,
+        stores,
+        line: RawLine {
+            span: a.span.clone(),
+            words: words.to_vec(),
+        },
+    });
+    Ok(())
+}
 
 fn push_tcp_check(d: &mut ProxyDraft, rule: TcpCheckRule) {
     if d.tcp_check_inherited {
