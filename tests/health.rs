@@ -1,7 +1,8 @@
 //! Health checks through the real binary: a killed server is marked down within
 //! fall x inter and gets no new connection, comes back after rise x inter, flapping does not
 //! flap, check timeouts, a server that never answers the expect, agent replies, and
-//! `observe layer4` marking a server down from live traffic.
+//! `observe layer4` marking a server down from live traffic, and `http-check connect`/`send`
+//! judging a Patroni-like API on its own port.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -451,4 +452,137 @@ fn on_marked_down_shutdown_sessions_closes_the_servers_connections() {
         s1.active() == 0
     });
     s.stop();
+}
+
+/// A Patroni-like check endpoint: answers 200 to `GET /primary` with `Host: db.local` while
+/// `primary` is set, 503 to anything else; records every request head it reads.
+struct CheckApi {
+    addr: SocketAddr,
+    primary: Arc<AtomicBool>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CheckApi {
+    fn start() -> CheckApi {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let primary = Arc::new(AtomicBool::new(true));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, r, s) = (
+            Arc::clone(&primary),
+            Arc::clone(&requests),
+            Arc::clone(&stop),
+        );
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((mut c, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = c.set_nonblocking(false);
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let host_ok = head
+                    .lines()
+                    .any(|l| l.eq_ignore_ascii_case("host: db.local"));
+                let ok = p.load(Ordering::Relaxed) && head.starts_with("GET /primary ") && host_ok;
+                r.lock().unwrap().push(head);
+                let reply: &[u8] = if ok {
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                };
+                let _ = c.write_all(reply);
+            }
+        });
+        CheckApi {
+            addr,
+            primary,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for CheckApi {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn http_check_send_and_connect_port_judge_a_patroni_like_api() {
+    let db = Backend::tagged("s1");
+    let api = CheckApi::start();
+    let cfg = |uri: &str| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode tcp\n    option log-health-checks\n    timeout connect 1s\n    timeout client 10s\n    timeout server 10s\n    timeout check 2s\n\
+             listen pg\n    bind 127.0.0.1:{{port:fe}}\n    option httpchk\n\
+             \x20   http-check connect port {}\n\
+             \x20   http-check send meth GET uri {uri} ver HTTP/1.1 hdr Host db.local hdr User-Agent sluice-check\n\
+             \x20   http-check expect status 200\n\
+             \x20   server s1 {} check inter 200ms rise 1 fall 2\n",
+            api.addr.port(),
+            db.addr()
+        )
+    };
+    let s = Sluice::start(&cfg("/primary"));
+    wait_until(Duration::from_secs(3), "a check reaches the API", || {
+        !api.requests().is_empty()
+    });
+    // The bytes HAProxy 2.6.12 sends for this line (see health/protocol.rs), on the check
+    // port, never on the traffic port.
+    assert_eq!(
+        api.requests()[0],
+        "GET /primary HTTP/1.1\r\nhost: db.local\r\nuser-agent: sluice-check\r\nconnection: close\r\n\r\n"
+    );
+    assert_eq!(db.accepted(), 0, "a check went to the traffic port");
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!s.log().contains("is DOWN"), "{}", s.log());
+    assert_eq!(read_line(&connect(s.addr("fe"))), "s1");
+
+    // Failover: the API now answers 503.
+    api.primary.store(false, Ordering::Relaxed);
+    wait_until(Duration::from_secs(3), "s1 marked down", || {
+        s.log().contains("Server pg/s1 is DOWN")
+    });
+    api.primary.store(true, Ordering::Relaxed);
+    wait_until(Duration::from_secs(3), "s1 back up", || {
+        s.log().contains("Server pg/s1 is UP")
+    });
+    let log = s.stop();
+    assert!(log.contains("Layer7 wrong status, code: 503"), "{log}");
+
+    // Asking for another URI gets 503: the request really is the one configured.
+    let s = Sluice::start(&cfg("/replica"));
+    wait_until(
+        Duration::from_secs(3),
+        "a /replica check marks s1 down",
+        || s.log().contains("Server pg/s1 is DOWN"),
+    );
+    s.stop();
+    assert!(api
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("GET /replica HTTP/1.1\r\nhost: db.local\r\n")));
 }

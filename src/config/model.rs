@@ -515,13 +515,10 @@ pub enum CheckKind {
     Connect,
     /// `option tcp-check` with its rules (no rule: a connect).
     TcpCheck(Vec<TcpCheckRule>),
-    HttpChk {
-        method: String,
-        uri: String,
-        version: String,
-        /// Extra request text after the version (`option httpchk GET / "HTTP/1.1\r\nHost: x"`).
-        expect: Option<HttpExpect>,
-    },
+    /// `option httpchk` with its `http-check` rules, in HAProxy's order: the request of
+    /// `option httpchk` is already merged into the first `http-check send` (or stands alone).
+    /// A script ending with a send gets HAProxy's implicit `expect status 200-399` when run.
+    HttpChk(Vec<HttpCheckRule>),
     Mysql {
         user: Option<String>,
         post_41: bool,
@@ -553,6 +550,39 @@ pub enum ExpectPattern {
     /// A regular expression, matched with sluice's small regex engine (`rstring`).
     Rstring(String),
     Binary(Vec<u8>),
+}
+
+/// One `http-check` step (HAProxy 2.2+'s connect/send/expect sequences).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpCheckRule {
+    Connect(CheckConnect),
+    Send(HttpRequest),
+    Expect(HttpExpect),
+    Comment(String),
+}
+
+/// `http-check connect`: where and how a step opens its connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckConnect {
+    /// Overrides the server's (check) port.
+    pub port: Option<u16>,
+    /// Overrides the server's (check) address.
+    pub addr: Option<IpAddr>,
+    pub send_proxy: bool,
+    /// `default`: also apply the server's check options (`check-send-proxy`).
+    pub default: bool,
+    pub linger: bool,
+}
+
+/// An HTTP check request, with HAProxy's defaults already applied (OPTIONS / HTTP/1.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    /// Header lines in order, as written (names are lowered when sent).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -629,8 +629,19 @@ fn assemble(
                 .collect();
             let check = build_check(p, diags);
             // A tcp-check script that starts with `connect port N` gives checks their port.
-            let check_has_port = matches!(&check, CheckKind::TcpCheck(rules)
-                if matches!(rules.first(), Some(TcpCheckRule::Connect { port: Some(_), .. })));
+            let check_has_port = match &check {
+                CheckKind::TcpCheck(rules) => {
+                    matches!(
+                        rules.first(),
+                        Some(TcpCheckRule::Connect { port: Some(_), .. })
+                    )
+                }
+                CheckKind::HttpChk(rules) => rules
+                    .iter()
+                    .find(|r| !matches!(r, HttpCheckRule::Comment(_)))
+                    .is_some_and(|r| matches!(r, HttpCheckRule::Connect(c) if c.port.is_some())),
+                _ => false,
+            };
             let mut ids = Vec::new();
             let suids = assign_uids(
                 &d.servers
@@ -801,18 +812,20 @@ fn build_check(p: &ProxySection<'_>, diags: &mut Diags) -> CheckKind {
     let any_check = d.servers.iter().any(|s| s.check);
     match &d.check {
         CheckKind::TcpCheck(_) => CheckKind::TcpCheck(d.tcp_check_rules.clone()),
-        CheckKind::HttpChk {
-            method,
-            uri,
-            version,
-            ..
-        } => CheckKind::HttpChk {
-            method: method.clone(),
-            uri: uri.clone(),
-            version: version.clone(),
-            expect: d.http_expect.clone(),
-        },
+        CheckKind::HttpChk(_) => CheckKind::HttpChk(build_http_rules(p, diags)),
         other => {
+            if !d.http_rules.is_empty() && !d.http_inherited {
+                diags.push(Diag::warning(
+                    &d.http_rules[0].0,
+                    "http-check",
+                    format!(
+                        "{} '{}' uses http-check rules without 'option httpchk', so the rules \
+                         are ignored",
+                        p.section.kind.word(),
+                        p.name
+                    ),
+                ));
+            }
             if !d.tcp_check_rules.is_empty() && any_check && !d.tcp_check_inherited {
                 diags.push(Diag::warning(
                     &p.section.span,
@@ -906,6 +919,62 @@ fn compile_stick_rule(
         table,
         cond,
     })
+}
+
+/// The `http-check` rules of an httpchk proxy, with HAProxy's defaults filled in
+/// (OPTIONS / HTTP/1.0) and its post-parse checks.
+fn build_http_rules(p: &ProxySection<'_>, diags: &mut Diags) -> Vec<HttpCheckRule> {
+    use super::keywords::proxy::HttpRuleDraft;
+    let rules = &p.draft.http_rules;
+    let mut real = rules
+        .iter()
+        .filter(|r| !matches!(r.1, HttpRuleDraft::Comment(_)));
+    let first = real.next();
+    if let Some((span, _)) = rules
+        .iter()
+        .find(|r| matches!(r.1, HttpRuleDraft::Connect(_)))
+        .filter(|_| !matches!(first, Some((_, HttpRuleDraft::Connect(_)))))
+    {
+        diags.push(Diag::error(
+            span,
+            "http-check connect",
+            "first step MUST also be a 'connect', optionally preceded by a 'comment', when \
+             there is a 'connect' step in the http-check rules",
+        ));
+    }
+    let before_send = rules.iter().find_map(|r| match &r.1 {
+        HttpRuleDraft::Send(_) => Some(None),
+        HttpRuleDraft::Expect(_) => Some(Some(&r.0)),
+        _ => None,
+    });
+    if let Some(Some(span)) = before_send {
+        diags.push(Diag::warning(
+            span,
+            "http-check expect",
+            format!(
+                "{} '{}': no request is sent before this expect: the http-check rules of a \
+                 proxy replace the inherited ones, the request of 'option httpchk' included \
+                 (HAProxy does the same); add 'option httpchk' or 'http-check send' here",
+                p.section.kind.word(),
+                p.name
+            ),
+        ));
+    }
+    rules
+        .iter()
+        .map(|(_, r)| match r {
+            HttpRuleDraft::Connect(c) => HttpCheckRule::Connect(c.clone()),
+            HttpRuleDraft::Send(s) => HttpCheckRule::Send(HttpRequest {
+                method: s.method.clone().unwrap_or_else(|| "OPTIONS".to_string()),
+                uri: s.uri.clone().unwrap_or_else(|| "/".to_string()),
+                version: s.version.clone().unwrap_or_else(|| "HTTP/1.0".to_string()),
+                headers: s.headers.clone(),
+                body: s.body.clone().unwrap_or_default(),
+            }),
+            HttpRuleDraft::Expect(e) => HttpCheckRule::Expect(e.clone()),
+            HttpRuleDraft::Comment(c) => HttpCheckRule::Comment(c.clone()),
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -14,7 +14,7 @@ pub mod protocol;
 pub mod state;
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -397,7 +397,12 @@ impl HealthThread {
         (base + Duration::from_micros(off)).saturating_sub(Duration::from_micros(span))
     }
 
-    fn target(&self, k: usize, port_override: Option<u16>) -> Option<SocketAddr> {
+    fn target(
+        &self,
+        k: usize,
+        port_override: Option<u16>,
+        addr_override: Option<IpAddr>,
+    ) -> Option<SocketAddr> {
         let p = &self.probes[k];
         let s = &self.model.servers[p.server];
         let ServerAddr::Resolved(addr) = s.addr else {
@@ -408,7 +413,7 @@ impl HealthThread {
             let ip = a.addr.or(s.check_addr).unwrap_or(addr.ip());
             return Some(SocketAddr::new(ip, port_override.or(a.port)?));
         }
-        let ip = s.check_addr.unwrap_or(addr.ip());
+        let ip = addr_override.or(s.check_addr).unwrap_or(addr.ip());
         let port = port_override.or(s.check_port).unwrap_or(addr.port());
         (port != 0).then(|| SocketAddr::new(ip, port))
     }
@@ -451,7 +456,7 @@ impl HealthThread {
         // An implicit connect unless the script starts with its own.
         if !self.probes[k].script.connects_first() {
             let send_proxy = !self.probes[k].agent && s.check_send_proxy;
-            if let Err(e) = self.connect(k, None, send_proxy) {
+            if let Err(e) = self.connect(k, None, None, send_proxy) {
                 let report = self.probes[k]
                     .script
                     .failure(None, Trouble::ConnectError(&e));
@@ -463,8 +468,14 @@ impl HealthThread {
     }
 
     /// Opens the probe's connection; the error is the system's words for it.
-    fn connect(&mut self, k: usize, port: Option<u16>, send_proxy: bool) -> Result<(), String> {
-        let Some(addr) = self.target(k, port) else {
+    fn connect(
+        &mut self,
+        k: usize,
+        port: Option<u16>,
+        ip: Option<IpAddr>,
+        send_proxy: bool,
+    ) -> Result<(), String> {
+        let Some(addr) = self.target(k, port, ip) else {
             return Err("no address or port to check".to_string());
         };
         let mut sock = socket::connect(
@@ -583,13 +594,21 @@ impl HealthThread {
                     run.step += 1;
                 }
                 Step::Connect {
-                    port, send_proxy, ..
+                    port,
+                    addr,
+                    send_proxy,
+                    default,
+                    ..
                 } => {
-                    let (port, send_proxy) = (*port, *send_proxy);
+                    // `default` applies the server's check options, as the implicit
+                    // connect does.
+                    let send_proxy =
+                        *send_proxy || (*default && self.model.servers[si].check_send_proxy);
+                    let (port, addr) = (*port, *addr);
                     run.current = Some(run.step);
                     run.step += 1;
                     run.sock = None;
-                    if let Err(e) = self.connect(k, port, send_proxy) {
+                    if let Err(e) = self.connect(k, port, addr, send_proxy) {
                         let at = self.probes[k].run.as_ref().and_then(|r| r.current);
                         let report = script.failure(at, Trouble::ConnectError(&e));
                         self.finish(k, Outcome::Fail(report), now);

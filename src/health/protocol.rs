@@ -22,12 +22,13 @@
 //!   [`Script::failure`].
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use regex::bytes::Regex;
 
 use crate::config::model::{
-    Agent, CheckKind, ExpectPattern, HttpExpect, HttpExpectKind, TcpCheckRule,
+    Agent, CheckConnect, CheckKind, ExpectPattern, HttpCheckRule, HttpExpect, HttpExpectKind,
+    HttpRequest, TcpCheckRule,
 };
 
 /// HAProxy's check buffer (`tune.bufsize`, 16 KiB by default): a runner reads at most this much
@@ -71,6 +72,8 @@ pub enum Step {
     Connect {
         /// Overrides the check port (`port`) or the server's port.
         port: Option<u16>,
+        /// Overrides the check address (`addr`) or the server's address.
+        addr: Option<IpAddr>,
         /// Sends a PROXY v1 header ([`proxy_v1_header`]) before anything else.
         send_proxy: bool,
         /// HAProxy's `connect default`: also applies the server's check options
@@ -189,7 +192,10 @@ impl Script {
 
     /// True when the script opens its own connection: the runner must not connect first.
     pub fn connects_first(&self) -> bool {
-        matches!(self.steps.first(), Some(Step::Connect { .. }))
+        matches!(
+            self.steps.iter().find(|s| !matches!(s, Step::Comment(_))),
+            Some(Step::Connect { .. })
+        )
     }
 
     /// The report of a check that ran every step. `last_pass` is the report of the last
@@ -271,25 +277,7 @@ pub fn script(kind: &CheckKind) -> Script {
             steps: Vec::new(),
         },
         CheckKind::TcpCheck(rules) => tcp_check_script(rules),
-        CheckKind::HttpChk {
-            method,
-            uri,
-            version,
-            expect,
-        } => {
-            let head = method == "HEAD";
-            Script {
-                origin: Origin::Http,
-                steps: vec![
-                    Step::Send(http_request(method, uri, version)),
-                    Step::Expect(Matcher {
-                        step: 2,
-                        comment: None,
-                        kind: MatchKind::Http(http_match(expect.as_ref(), head)),
-                    }),
-                ],
-            }
-        }
+        CheckKind::HttpChk(rules) => http_check_script(rules),
         CheckKind::Mysql { user, post_41 } => {
             let mut steps = vec![own_connect()];
             if let Some(user) = user {
@@ -1076,56 +1064,128 @@ fn dechunk(mut rest: &[u8]) -> Option<(Vec<u8>, bool)> {
     }
 }
 
-/// The httpchk request, as HAProxy 2.6's H1 multiplexer writes it: header names in lower
-/// case; "HTTP/1.1" for any version HAProxy takes as 1.1 or later, with
-/// "connection: close"; a content-length for a body, and "content-length: 0" for methods
-/// other than GET, HEAD, OPTIONS and DELETE. Headers and a body hidden after "\r\n" in the
-/// version string (HAProxy's deprecated trick) are honoured.
-fn http_request(method: &str, uri: &str, version: &str) -> Vec<u8> {
-    let v = version.as_bytes();
-    let first = find(v, b"\r\n");
-    let blank = find(v, b"\r\n\r\n");
-    let vsn = &v[..first.unwrap_or(v.len())];
-    let headers: &[u8] = match (first, blank) {
-        (Some(f), Some(b)) if f == b => b"",
-        (Some(f), Some(b)) => &v[f + 2..b],
-        (Some(f), None) => &v[f + 2..],
-        (None, _) => b"",
-    };
-    let body: &[u8] = blank.map_or(b"", |b| &v[b + 4..]);
+/// The steps of `option httpchk` and its `http-check` rules. A script whose last step is a
+/// send gets HAProxy's implicit `http-check expect status 200-399`.
+fn http_check_script(rules: &[HttpCheckRule]) -> Script {
+    let mut steps: Vec<Step> = Vec::with_capacity(rules.len() + 1);
+    let mut head = false;
+    for rule in rules {
+        let step = match rule {
+            HttpCheckRule::Connect(c) => connect_step(c),
+            HttpCheckRule::Send(req) => {
+                head = req.method == "HEAD";
+                Step::Send(http_request(req))
+            }
+            HttpCheckRule::Comment(c) => Step::Comment(c.clone()),
+            HttpCheckRule::Expect(e) => Step::Expect(Matcher {
+                step: Script::step_id(steps.len()),
+                comment: comment_before(&steps, steps.len()).map(str::to_string),
+                kind: MatchKind::Http(http_match(Some(e), head)),
+            }),
+        };
+        steps.push(step);
+    }
+    let last = steps.iter().rev().find(|s| !matches!(s, Step::Comment(_)));
+    if matches!(last, Some(Step::Send(_))) {
+        steps.push(Step::Expect(Matcher {
+            step: Script::step_id(steps.len()),
+            comment: None,
+            kind: MatchKind::Http(http_match(None, head)),
+        }));
+    }
+    Script {
+        origin: Origin::Http,
+        steps,
+    }
+}
+
+fn connect_step(c: &CheckConnect) -> Step {
+    Step::Connect {
+        port: c.port,
+        addr: c.addr,
+        send_proxy: c.send_proxy,
+        default: c.default,
+        linger: c.linger,
+    }
+}
+
+/// An HTTP check request, as HAProxy 2.6 writes it (its check builds the request, its H1
+/// multiplexer serialises it):
+/// - header names in lower case, values as written; "content-length" and
+///   "transfer-encoding" headers are dropped, HAProxy sets the length itself;
+/// - "HTTP/1.1" for any version HAProxy takes as 1.1 or later (HTTP/1.1+ or HTTP/2);
+/// - a content-length for a body, and "content-length: 0" for methods other than GET, HEAD,
+///   OPTIONS and DELETE;
+/// - the connection mode last: without a "connection" header the check asks to close
+///   ("connection: close" in HTTP/1.1, nothing in 1.0). A "connection" header loses its
+///   "close" and "keep-alive" tokens (and vanishes if nothing else is left); "close" asks to
+///   close, "keep-alive" to keep alive ("connection: keep-alive" in 1.0), "upgrade" leaves
+///   the mode unsaid.
+fn http_request(req: &HttpRequest) -> Vec<u8> {
+    let vsn = req.version.as_bytes();
     let v11 = match vsn.len() {
         6 => vsn[5] == b'2',
         8 => vsn[5] > b'1' || (vsn[5] == b'1' && vsn[7] >= b'1'),
         _ => false,
     };
-    let mut req = Vec::with_capacity(64 + version.len());
-    req.extend_from_slice(method.as_bytes());
-    req.push(b' ');
-    req.extend_from_slice(uri.as_bytes());
-    req.push(b' ');
-    req.extend_from_slice(if v11 { b"HTTP/1.1" } else { vsn });
-    req.extend_from_slice(b"\r\n");
-    for line in headers.split(|&b| b == b'\n') {
-        let line = trim_cr(line);
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        req.extend(line[..colon].iter().map(u8::to_ascii_lowercase));
-        req.extend_from_slice(b": ");
-        req.extend_from_slice(trim_ows(&line[colon + 1..]));
-        req.extend_from_slice(b"\r\n");
+    let mut out = Vec::with_capacity(64 + req.uri.len() + req.body.len());
+    out.extend_from_slice(req.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(req.uri.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(if v11 { b"HTTP/1.1" } else { vsn });
+    out.extend_from_slice(b"\r\n");
+    // No "connection" header: the check itself adds "Connection: close".
+    let mut close = !req
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("connection"));
+    let (mut keep_alive, mut upgrade) = (false, false);
+    for (name, value) in &req.headers {
+        let name = name.to_ascii_lowercase();
+        let mut value = value.clone();
+        match name.as_str() {
+            "content-length" | "transfer-encoding" => continue,
+            "connection" => {
+                let mut kept = Vec::new();
+                for token in value.split(',').map(|t| t.trim_matches([' ', '\t'])) {
+                    if token.eq_ignore_ascii_case("close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case("keep-alive") {
+                        keep_alive = true;
+                    } else {
+                        upgrade |= token.eq_ignore_ascii_case("upgrade");
+                        kept.push(token);
+                    }
+                }
+                value = kept.join(",");
+                if value.is_empty() {
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    if !body.is_empty() {
-        req.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-    } else if !matches!(method, "GET" | "HEAD" | "OPTIONS" | "DELETE") {
-        req.extend_from_slice(b"content-length: 0\r\n");
+    if !req.body.is_empty() {
+        out.extend_from_slice(format!("content-length: {}\r\n", req.body.len()).as_bytes());
+    } else if !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "DELETE") {
+        out.extend_from_slice(b"content-length: 0\r\n");
     }
-    if v11 {
-        req.extend_from_slice(b"connection: close\r\n");
+    if !upgrade {
+        let want_close = close || !(v11 || keep_alive);
+        if want_close && v11 {
+            out.extend_from_slice(b"connection: close\r\n");
+        } else if !want_close && !v11 {
+            out.extend_from_slice(b"connection: keep-alive\r\n");
+        }
     }
-    req.extend_from_slice(b"\r\n");
-    req.extend_from_slice(body);
-    req
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&req.body);
+    out
 }
 
 fn http_match(expect: Option<&HttpExpect>, head: bool) -> HttpMatch {
@@ -1200,6 +1260,7 @@ fn tcp_check_script(rules: &[TcpCheckRule]) -> Script {
         let step = match rule {
             TcpCheckRule::Connect { port, send_proxy } => Step::Connect {
                 port: *port,
+                addr: None,
                 send_proxy: *send_proxy,
                 default: false,
                 linger: false,
@@ -1249,6 +1310,7 @@ fn comment_before(steps: &[Step], i: usize) -> Option<&str> {
 fn own_connect() -> Step {
     Step::Connect {
         port: None,
+        addr: None,
         send_proxy: false,
         default: true,
         linger: true,
@@ -1355,10 +1417,6 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 fn until_nul(b: &[u8]) -> &[u8] {
     &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]
 }
@@ -1396,6 +1454,7 @@ mod tests {
     //! scripted replies and a real MariaDB 10.11.
 
     use super::*;
+    use crate::config::keywords::proxy::split_httpchk_version;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -1405,13 +1464,28 @@ mod tests {
             .collect()
     }
 
-    fn httpchk(method: &str, uri: &str, version: &str) -> CheckKind {
-        CheckKind::HttpChk {
+    /// A request as `option httpchk <method> <uri> <version>` writes it (headers and a body
+    /// may hide in the version).
+    fn req(method: &str, uri: &str, version: &str) -> HttpRequest {
+        let (version, headers, body) = split_httpchk_version(version);
+        HttpRequest {
             method: method.into(),
             uri: uri.into(),
-            version: version.into(),
-            expect: None,
+            version,
+            headers,
+            body: body.unwrap_or_default(),
         }
+    }
+
+    fn httpchk(method: &str, uri: &str, version: &str) -> CheckKind {
+        CheckKind::HttpChk(vec![HttpCheckRule::Send(req(method, uri, version))])
+    }
+
+    fn httpchk_expect(method: &str, expect: HttpExpect) -> CheckKind {
+        CheckKind::HttpChk(vec![
+            HttpCheckRule::Send(req(method, "/", "HTTP/1.1")),
+            HttpCheckRule::Expect(expect),
+        ])
     }
 
     fn sent(s: &Script) -> Vec<u8> {
@@ -1451,12 +1525,7 @@ mod tests {
     }
 
     fn http(negate: bool, kind: HttpExpectKind) -> Matcher {
-        only_expect(&CheckKind::HttpChk {
-            method: "GET".into(),
-            uri: "/".into(),
-            version: "HTTP/1.1".into(),
-            expect: Some(HttpExpect { negate, kind }),
-        })
+        only_expect(&httpchk_expect("GET", HttpExpect { negate, kind }))
     }
 
     fn shown(v: &Verdict) -> String {
@@ -1543,6 +1612,225 @@ mod tests {
         }
     }
 
+    /// What HAProxy 2.6.12 (Debian 12) sent for `http-check send` lines, captured by running
+    /// it (`option httpchk` plus the line, one server with `check inter 300`) against a
+    /// 127.0.0.1 listener that recorded the first request of its first check.
+    /// (method uri version, headers, body, the bytes sent)
+    type Capture = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        &'static str,
+    );
+
+    const HTTP_CHECK_SEND_CAPTURES: &[Capture] = &[
+        (
+            "GET /primary HTTP/1.1",
+            &[("Host", "db.local"), ("User-Agent", "sluice-check")],
+            "",
+            "GET /primary HTTP/1.1\r\nhost: db.local\r\nuser-agent: sluice-check\r\nconnection: close\r\n\r\n",
+        ),
+        ("GET /primary HTTP/1.0", &[], "", "GET /primary HTTP/1.0\r\n\r\n"),
+        ("OPTIONS /primary HTTP/1.1", &[], "", "OPTIONS /primary HTTP/1.1\r\nconnection: close\r\n\r\n"),
+        ("OPTIONS / HTTP/1.0", &[("Host", "x")], "", "OPTIONS / HTTP/1.0\r\nhost: x\r\n\r\n"),
+        (
+            "POST /p HTTP/1.1",
+            &[],
+            "hello",
+            "POST /p HTTP/1.1\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+        ),
+        ("POST /p HTTP/1.0", &[], "hello", "POST /p HTTP/1.0\r\ncontent-length: 5\r\n\r\nhello"),
+        (
+            "GET /p HTTP/1.1",
+            &[],
+            "hello",
+            "GET /p HTTP/1.1\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+        ),
+        ("POST /p HTTP/1.1", &[], "", "POST /p HTTP/1.1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"),
+        ("PUT /p HTTP/1.0", &[], "", "PUT /p HTTP/1.0\r\ncontent-length: 0\r\n\r\n"),
+        (
+            "get /p HTTP/1.1",
+            &[("X-Y", "a  b ")],
+            "",
+            "get /p HTTP/1.1\r\nx-y: a  b \r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "GET /p HTTP/1.1",
+            &[("X-A", "1"), ("x-a", "2")],
+            "",
+            "GET /p HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "GET http://example.com/x HTTP/1.1",
+            &[("X-A", "b")],
+            "",
+            "GET http://example.com/x HTTP/1.1\r\nx-a: b\r\nconnection: close\r\n\r\n",
+        ),
+        // Length headers are HAProxy's own.
+        ("GET /p HTTP/1.1", &[("Content-Length", "3")], "", "GET /p HTTP/1.1\r\nconnection: close\r\n\r\n"),
+        (
+            "GET /p HTTP/1.1",
+            &[("Transfer-Encoding", "chunked")],
+            "abc",
+            "GET /p HTTP/1.1\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc",
+        ),
+        (
+            "POST /p HTTP/1.1",
+            &[("Content-Length", "3"), ("X-A", "b")],
+            "",
+            "POST /p HTTP/1.1\r\nx-a: b\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ),
+        // A connection header decides the mode.
+        ("GET /p HTTP/1.1", &[("Connection", "keep-alive")], "", "GET /p HTTP/1.1\r\n\r\n"),
+        ("GET /p HTTP/1.1", &[("Connection", "close")], "", "GET /p HTTP/1.1\r\nconnection: close\r\n\r\n"),
+        (
+            "GET /p HTTP/1.0",
+            &[("Connection", "keep-alive")],
+            "",
+            "GET /p HTTP/1.0\r\nconnection: keep-alive\r\n\r\n",
+        ),
+        (
+            "GET /p HTTP/1.1",
+            &[("Connection", "upgrade"), ("Upgrade", "foo")],
+            "",
+            "GET /p HTTP/1.1\r\nconnection: upgrade\r\nupgrade: foo\r\n\r\n",
+        ),
+        (
+            "GET /p HTTP/1.1",
+            &[("Connection", "foo"), ("X-A", "b")],
+            "",
+            "GET /p HTTP/1.1\r\nconnection: foo\r\nx-a: b\r\n\r\n",
+        ),
+        (
+            "GET /p HTTP/1.1",
+            &[("Connection", "Close,foo"), ("X-A", "b")],
+            "",
+            "GET /p HTTP/1.1\r\nconnection: foo\r\nx-a: b\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "GET /p HTTP/1.1",
+            &[("Connection", "a, CLOSE , b"), ("X-A", "b")],
+            "",
+            "GET /p HTTP/1.1\r\nconnection: a,b\r\nx-a: b\r\nconnection: close\r\n\r\n",
+        ),
+        (
+            "GET /p HTTP/1.1",
+            &[("Connection", "Upgrade, close"), ("X-A", "b")],
+            "",
+            "GET /p HTTP/1.1\r\nconnection: Upgrade\r\nx-a: b\r\n\r\n",
+        ),
+        (
+            "GET /p HTTP/1.1",
+            &[("Connection", "keep-alive,close"), ("X-A", "b")],
+            "",
+            "GET /p HTTP/1.1\r\nx-a: b\r\nconnection: close\r\n\r\n",
+        ),
+        ("GET /p HTTP/1.0", &[("Connection", "keep-alive,close"), ("X-A", "b")], "", "GET /p HTTP/1.0\r\nx-a: b\r\n\r\n"),
+        ("GET /p HTTP/1.0", &[("Connection", "close"), ("X-A", "b")], "", "GET /p HTTP/1.0\r\nx-a: b\r\n\r\n"),
+        (
+            "GET /p HTTP/1.1",
+            &[("X-A", "1"), ("Connection", "close"), ("Connection", "foo")],
+            "",
+            "GET /p HTTP/1.1\r\nx-a: 1\r\nconnection: foo\r\nconnection: close\r\n\r\n",
+        ),
+    ];
+
+    #[test]
+    fn http_check_send_requests_are_haproxys_bytes() {
+        for (line, headers, body, want) in HTTP_CHECK_SEND_CAPTURES {
+            let mut words = line.split(' ');
+            let (m, u, v) = (
+                words.next().unwrap(),
+                words.next().unwrap(),
+                words.next().unwrap(),
+            );
+            let kind = CheckKind::HttpChk(vec![HttpCheckRule::Send(HttpRequest {
+                method: m.into(),
+                uri: u.into(),
+                version: v.into(),
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+                body: body.as_bytes().to_vec(),
+            })]);
+            let s = script(&kind);
+            assert_eq!(
+                String::from_utf8_lossy(&sent(&s)),
+                *want,
+                "{line} {headers:?} {body:?}"
+            );
+            // The implicit expect follows the send.
+            assert!(matches!(
+                &s.steps[1],
+                Step::Expect(Matcher {
+                    kind: MatchKind::Http(_),
+                    ..
+                })
+            ));
+        }
+        // option httpchk's hidden "Connection: close" moves to the end, as HAProxy's did:
+        // `option httpchk GET /a HTTP/1.1\r\nConnection:\ close\r\nX-A:\ b`.
+        assert_eq!(
+            String::from_utf8_lossy(&sent(&script(&httpchk(
+                "GET",
+                "/a",
+                "HTTP/1.1\r\nConnection: close\r\nX-A: b"
+            )))),
+            "GET /a HTTP/1.1\r\nx-a: b\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn http_check_sequences_become_steps() {
+        let kind = CheckKind::HttpChk(vec![
+            HttpCheckRule::Comment("primary".into()),
+            HttpCheckRule::Connect(CheckConnect {
+                port: Some(8008),
+                addr: Some("127.0.0.2".parse().unwrap()),
+                linger: true,
+                ..CheckConnect::default()
+            }),
+            HttpCheckRule::Send(req("GET", "/primary", "HTTP/1.1")),
+            HttpCheckRule::Expect(HttpExpect {
+                negate: false,
+                kind: HttpExpectKind::Status(vec![(200, 200)]),
+            }),
+            HttpCheckRule::Connect(CheckConnect::default()),
+            HttpCheckRule::Send(req("HEAD", "/b", "HTTP/1.0")),
+        ]);
+        let s = script(&kind);
+        assert!(
+            s.connects_first(),
+            "a comment before the connect does not count"
+        );
+        assert!(matches!(
+            s.steps[1],
+            Step::Connect {
+                port: Some(8008),
+                addr: Some(_),
+                linger: true,
+                send_proxy: false,
+                default: false
+            }
+        ));
+        let e = expects(&s);
+        assert_eq!(e.len(), 2, "the trailing send gets the implicit expect");
+        assert_eq!((e[0].step, e[1].step), (4, 7));
+        let MatchKind::Http(last) = &e[1].kind else {
+            panic!("not http")
+        };
+        assert!(last.head && matches!(last.rule, HttpRule::Status(ref r) if r == &[(200, 399)]));
+        // A script of only an expect sends nothing (HAProxy's inherited-option trap).
+        let s = script(&CheckKind::HttpChk(vec![HttpCheckRule::Expect(
+            HttpExpect {
+                negate: false,
+                kind: HttpExpectKind::Status(vec![(200, 200)]),
+            },
+        )]));
+        assert!(sent(&s).is_empty() && expects(&s).len() == 1);
+    }
+
     #[test]
     fn mysql_check_sends_haproxys_packets() {
         // option mysql-check user haproxy (post-41, HAProxy's default) and ... pre-41.
@@ -1571,6 +1859,7 @@ mod tests {
             post.steps[0],
             Step::Connect {
                 port: None,
+                addr: None,
                 send_proxy: false,
                 default: true,
                 linger: true
@@ -2059,15 +2348,13 @@ mod tests {
             Verdict::Pass(_)
         ));
         // A HEAD response has no body, whatever Content-Length says.
-        let head_m = only_expect(&CheckKind::HttpChk {
-            method: "HEAD".into(),
-            uri: "/".into(),
-            version: "HTTP/1.1".into(),
-            expect: Some(HttpExpect {
+        let head_m = only_expect(&httpchk_expect(
+            "HEAD",
+            HttpExpect {
                 negate: false,
                 kind: HttpExpectKind::String("x".into()),
-            }),
-        });
+            },
+        ));
         assert!(matches!(
             head_m.evaluate(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false),
             Verdict::Fail(_)

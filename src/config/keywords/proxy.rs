@@ -13,9 +13,9 @@ use super::{scope::*, KeywordSpec, Parsed, Support, SINCE};
 use crate::config::error::Span;
 use crate::config::lexer::Word;
 use crate::config::model::{
-    Balance, Bind, CheckKind, ExpectPattern, HashFunction, HashKey, HashMethod, HashType,
-    HttpExpect, HttpExpectKind, LogTarget, Mode, SockOpts, SpliceOpts, StickTable, StoreItem,
-    TableType, TcpCheckRule,
+    Balance, Bind, CheckConnect, CheckKind, ExpectPattern, HashFunction, HashKey, HashMethod,
+    HashType, HttpExpect, HttpExpectKind, LogTarget, Mode, SockOpts, SpliceOpts, StickTable,
+    StoreItem, TableType, TcpCheckRule,
 };
 
 /// A `stick` line: what it does, and its words after the keyword (`<pattern> [table <t>]
@@ -105,7 +105,10 @@ pub struct ProxyDraft {
     /// tcp-check rules; inherited rules are replaced by the first rule of the proxy itself.
     pub tcp_check_rules: Vec<TcpCheckRule>,
     pub tcp_check_inherited: bool,
-    pub http_expect: Option<HttpExpect>,
+    /// `http-check` rules (and the request of `option httpchk`) in HAProxy's order; like
+    /// tcp-check rules, inherited ones are replaced by the first rule of the proxy itself.
+    pub http_rules: Vec<(Span, HttpRuleDraft)>,
+    pub http_inherited: bool,
     pub logs: Vec<LogSpec>,
     pub log_format: Option<(String, Span)>,
     pub acls: Vec<RawLine>,
@@ -146,7 +149,8 @@ impl Default for ProxyDraft {
             check: CheckKind::Connect,
             tcp_check_rules: Vec::new(),
             tcp_check_inherited: false,
-            http_expect: None,
+            http_rules: Vec::new(),
+            http_inherited: false,
             logs: Vec::new(),
             log_format: None,
             acls: Vec::new(),
@@ -170,6 +174,7 @@ impl ProxyDraft {
     pub fn inherited(&self) -> ProxyDraft {
         let mut d = self.clone();
         d.tcp_check_inherited = !d.tcp_check_rules.is_empty();
+        d.http_inherited = !d.http_rules.is_empty();
         d
     }
 }
@@ -703,6 +708,126 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         }
     ),
     kw!(
+        "http-check send",
+        BE,
+        "[meth <m>] [uri <uri>] [ver <v>] [hdr <name> <value>]* [body <string>] [comment <msg>]",
+        "health-check step: the HTTP request (merged with option httpchk's)",
+        |d, a| {
+            let mut send = SendDraft::default();
+            let mut comment = None;
+            while let Some(w) = a.word() {
+                match w {
+                    "meth" => send.method = Some(a.expect("a method after 'meth'")?.to_string()),
+                    "uri" => send.uri = Some(a.expect("a URI after 'uri'")?.to_string()),
+                    "ver" => send.version = Some(a.expect("a version after 'ver'")?.to_string()),
+                    "hdr" => {
+                        let (name, value) = match (a.word(), a.word()) {
+                            (Some(n), Some(v)) if !n.is_empty() && !v.is_empty() => (n, v),
+                            _ => return Err("'hdr' expects <name> and <value> as arguments".into()),
+                        };
+                        let value = plain_log_format(value).ok_or_else(|| {
+                            format!(
+                                "'hdr {name}': the value '{value}' is a log-format string, which \
+                                 sluice does not evaluate in checks (write '%%' for a literal '%')"
+                            )
+                        })?;
+                        if name.eq_ignore_ascii_case("host") {
+                            if let Some((_, v)) = send
+                                .headers
+                                .iter()
+                                .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+                            {
+                                return Err(format!(
+                                    "'host' header already defined (previous value is '{v}')"
+                                ));
+                            }
+                        }
+                        send.headers.push((name.to_string(), value));
+                    }
+                    "body" => {
+                        let b = a.expect("a string after 'body'")?;
+                        send.body = Some(b.chars().map(|c| c as u32 as u8).collect());
+                    }
+                    "comment" => comment = Some(a.expect("a message after 'comment'")?),
+                    "uri-lf" | "body-lf" => {
+                        return Err(format!(
+                            "'{w}' (a log-format string evaluated at each check) is not \
+                             supported by sluice; use '{}' with a fixed value",
+                            &w[..w.len() - 3]
+                        ))
+                    }
+                    o => {
+                        return Err(format!(
+                            "unknown option '{o}' (meth, uri, ver, hdr, body, comment)"
+                        ))
+                    }
+                }
+            }
+            if let Some(c) = comment {
+                push_http_rule(d, a.span, HttpRuleDraft::Comment(c.to_string()))?;
+            }
+            push_http_rule(d, a.span, HttpRuleDraft::Send(send))
+        }
+    ),
+    kw!(
+        "http-check connect",
+        BE,
+        "[port <p>] [addr <ip>] [send-proxy] [linger] [default] [comment <msg>]",
+        "health-check step: open the connection (another port or address)",
+        |d, a| {
+            let mut c = CheckConnect::default();
+            let mut comment = None;
+            while let Some(w) = a.word() {
+                match w {
+                    "port" => {
+                        c.port = Some(super::values::parse_port(a.expect("a port after 'port'")?)?)
+                    }
+                    "addr" => {
+                        let ip = a.expect("an address after 'addr'")?;
+                        c.addr = Some(ip.parse().map_err(|_| {
+                            format!("'addr' expects an IP address (sluice takes no name or port here), not '{ip}'")
+                        })?);
+                    }
+                    "send-proxy" => c.send_proxy = true,
+                    "linger" => c.linger = true,
+                    "default" => c.default = true,
+                    "comment" => comment = Some(a.expect("a message after 'comment'")?),
+                    "ssl" | "sni" | "alpn" | "proto" => {
+                        return Err(format!(
+                            "'{w}': sluice originates no TLS in health checks; for a TLS \
+                             liveness check use 'option ssl-hello-chk'"
+                        ))
+                    }
+                    "via-socks4" | "send-proxy-v2" | "check-send-proxy" => {
+                        return Err(format!(
+                            "'http-check connect {w}' is not supported by sluice"
+                        ))
+                    }
+                    o => {
+                        return Err(format!(
+                        "unknown option '{o}' (port, addr, send-proxy, linger, default, comment)"
+                    ))
+                    }
+                }
+            }
+            if let Some(m) = comment {
+                push_http_rule(d, a.span, HttpRuleDraft::Comment(m.to_string()))?;
+            }
+            push_http_rule(d, a.span, HttpRuleDraft::Connect(c))
+        }
+    ),
+    kw!(
+        "http-check comment",
+        BE,
+        "<text>",
+        "a comment reported when the next http-check step fails",
+        |d, a| {
+            let c = a.expect("a comment")?;
+            a.done()?;
+            push_http_rule(d, a.span, HttpRuleDraft::Comment(c.to_string()))
+        }
+    ),
+    kw!(
         "http-check expect",
         BE,
         "[!] status|rstatus|string <pattern>",
@@ -729,8 +854,11 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                 }
             };
             a.done()?;
-            d.http_expect = Some(HttpExpect { negate, kind });
-            Ok(())
+            push_http_rule(
+                d,
+                a.span,
+                HttpRuleDraft::Expect(HttpExpect { negate, kind }),
+            )
         }
     ),
     kw!(
@@ -1022,24 +1150,33 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "health checks send an HTTP request",
         |d, a| {
             let words: Vec<&str> = a.rest().iter().map(|w| w.text.as_str()).collect();
-            let (method, uri, version) = match words.as_slice() {
-                [] => ("OPTIONS", "/", "HTTP/1.0"),
-                [uri] => ("OPTIONS", *uri, "HTTP/1.0"),
-                [m, uri] => (*m, *uri, "HTTP/1.0"),
-                [m, uri, v] => (*m, *uri, *v),
-                _ => return Err("expects at most <method> <uri> <version>".to_string()),
+            let mut send = SendDraft {
+                from_option: true,
+                ..SendDraft::default()
             };
-            d.check = if a.negated {
-                CheckKind::Connect
-            } else {
-                CheckKind::HttpChk {
-                    method: method.to_string(),
-                    uri: uri.to_string(),
-                    version: version.to_string(),
-                    expect: None,
+            match words.as_slice() {
+                [] => {}
+                [uri] => send.uri = Some(uri.to_string()),
+                [m, uri] => {
+                    send.method = Some(m.to_string());
+                    send.uri = Some(uri.to_string());
                 }
-            };
-            Ok(())
+                [m, uri, v] => {
+                    send.method = Some(m.to_string());
+                    send.uri = Some(uri.to_string());
+                    let (version, headers, body) = split_httpchk_version(v);
+                    send.version = Some(version);
+                    send.headers = headers;
+                    send.body = body;
+                }
+                _ => return Err("expects at most <method> <uri> <version>".to_string()),
+            }
+            if a.negated {
+                d.check = CheckKind::Connect;
+                return Ok(());
+            }
+            d.check = CheckKind::HttpChk(Vec::new());
+            push_http_rule(d, a.span, HttpRuleDraft::Send(send))
         }
     ),
     kw!(
@@ -1238,6 +1375,155 @@ fn push_tcp_check(d: &mut ProxyDraft, rule: TcpCheckRule) {
         d.tcp_check_inherited = false;
     }
     d.tcp_check_rules.push(rule);
+}
+
+/// An `http-check` rule as written. Sends keep unset fields: HAProxy merges the request of
+/// `option httpchk` with the first `http-check send`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpRuleDraft {
+    Connect(CheckConnect),
+    Send(SendDraft),
+    Expect(HttpExpect),
+    Comment(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendDraft {
+    /// The implicit send of `option httpchk`.
+    pub from_option: bool,
+    pub method: Option<String>,
+    pub uri: Option<String>,
+    pub version: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl SendDraft {
+    /// HAProxy's merge of two sends: every field `newer` sets replaces this one's (the header
+    /// list as a whole).
+    fn overlay(&mut self, newer: SendDraft) {
+        self.method = newer.method.or(self.method.take());
+        self.uri = newer.uri.or(self.uri.take());
+        self.version = newer.version.or(self.version.take());
+        if !newer.headers.is_empty() {
+            self.headers = newer.headers;
+        }
+        self.body = newer.body.or(self.body.take());
+    }
+}
+
+/// Adds an `http-check` rule the way HAProxy 2.6 does (`tcpcheck_add_http_rule`): the send of
+/// `option httpchk` goes first and merges with an explicit send; explicit rules must follow
+/// connect -> send -> expect.
+fn push_http_rule(d: &mut ProxyDraft, span: &Span, rule: HttpRuleDraft) -> Result<(), String> {
+    if d.http_inherited {
+        d.http_rules.clear();
+        d.http_inherited = false;
+    }
+    let rules = &mut d.http_rules;
+    let is_real = |r: &&(Span, HttpRuleDraft)| !matches!(r.1, HttpRuleDraft::Comment(_));
+    match rule {
+        HttpRuleDraft::Send(send) if send.from_option => {
+            // The first rule, skipping a first connect.
+            let mut real = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| is_real(r))
+                .map(|(i, _)| i);
+            let first = match real.next() {
+                Some(i) if matches!(rules[i].1, HttpRuleDraft::Connect(_)) => real.next(),
+                other => other,
+            };
+            match first.map(|i| (i, &mut rules[i].1)) {
+                Some((i, HttpRuleDraft::Send(old))) if old.from_option => {
+                    rules[i] = (span.clone(), HttpRuleDraft::Send(send))
+                }
+                Some((_, HttpRuleDraft::Send(old))) => old.overlay(send),
+                _ => rules.insert(0, (span.clone(), HttpRuleDraft::Send(send))),
+            }
+        }
+        rule => {
+            let from_opt = |r: &HttpRuleDraft| matches!(r, HttpRuleDraft::Send(s) if s.from_option);
+            let step = rules.iter().filter(|r| !from_opt(&r.1)).count() + 1;
+            let what = match &rule {
+                HttpRuleDraft::Connect(_) => "connect",
+                HttpRuleDraft::Send(_) => "send",
+                HttpRuleDraft::Expect(_) => "expect",
+                HttpRuleDraft::Comment(_) => "comment",
+            };
+            let missing = match (rules.iter().rev().find(is_real).map(|r| &r.1), &rule) {
+                (None, _) => None,
+                (Some(last), _) if from_opt(last) => None,
+                (Some(HttpRuleDraft::Connect(_)), HttpRuleDraft::Send(_)) => None,
+                (Some(_), HttpRuleDraft::Send(_)) => Some("connect"),
+                (
+                    Some(HttpRuleDraft::Send(_) | HttpRuleDraft::Expect(_)),
+                    HttpRuleDraft::Expect(_),
+                ) => None,
+                (Some(_), HttpRuleDraft::Expect(_)) => Some("send"),
+                (Some(HttpRuleDraft::Expect(_)), HttpRuleDraft::Connect(_)) => None,
+                (Some(_), HttpRuleDraft::Connect(_)) => Some("expect"),
+                (Some(_), HttpRuleDraft::Comment(_)) => None,
+            };
+            if let Some(m) = missing {
+                return Err(format!(
+                    "unable to add http-check {what} rule at step {step} (missing {m} rule)"
+                ));
+            }
+            let mut rule = rule;
+            if let HttpRuleDraft::Send(send) = rule {
+                let first = rules.iter().position(|r| is_real(&r));
+                rule = match first.map(|i| (i, &rules[i].1)) {
+                    Some((i, HttpRuleDraft::Send(implicit))) if implicit.from_option => {
+                        let mut merged = implicit.clone();
+                        rules.remove(i);
+                        merged.overlay(send);
+                        merged.from_option = false;
+                        HttpRuleDraft::Send(merged)
+                    }
+                    _ => HttpRuleDraft::Send(send),
+                };
+            }
+            rules.push((span.clone(), rule));
+        }
+    }
+    Ok(())
+}
+
+/// `option httpchk`'s version word with HAProxy's deprecated trick of hiding headers and a
+/// body after "\r\n": the version, the header lines (name, trimmed value) and the body.
+pub fn split_httpchk_version(v: &str) -> (String, Vec<(String, String)>, Option<Vec<u8>>) {
+    let (head, body) = match v.split_once("\r\n\r\n") {
+        Some((h, b)) => (h, Some(b)),
+        None => (v, None),
+    };
+    let mut lines = head.split("\r\n");
+    let version = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .flat_map(|l| l.split('\n'))
+        .filter_map(|l| {
+            let (n, v) = l.trim_end_matches('\r').split_once(':')?;
+            Some((n.to_string(), v.trim_matches([' ', '\t']).to_string()))
+        })
+        .collect();
+    let body = body
+        .filter(|b| !b.is_empty())
+        .map(|b| b.chars().map(|c| c as u32 as u8).collect());
+    (version, headers, body)
+}
+
+/// A header value of `http-check send` is a log-format string: "%%" is a literal '%', and
+/// any other '%' starts an expression sluice does not evaluate (None).
+fn plain_log_format(v: &str) -> Option<String> {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' && chars.next() != Some('%') {
+            return None;
+        }
+        out.push(c);
+    }
+    Some(out)
 }
 
 fn parse_balance(alg: &str) -> Result<Balance, String> {
@@ -1451,5 +1737,237 @@ mod tests {
         assert!(parse_store_item("gpc0")
             .unwrap_err()
             .contains("not supported"));
+    }
+
+    // --- http-check -----------------------------------------------------------------------
+
+    use crate::config::model::{HttpCheckRule, HttpRequest};
+
+    /// The check of backend `be` and every diagnostic, for `lines` in it (after `defs` in a
+    /// defaults section).
+    fn httpchk_of(defs: &str, lines: &str) -> (Option<CheckKind>, Vec<String>) {
+        let text =
+            format!("defaults\n{defs}\nbackend be\n{lines}\n    server s1 127.0.0.1:8000 check\n");
+        let mut ast = crate::config::ast::Ast::default();
+        let mut diags = crate::config::error::Diags::default();
+        let env: std::collections::HashMap<String, String> = Default::default();
+        crate::config::parse_text("t.cfg", &text, &env, &mut ast, &mut diags);
+        let (model, more) = crate::config::validate::build(&ast, &Default::default());
+        diags.extend(more);
+        let shown = diags.items.iter().map(ToString::to_string).collect();
+        let check = model.map(|m| m.backend_by_name("be").unwrap().check.clone());
+        (check, shown)
+    }
+
+    fn send(m: &str, u: &str, v: &str, headers: &[(&str, &str)], body: &str) -> HttpCheckRule {
+        HttpCheckRule::Send(HttpRequest {
+            method: m.into(),
+            uri: u.into(),
+            version: v.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    fn status(code: u16) -> HttpCheckRule {
+        HttpCheckRule::Expect(HttpExpect {
+            negate: false,
+            kind: HttpExpectKind::Status(vec![(code, code)]),
+        })
+    }
+
+    #[test]
+    fn http_check_send_merges_with_option_httpchk_as_haproxy_does() {
+        // Each case was run through HAProxy 2.6.12 (see protocol.rs for the bytes it sent).
+        let cases: &[(&str, &str, Vec<HttpCheckRule>)] = &[
+            (
+                "",
+                "option httpchk\nhttp-check send meth GET uri /primary ver HTTP/1.1 hdr Host db.local\nhttp-check expect status 200",
+                vec![send("GET", "/primary", "HTTP/1.1", &[("Host", "db.local")], ""), status(200)],
+            ),
+            // Bare option: HAProxy's defaults.
+            ("", "option httpchk\nhttp-check send", vec![send("OPTIONS", "/", "HTTP/1.0", &[], "")]),
+            // The explicit send, written after the option, wins field by field.
+            (
+                "",
+                "option httpchk POST /opt HTTP/1.1\nhttp-check send uri /primary",
+                vec![send("POST", "/primary", "HTTP/1.1", &[], "")],
+            ),
+            // Written before it, the option's fields win; its headers replace the send's.
+            (
+                "",
+                "http-check send uri /primary\noption httpchk POST /opt HTTP/1.1",
+                vec![send("POST", "/opt", "HTTP/1.1", &[], "")],
+            ),
+            (
+                "",
+                "http-check send uri /x hdr Host a\noption httpchk",
+                vec![send("OPTIONS", "/x", "HTTP/1.0", &[("Host", "a")], "")],
+            ),
+            (
+                "",
+                "http-check send uri /x ver HTTP/1.1 hdr Host a body zz\noption httpchk GET /opt HTTP/1.0",
+                vec![send("GET", "/opt", "HTTP/1.0", &[("Host", "a")], "zz")],
+            ),
+            (
+                "",
+                "option httpchk GET /opt HTTP/1.1\\r\\nHost:\\ old\nhttp-check send hdr X-A b",
+                vec![send("GET", "/opt", "HTTP/1.1", &[("X-A", "b")], "")],
+            ),
+            (
+                "",
+                "option httpchk GET /opt HTTP/1.1\\r\\nHost:\\ old\nhttp-check send uri /new",
+                vec![send("GET", "/new", "HTTP/1.1", &[("Host", "old")], "")],
+            ),
+            // Own rules replace the inherited ones, the option's request included.
+            (
+                "    option httpchk GET /d\n    http-check send hdr Host d",
+                "http-check send uri /b",
+                vec![send("OPTIONS", "/b", "HTTP/1.0", &[], "")],
+            ),
+            (
+                "    option httpchk GET /d\n    http-check expect status 201",
+                "option httpchk GET /health",
+                vec![send("GET", "/health", "HTTP/1.0", &[], "")],
+            ),
+            (
+                "    option httpchk GET /d\n    http-check send hdr Host d",
+                "mode tcp",
+                vec![send("GET", "/d", "HTTP/1.0", &[("Host", "d")], "")],
+            ),
+            // A comment is kept in place; a connect leads.
+            (
+                "",
+                "option httpchk\nhttp-check connect port 8008 linger comment c1\nhttp-check send meth GET uri /p comment c2\nhttp-check expect status 200",
+                vec![
+                    HttpCheckRule::Comment("c1".into()),
+                    HttpCheckRule::Connect(CheckConnect {
+                        port: Some(8008),
+                        linger: true,
+                        ..CheckConnect::default()
+                    }),
+                    HttpCheckRule::Comment("c2".into()),
+                    send("GET", "/p", "HTTP/1.0", &[], ""),
+                    status(200),
+                ],
+            ),
+            // Two sequences.
+            (
+                "",
+                "option httpchk\nhttp-check connect\nhttp-check send uri /a\nhttp-check expect status 200\nhttp-check connect addr 127.0.0.2 port 9 send-proxy default\nhttp-check send uri /b\nhttp-check expect status 204\nhttp-check expect status 200-299",
+                vec![
+                    HttpCheckRule::Connect(CheckConnect::default()),
+                    send("OPTIONS", "/a", "HTTP/1.0", &[], ""),
+                    status(200),
+                    HttpCheckRule::Connect(CheckConnect {
+                        port: Some(9),
+                        addr: Some("127.0.0.2".parse().unwrap()),
+                        send_proxy: true,
+                        default: true,
+                        linger: false,
+                    }),
+                    send("OPTIONS", "/b", "HTTP/1.0", &[], ""),
+                    status(204),
+                    HttpCheckRule::Expect(HttpExpect {
+                        negate: false,
+                        kind: HttpExpectKind::Status(vec![(200, 299)]),
+                    }),
+                ],
+            ),
+        ];
+        for (defs, lines, want) in cases {
+            let (check, diags) = httpchk_of(defs, lines);
+            assert_eq!(
+                check,
+                Some(CheckKind::HttpChk(want.clone())),
+                "{lines}: {diags:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_check_refusals_and_warnings() {
+        let error = |lines: &str| {
+            let (check, diags) = httpchk_of("", lines);
+            assert!(check.is_none(), "{lines} was accepted");
+            diags.join("\n")
+        };
+        // HAProxy's own refusals.
+        let e = error("option httpchk\nhttp-check send meth GET uri /p\nhttp-check send uri /q");
+        assert!(e.contains("t.cfg:6: 'http-check send': unable to add http-check send rule at step 2 (missing connect rule)"), "{e}");
+        let e = error("option httpchk\nhttp-check connect port 1\nhttp-check expect status 200");
+        assert!(
+            e.contains("unable to add http-check expect rule at step 2 (missing send rule)"),
+            "{e}"
+        );
+        let e = error("option httpchk\nhttp-check send uri /a\nhttp-check connect");
+        assert!(
+            e.contains("unable to add http-check connect rule at step 2 (missing expect rule)"),
+            "{e}"
+        );
+        let e = error("option httpchk\nhttp-check send uri /a\nhttp-check expect status 200\nhttp-check connect\nhttp-check send uri /b");
+        assert!(e.contains("first step MUST also be a 'connect'"), "{e}");
+        let e = error("option httpchk\nhttp-check send hdr Host a hdr host b");
+        assert!(
+            e.contains("'host' header already defined (previous value is 'a')"),
+            "{e}"
+        );
+        let e = error("option httpchk\nhttp-check send hdr X-Empty \"\"");
+        assert!(
+            e.contains("'hdr' expects <name> and <value> as arguments"),
+            "{e}"
+        );
+        // sluice's: what it cannot do exactly.
+        let e = error("option httpchk\nhttp-check send uri-lf /%[src]");
+        assert!(e.contains("'uri-lf' (a log-format string"), "{e}");
+        let e = error("option httpchk\nhttp-check send body-lf x");
+        assert!(e.contains("use 'body' with a fixed value"), "{e}");
+        let e = error("option httpchk\nhttp-check send hdr X-A %[src]");
+        assert!(e.contains("log-format"), "{e}");
+        for w in ["ssl", "sni x", "alpn h2", "proto h2"] {
+            let e = error(&format!("option httpchk\nhttp-check connect {w}"));
+            assert!(e.contains("option ssl-hello-chk"), "{e}");
+        }
+        let e = error("option httpchk\nhttp-check connect via-socks4");
+        assert!(
+            e.contains("'http-check connect via-socks4' is not supported by sluice"),
+            "{e}"
+        );
+        let e = error("option httpchk\nhttp-check connect addr db.local");
+        assert!(e.contains("'addr' expects an IP address"), "{e}");
+        // "%%" is a literal '%'.
+        let (check, _) = httpchk_of("", "option httpchk\nhttp-check send hdr X-A a%%b");
+        assert_eq!(
+            check,
+            Some(CheckKind::HttpChk(vec![send(
+                "OPTIONS",
+                "/",
+                "HTTP/1.0",
+                &[("X-A", "a%b")],
+                ""
+            )]))
+        );
+        // Rules without the option are ignored, as HAProxy warns.
+        let (check, diags) = httpchk_of("", "http-check send uri /p");
+        assert_eq!(check, Some(CheckKind::Connect));
+        assert!(
+            diags.iter().any(|d| d.contains(
+                "uses http-check rules without 'option httpchk', so the rules are ignored"
+            )),
+            "{diags:?}"
+        );
+        // An own expect after an inherited option: HAProxy sends nothing; sluice says so.
+        let (check, diags) =
+            httpchk_of("    option httpchk GET /d", "http-check expect status 200");
+        assert_eq!(check, Some(CheckKind::HttpChk(vec![status(200)])));
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.contains("no request is sent before this expect")),
+            "{diags:?}"
+        );
     }
 }
