@@ -5,14 +5,12 @@
 //! 60 sequential connections must be the ones HAProxy picks.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
-
-use crate::common::backends::{connect, read_line, Backend, IO_TIMEOUT};
+use crate::common::backends::{connect, connect_from, read_line, Backend};
 use crate::common::running::{fill_ports, Sluice};
 use crate::common::TempDir;
 
@@ -51,18 +49,6 @@ fn counts(names: &[String]) -> HashMap<String, usize> {
 
 fn count(m: &HashMap<String, usize>, name: &str) -> usize {
     m.get(name).copied().unwrap_or(0)
-}
-
-/// A connection from source address `src` (port chosen by the kernel).
-fn connect_from(src: Ipv4Addr, addr: SocketAddr) -> TcpStream {
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    s.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())
-        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
-    s.connect_timeout(&addr.into(), IO_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect from {src} to {addr}: {e}"));
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
 }
 
 #[test]

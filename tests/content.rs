@@ -64,6 +64,22 @@ fn sni_router(api: &Backend, git: &Backend, web: &Backend, delay: &str) -> Strin
     )
 }
 
+/// The three tagged backends of the SNI router.
+fn sni_backends() -> (Backend, Backend, Backend) {
+    (
+        Backend::tagged("api"),
+        Backend::tagged("git"),
+        Backend::tagged("web"),
+    )
+}
+
+/// True when a new connection reaches a backend (its tag arrives).
+fn gets_in(fe: SocketAddr) -> bool {
+    let c = connect(fe);
+    let mut buf = [0u8; 3];
+    matches!((&c).read(&mut buf), Ok(n) if n > 0)
+}
+
 /// Sends `bytes` and returns the tag line of the backend it reached.
 fn routed(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut s = connect(addr);
@@ -79,11 +95,7 @@ fn refused(mut s: TcpStream) -> bool {
 
 #[test]
 fn sni_router_routes_by_server_name_and_rejects_the_rest() {
-    let (api, git, web) = (
-        Backend::tagged("api"),
-        Backend::tagged("git"),
-        Backend::tagged("web"),
-    );
+    let (api, git, web) = sni_backends();
     let sl = Sluice::start(&sni_router(&api, &git, &web, "5s"));
     let fe = sl.addr("fe");
     assert_eq!(routed(fe, &client_hello(Some("api.example.com"))), "api");
@@ -104,11 +116,7 @@ fn sni_router_routes_by_server_name_and_rejects_the_rest() {
 
 #[test]
 fn a_hello_in_pieces_waits_and_an_idle_client_is_judged_at_the_delay() {
-    let (api, git, web) = (
-        Backend::tagged("api"),
-        Backend::tagged("git"),
-        Backend::tagged("web"),
-    );
+    let (api, git, web) = sni_backends();
     let sl = Sluice::start(&sni_router(&api, &git, &web, "1s"));
     let fe = sl.addr("fe");
     let hello = client_hello(Some("api.example.com"));
@@ -246,11 +254,7 @@ fn openssl_clients_are_routed_by_their_server_name() {
         eprintln!("skipped: no openssl binary");
         return;
     }
-    let (api, git, web) = (
-        Backend::tagged("api"),
-        Backend::tagged("git"),
-        Backend::tagged("web"),
-    );
+    let (api, git, web) = sni_backends();
     let sl = Sluice::start(&sni_router(&api, &git, &web, "5s"));
     let fe = sl.addr("fe");
     for (name, backend) in [("api.example.com", &api), ("x.git.example.com", &git)] {
@@ -304,11 +308,7 @@ fn stick_counters_cap_concurrent_connections_per_client() {
     assert!(refused(connect(fe)));
     drop(a);
     // Once one has closed, there is room again (the count follows closes promptly).
-    wait_until(Duration::from_secs(5), "a slot to free up", || {
-        let c = connect(fe);
-        let mut buf = [0u8; 3];
-        matches!((&c).read(&mut buf), Ok(n) if n > 0)
-    });
+    wait_until(Duration::from_secs(5), "a slot to free up", || gets_in(fe));
     drop(b);
     sl.stop();
 }
@@ -346,11 +346,7 @@ fn src_conn_cur_reads_the_table_without_tracking() {
     assert_eq!(read_line(&a), "s1");
     assert!(refused(connect(fe)), "the table already counts one");
     drop(a);
-    wait_until(Duration::from_secs(5), "the count to drop", || {
-        let c = connect(fe);
-        let mut buf = [0u8; 3];
-        matches!((&c).read(&mut buf), Ok(n) if n > 0)
-    });
+    wait_until(Duration::from_secs(5), "the count to drop", || gets_in(fe));
     sl.stop();
 }
 

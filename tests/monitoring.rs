@@ -6,7 +6,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::backends::{connect, read_line, Backend};
+use crate::common::backends::{cli, connect, read_line, Backend};
 use crate::common::running::{fill_ports, Sluice};
 use crate::common::TempDir;
 
@@ -163,16 +163,6 @@ fn tcplog_matches_haproxy_field_by_field() {
 // The stats socket, the exporter and the stats page, end to end.
 
 use std::os::unix::net::UnixStream;
-
-/// Sends one command line to a UNIX stats socket and returns the whole answer.
-fn cli(path: &std::path::Path, line: &str) -> String {
-    let mut s = UnixStream::connect(path).expect("stats socket");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();

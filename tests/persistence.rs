@@ -6,39 +6,16 @@
 //! stored `server_id`/`server_key` as HAProxy 2.6 does.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use socket2::{Domain, Socket, Type};
-
-use crate::common::backends::{connect, read_line, wait_until, Backend, IO_TIMEOUT};
+use crate::common::backends::{
+    cli, connect, connect_from, read_line, wait_until, Backend, IO_TIMEOUT,
+};
 use crate::common::running::Sluice;
 use crate::common::TempDir;
-
-/// One command on a UNIX stats socket; the whole answer.
-fn cli(path: &Path, line: &str) -> String {
-    let mut s = UnixStream::connect(path).expect("stats socket");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(format!("{line}\n").as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-/// A connection from source address `src`.
-fn connect_from(src: Ipv4Addr, addr: SocketAddr) -> TcpStream {
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    s.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())
-        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
-    s.connect_timeout(&addr.into(), IO_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect from {src} to {addr}: {e}"));
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s
-}
 
 /// The servers of `n` sequential connections from `src`.
 fn names_from(src: Ipv4Addr, addr: SocketAddr, n: usize) -> Vec<String> {

@@ -637,34 +637,46 @@ impl Worker {
     // -----------------------------------------------------------------------------------
     // routing and connecting
 
-    /// A new connection's first decisions: `tcp-request connection` rules, then content
-    /// inspection (or at once, without an inspect-delay), then the backend.
-    fn route(&mut self, key: usize, now: Instant) {
+    /// Runs `f` with connection `key`'s fetch context (request bytes `req`, the rules'
+    /// own stick table `table`) and its stick counters, which rules may add to.
+    fn with_rules_ctx<R>(
+        &mut self,
+        key: usize,
+        req: rules::Req<'_>,
+        table: Option<TableRef>,
+        now: Instant,
+        f: impl FnOnce(&rules::FetchCtx<'_>, &mut [Option<crate::stick::Tracker>; 3]) -> R,
+    ) -> R {
         let fe = self.conns[key].frontend;
         let dst = if self.needs_dst[fe.index()] {
             self.conns[key].dst()
         } else {
             self.conns[key].src
         };
-        let f = self.model.frontend(fe);
         let view = LbView {
             model: &self.model,
             backends: &self.backends,
             counters: self.counters,
         };
         let mut sc = std::mem::take(&mut self.conns[key].sc);
-        let mut ctx = fetch_ctx(
-            &self.conns[key],
-            dst,
-            &view,
-            rules::Req::NONE,
-            self.tables,
-            now,
-        );
-        ctx.table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
-        let outcome = rules::run(&f.tcp_request_connection, &f.acls, &ctx, &mut sc);
+        let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
+        ctx.table = table;
+        let r = f(&ctx, &mut sc);
+        self.conns[key].sc = sc;
+        r
+    }
+
+    /// A new connection's first decisions: `tcp-request connection` rules, then content
+    /// inspection (or at once, without an inspect-delay), then the backend.
+    fn route(&mut self, key: usize, now: Instant) {
+        let fe = self.conns[key].frontend;
+        let model = Arc::clone(&self.model);
+        let f = model.frontend(fe);
+        let table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
+        let outcome = self.with_rules_ctx(key, rules::Req::NONE, table, now, |ctx, sc| {
+            rules::run(&f.tcp_request_connection, &f.acls, ctx, sc)
+        });
         let c = &mut self.conns[key];
-        c.sc = sc;
         match outcome {
             rules::Outcome::Reject | rules::Outcome::Wait => {
                 self.stats.fe[fe.index()].t.dcon += 1;
@@ -768,44 +780,35 @@ impl Worker {
         now: Instant,
     ) -> Decided {
         let fe = self.conns[key].frontend;
-        let f = self.model.frontend(fe);
-        let dst = if self.needs_dst[fe.index()] {
-            self.conns[key].dst()
-        } else {
-            self.conns[key].src
-        };
+        let model = Arc::clone(&self.model);
+        let f = model.frontend(fe);
         let complete = self.data_complete(key, data_final, now);
-        let view = LbView {
-            model: &self.model,
-            backends: &self.backends,
-            counters: self.counters,
-        };
+        let table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         let req = rules::Req { data, complete };
-        let mut sc = std::mem::take(&mut self.conns[key].sc);
-        let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
-        ctx.table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
-        let outcome = rules::run(&f.tcp_request_content, &f.acls, &ctx, &mut sc);
-        // Switching rules judge the data as final, as HAProxy does.
-        let ctx = rules::FetchCtx {
-            sc: &sc,
-            req: rules::Req {
-                data,
-                complete: true,
-            },
-            ..ctx
-        };
-        let chosen = (outcome == rules::Outcome::Accept).then(|| {
-            f.use_backend
-                .iter()
-                .find(|u| {
-                    u.cond
-                        .as_ref()
-                        .map_or(true, |cond| rules::eval(cond, &f.acls, &ctx))
-                })
-                .map(|u| u.backend)
-                .or(f.default_backend)
+        let (outcome, chosen) = self.with_rules_ctx(key, req, table, now, |ctx, sc| {
+            let outcome = rules::run(&f.tcp_request_content, &f.acls, ctx, sc);
+            // Switching rules judge the data as final, as HAProxy does.
+            let ctx = rules::FetchCtx {
+                sc: &sc[..],
+                req: rules::Req {
+                    data,
+                    complete: true,
+                },
+                ..*ctx
+            };
+            let chosen = (outcome == rules::Outcome::Accept).then(|| {
+                f.use_backend
+                    .iter()
+                    .find(|u| {
+                        u.cond
+                            .as_ref()
+                            .map_or(true, |cond| rules::eval(cond, &f.acls, &ctx))
+                    })
+                    .map(|u| u.backend)
+                    .or(f.default_backend)
+            });
+            (outcome, chosen)
         });
-        self.conns[key].sc = sc;
         let reason = match (outcome, chosen) {
             (rules::Outcome::Wait, _) => return Decided::Wait,
             (rules::Outcome::Accept, Some(Some(b))) => {
@@ -861,27 +864,17 @@ impl Worker {
         let Some(b) = self.conns[key].backend else {
             return Decided::Closed;
         };
-        let be = self.model.backend(b);
+        let model = Arc::clone(&self.model);
+        let be = model.backend(b);
         if be.kind != ProxyKind::Backend || be.tcp_request_content.is_empty() {
             return Decided::Go;
         }
-        let dst = if self.needs_dst[self.conns[key].frontend.index()] {
-            self.conns[key].dst()
-        } else {
-            self.conns[key].src
-        };
         let complete = self.data_complete(key, data_final, now);
-        let view = LbView {
-            model: &self.model,
-            backends: &self.backends,
-            counters: self.counters,
-        };
+        let table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
         let req = rules::Req { data, complete };
-        let mut sc = std::mem::take(&mut self.conns[key].sc);
-        let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
-        ctx.table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
-        let outcome = rules::run(&be.tcp_request_content, &be.acls, &ctx, &mut sc);
-        self.conns[key].sc = sc;
+        let outcome = self.with_rules_ctx(key, req, table, now, |ctx, sc| {
+            rules::run(&be.tcp_request_content, &be.acls, ctx, sc)
+        });
         let reason = match outcome {
             rules::Outcome::Accept => return Decided::Go,
             rules::Outcome::Wait => {

@@ -1026,3 +1026,27 @@ fn drop_stops_promptly_even_with_open_connections() {
 fn wait_until_panics_with_what() {
     wait_until(Duration::from_millis(50), "the impossible", || false);
 }
+
+/// A connection from source address `src` (another 127.0.0.x; port chosen by the kernel).
+pub fn connect_from(src: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.bind(&SocketAddr::new(std::net::IpAddr::V4(src), 0).into())
+        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
+    s.connect_timeout(&addr.into(), IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect from {src} to {addr}: {e}"));
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// Sends one command line to a UNIX stats socket and returns the whole answer.
+pub fn cli(path: &std::path::Path, line: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("stats socket");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
