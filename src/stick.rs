@@ -819,11 +819,17 @@ fn v4_mapped(v6: &Ipv6Addr) -> Option<Ipv4Addr> {
 // ---------------------------------------------------------------------------------------------
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::error::Span;
 
-    fn spec(kind: TableType, size: u64, expire: Option<u64>, store: &[StoreItem]) -> StickTable {
+    /// A table specification as the config would give it (`expire` in milliseconds).
+    pub(crate) fn spec(
+        kind: TableType,
+        size: u64,
+        expire: Option<u64>,
+        store: &[StoreItem],
+    ) -> StickTable {
         StickTable {
             span: Span::new(&Arc::from("t.cfg"), 1),
             kind,

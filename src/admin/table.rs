@@ -387,20 +387,11 @@ fn strl2ll(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::error::Span;
     use crate::config::model::{StickTable, StoreItem};
     use std::sync::Arc;
     use std::time::Duration;
 
-    fn spec(kind: TableType, size: u64, expire: Option<u64>, store: &[StoreItem]) -> StickTable {
-        StickTable {
-            span: Span::new(&Arc::from("t.cfg"), 1),
-            kind,
-            size,
-            expire: expire.map(Duration::from_millis),
-            store: store.to_vec(),
-        }
-    }
+    use crate::stick::tests::spec;
 
     /// Tables leaked as the supervisor does, so that entries can be tracked.
     fn leak(tables: Vec<(&str, StickTable)>) -> &'static Tables {
