@@ -419,3 +419,44 @@ fn rate_limit_sessions_spreads_a_burst_over_time() {
     );
     sl.stop();
 }
+
+#[test]
+fn random_bytes_and_mangled_hellos_never_hurt_the_router() {
+    let (api, git, web) = sni_backends();
+    let sl = Sluice::start(&sni_router(&api, &git, &web, "200ms"));
+    let fe = sl.addr("fe");
+    let hello = client_hello(Some("api.example.com"));
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..150 {
+        let mut bytes = if i % 2 == 0 {
+            // A real hello with a few bytes flipped and a random length.
+            let mut h = hello.clone();
+            for _ in 0..(1 + next() % 4) {
+                let at = (next() as usize) % h.len();
+                h[at] ^= (next() % 255 + 1) as u8;
+            }
+            h.truncate(1 + (next() as usize) % h.len());
+            h
+        } else {
+            (0..(next() % 600)).map(|_| next() as u8).collect()
+        };
+        if i % 3 == 0 {
+            bytes.insert(0, 0x16);
+        }
+        let mut s = connect(fe);
+        let _ = s.write_all(&bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    }
+    // Still routing, and no worker died.
+    assert_eq!(routed(fe, &hello), "api");
+    assert!(!sl.log().contains("panicked"), "{}", sl.log());
+    sl.stop();
+}
