@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::backends::{connect, connect_from, read_line, Backend};
+use crate::common::backends::{connect, read_line, tagged, tags, tags_from, Backend};
 use crate::common::running::{fill_ports, Sluice};
 use crate::common::TempDir;
 
@@ -27,16 +27,6 @@ fn cfg(threads: u32, backend: &str, servers: &[(&Backend, &str)]) -> String {
          frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
          backend be\n{backend}\n{lines}"
     )
-}
-
-/// `n` tagged backends s1..sn.
-fn tagged(n: usize) -> Vec<Backend> {
-    (1..=n).map(|i| Backend::tagged(&format!("s{i}"))).collect()
-}
-
-/// The server names of `n` sequential connections, each closed once it has its tag.
-fn sequence(addr: SocketAddr, n: usize) -> Vec<String> {
-    (0..n).map(|_| read_line(&connect(addr))).collect()
 }
 
 fn counts(names: &[String]) -> HashMap<String, usize> {
@@ -64,7 +54,7 @@ fn roundrobin_weights_give_exact_shares_across_workers() {
         ],
     ));
     // The rotation is shared by the workers: 10 whole cycles of 6.
-    let c = counts(&sequence(s.addr("fe"), 60));
+    let c = counts(&tags(s.addr("fe"), 60));
     assert_eq!(
         (count(&c, "s1"), count(&c, "s2"), count(&c, "s3")),
         (30, 20, 10)
@@ -84,7 +74,7 @@ fn static_rr_weights_give_exact_shares_across_workers() {
             (&b[2], "weight 0"),
         ],
     ));
-    let c = counts(&sequence(s.addr("fe"), 60));
+    let c = counts(&tags(s.addr("fe"), 60));
     assert_eq!(
         (count(&c, "s1"), count(&c, "s2"), count(&c, "s3")),
         (50, 10, 0)
@@ -181,7 +171,7 @@ fn backups_serve_only_without_active_servers() {
             (&b[3], "backup"),
         ],
     ));
-    let c = counts(&sequence(s.addr("fe"), 10));
+    let c = counts(&tags(s.addr("fe"), 10));
     assert_eq!(count(&c, "s2"), 10, "{c:?}");
     s.stop();
     let s = Sluice::start(&cfg(
@@ -194,7 +184,7 @@ fn backups_serve_only_without_active_servers() {
             (&b[3], "backup"),
         ],
     ));
-    let c = counts(&sequence(s.addr("fe"), 10));
+    let c = counts(&tags(s.addr("fe"), 10));
     assert_eq!(count(&c, "s3"), 10, "the first backup only: {c:?}");
     s.stop();
     let s = Sluice::start(&cfg(
@@ -202,7 +192,7 @@ fn backups_serve_only_without_active_servers() {
         "    balance roundrobin\n    option allbackups",
         &[(&b[0], "disabled"), (&b[2], "backup"), (&b[3], "backup")],
     ));
-    let c = counts(&sequence(s.addr("fe"), 10));
+    let c = counts(&tags(s.addr("fe"), 10));
     assert_eq!(
         (count(&c, "s3"), count(&c, "s4")),
         (5, 5),
@@ -216,9 +206,7 @@ fn by_source(addr: SocketAddr) -> String {
     (2..=9)
         .map(|i| {
             let src = Ipv4Addr::new(127, 0, 0, i);
-            let names: Vec<String> = (0..3)
-                .map(|_| read_line(&connect_from(src, addr)))
-                .collect();
+            let names = tags_from(src, addr, 3);
             assert!(
                 names.iter().all(|n| *n == names[0]),
                 "{src} moved: {names:?}"
@@ -333,10 +321,10 @@ fn differential(balance: &str) {
     ];
     let text = cfg(1, &format!("    balance {balance}"), &servers);
     let h = Haproxy::start(&text);
-    let theirs = sequence(h.addr("fe"), 60);
+    let theirs = tags(h.addr("fe"), 60);
     drop(h);
     let s = Sluice::start(&text);
-    let ours = sequence(s.addr("fe"), 60);
+    let ours = tags(s.addr("fe"), 60);
     s.stop();
     assert_eq!(ours.join(" "), theirs.join(" "), "balance {balance}");
 }

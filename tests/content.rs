@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::backends::{connect, read_line, read_to_eof, wait_until, Backend};
+use crate::common::backends::{connect, read_line, read_to_eof, tagged, wait_until, Backend};
 use crate::common::running::Sluice;
 
 /// A minimal but well-formed TLS 1.2 ClientHello record, with an SNI extension for `name`
@@ -219,7 +219,7 @@ fn protocol_mux_on_payload_and_length() {
 
 #[test]
 fn balance_hash_on_the_server_name_sticks() {
-    let backends: Vec<Backend> = (1..=3).map(|i| Backend::tagged(&format!("s{i}"))).collect();
+    let backends = tagged(3);
     let servers: String = backends
         .iter()
         .enumerate()

@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::common::backends::{connect, read_line, stream_checksum, wait_until, Backend, Fnv};
+use crate::common::backends::{
+    connect, read_line, stream_checksum, tagged, tags, wait_until, Backend, Fnv,
+};
 use crate::common::running::Sluice;
 
 const MIB: usize = 1 << 20;
@@ -475,20 +477,20 @@ fn raise_fd_limit() {
 
 #[test]
 fn roundrobin_rotates_in_order_across_workers() {
-    let b: Vec<Backend> = (1..=3).map(|i| Backend::tagged(&format!("s{i}"))).collect();
+    let b = tagged(3);
     let s = Sluice::start(&cfg(
         "    nbthread 2",
         "    balance roundrobin",
         &server_lines(&b.iter().collect::<Vec<_>>()),
     ));
-    let got: Vec<String> = (0..9).map(|_| read_line(&connect(s.addr("fe")))).collect();
+    let got = tags(s.addr("fe"), 9);
     assert_eq!(got, ["s1", "s2", "s3", "s1", "s2", "s3", "s1", "s2", "s3"]);
     s.stop();
 }
 
 #[test]
 fn leastconn_spreads_long_lived_connections_evenly() {
-    let b: Vec<Backend> = (1..=3).map(|i| Backend::tagged(&format!("s{i}"))).collect();
+    let b = tagged(3);
     let s = Sluice::start(&cfg(
         "    nbthread 2",
         "    balance leastconn",

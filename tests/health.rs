@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::common::backends::{connect, read_line, wait_until, Backend};
+use crate::common::backends::{self, connect, read_line, wait_until, Backend};
 use crate::common::running::Sluice;
 
 /// A check target that can be stopped and started again on the same port, answering each
@@ -107,7 +107,7 @@ fn two_servers(
 
 /// The tags of `n` connections made one after the other.
 fn tags(s: &Sluice, n: usize) -> Vec<String> {
-    (0..n).map(|_| read_line(&connect(s.addr("fe")))).collect()
+    backends::tags(s.addr("fe"), n)
 }
 
 #[test]

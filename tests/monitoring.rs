@@ -6,7 +6,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::backends::{cli, connect, read_line, Backend};
+use crate::common::backends::{cli, connect, read_line, tags, Backend};
 use crate::common::running::{fill_ports, Sluice};
 use crate::common::TempDir;
 
@@ -322,9 +322,7 @@ fn disable_and_drain_stop_new_connections_while_established_ones_go_on() {
             "established connection after {cmd}"
         );
         assert_eq!(cli(&a.sock, undo), "\n");
-        let tags: Vec<String> = (0..4)
-            .map(|_| read_line(&connect(a.s.addr("fe"))))
-            .collect();
+        let tags = tags(a.s.addr("fe"), 4);
         assert!(
             tags.contains(&"s1".to_string()),
             "s1 back after {undo}: {tags:?}"

@@ -7,26 +7,17 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
+// The tags of sequential connections are the names of the servers they reached.
 use crate::common::backends::{
-    cli, connect, connect_from, read_line, wait_until, Backend, IO_TIMEOUT,
+    cli, connect_from, read_line, tagged, tags as names, tags_from as names_from, wait_until,
+    Backend, IO_TIMEOUT,
 };
 use crate::common::running::Sluice;
 use crate::common::TempDir;
-
-/// The servers of `n` sequential connections from `src`.
-fn names_from(src: Ipv4Addr, addr: SocketAddr, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|_| read_line(&connect_from(src, addr)))
-        .collect()
-}
-
-fn names(addr: SocketAddr, n: usize) -> Vec<String> {
-    (0..n).map(|_| read_line(&connect(addr))).collect()
-}
 
 fn all_on(names: &[String], server: &str) -> bool {
     names.iter().all(|n| n == server)
@@ -54,7 +45,7 @@ fn entries(sock: &Path, table: &str) -> Vec<String> {
 fn stick_on_dst_keeps_every_client_on_one_writer() {
     let dir = TempDir::new("persist");
     let sock = dir.path().join("admin.sock");
-    let b: Vec<Backend> = (1..=3).map(|i| Backend::tagged(&format!("s{i}"))).collect();
+    let b = tagged(3);
     let s = Sluice::start(&format!(
         "{}frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
          backend be\n    balance roundrobin\n    stick-table type ip size 1\n    stick on dst\n\
@@ -113,7 +104,7 @@ fn stick_on_dst_keeps_every_client_on_one_writer() {
 fn stick_on_src_keeps_each_client_on_its_server() {
     let dir = TempDir::new("persist");
     let sock = dir.path().join("admin.sock");
-    let b: Vec<Backend> = (1..=3).map(|i| Backend::tagged(&format!("s{i}"))).collect();
+    let b = tagged(3);
     let s = Sluice::start(&format!(
         "{}listen db\n    bind 127.0.0.1:{{port:fe}}\n    balance roundrobin\n\
          \x20   stick-table type ip size 100 expire 30s\n    stick on src\n\
@@ -149,7 +140,7 @@ fn stick_on_src_keeps_each_client_on_its_server() {
 fn stick_match_and_store_request_on_another_proxys_table() {
     let dir = TempDir::new("persist");
     let sock = dir.path().join("admin.sock");
-    let b: Vec<Backend> = (1..=3).map(|i| Backend::tagged(&format!("s{i}"))).collect();
+    let b = tagged(3);
     let s = Sluice::start(&format!(
         "{}frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
          backend shared\n    stick-table type ipv6 size 100\n\

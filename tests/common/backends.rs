@@ -373,6 +373,24 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     try_connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
 }
 
+/// `n` tagged backends s1..sn.
+pub fn tagged(n: usize) -> Vec<Backend> {
+    (1..=n).map(|i| Backend::tagged(&format!("s{i}"))).collect()
+}
+
+/// The tags of `n` connections to `addr` made one after the other, each closed once it has
+/// its tag.
+pub fn tags(addr: SocketAddr, n: usize) -> Vec<String> {
+    (0..n).map(|_| read_line(&connect(addr))).collect()
+}
+
+/// `tags`, each connection from source address `src`.
+pub fn tags_from(src: std::net::Ipv4Addr, addr: SocketAddr, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| read_line(&connect_from(src, addr)))
+        .collect()
+}
+
 /// Reads one line (up to "\n", which is not returned) within `IO_TIMEOUT`. Reads byte by byte,
 /// so nothing after the line is consumed. Panics on timeout, EOF or an overlong line.
 pub fn read_line(stream: &TcpStream) -> String {
