@@ -20,6 +20,21 @@ WORKLOADS = ["keepalive-small", "close-small", "keepalive-1MiB"]
 BALANCERS = ["haproxy", "sluice", "sluice-nosplice"]
 
 
+def read_lines(path, **kw):
+    """The lines of `path`, or None when it cannot be read."""
+    try:
+        return open(path, **kw).read().splitlines()
+    except OSError:
+        return None
+
+
+def runs(d):
+    """(workload, balancer, path prefix) of every profiled run, in table order."""
+    for wl in WORKLOADS:
+        for lb in BALANCERS:
+            yield wl, lb, os.path.join(d, f"{lb}-{wl}")
+
+
 def wrk_requests(path):
     try:
         text = open(path).read()
@@ -33,9 +48,8 @@ def wrk_requests(path):
 def perf_counts(path):
     """Sums `perf stat -I -x,` interval lines per event."""
     counts = defaultdict(float)
-    try:
-        lines = open(path).read().splitlines()
-    except OSError:
+    lines = read_lines(path)
+    if lines is None:
         return None
     for line in lines:
         if not line.strip() or line.startswith("#"):
@@ -54,10 +68,7 @@ def perf_counts(path):
 def perf_report(path, n):
     """Top entries of `perf report --stdio`: ['12.3% sym', ...]."""
     res = []
-    try:
-        lines = open(path).read().splitlines()
-    except OSError:
-        return res
+    lines = read_lines(path) or []
     for line in lines:
         if not line.strip() or line.startswith("#"):
             continue
@@ -80,9 +91,8 @@ def perf_report(path, n):
 def strace_c(path):
     """Parses `strace -c` output: {syscall: (calls, errors)}."""
     res = {}
-    try:
-        lines = open(path).read().splitlines()
-    except OSError:
+    lines = read_lines(path)
+    if lines is None:
         return None
     for line in lines:
         f = line.split()
@@ -106,10 +116,7 @@ INODE = re.compile(r"^(?:TCP|TCPv6|socket):\[(\d+)\]$")
 def tcp_table(path):
     """inode -> remote port, from a snapshot of /proc/net/tcp{,6}."""
     res = {}
-    try:
-        lines = open(path).read().splitlines()
-    except OSError:
-        return res
+    lines = read_lines(path) or []
     for line in lines:
         f = line.split()
         if len(f) < 10 or ":" not in f[2] or not f[9].isdigit():
@@ -137,9 +144,8 @@ def fd_kind(arg, backend_ports, tcp):
 def sizes(path, backend_ports, tcp):
     """Per operation label: calls, EAGAIN, EOF, bytes moved, requested sizes."""
     ops = defaultdict(lambda: {"calls": 0, "eagain": 0, "eof": 0, "moved": [], "asked": []})
-    try:
-        lines = open(path, errors="replace").read().splitlines()
-    except OSError:
+    lines = read_lines(path, errors="replace")
+    if lines is None:
         return None
     for line in lines:
         m = LINE.match(line)
@@ -199,33 +205,31 @@ def main():
     # perf stat
     perf_rows = []
     perf_top = []
-    for wl in WORKLOADS:
-        for lb in BALANCERS:
-            base = os.path.join(d, f"{lb}-{wl}")
-            c = perf_counts(base + ".perf")
-            req, rps = wrk_requests(base + ".perf-wrk")
-            if not c or not req:
-                continue
-            tc = c.get("task-clock")  # msec
-            user = None
-            try:
-                a, b = [l.split() for l in open(base + ".cpu").read().splitlines()[:2]]
-                du, ds = int(b[0]) - int(a[0]), int(b[1]) - int(a[1])
-                user = f"{100 * du / (du + ds):.0f} %" if du + ds else "n/a"
-            except (OSError, ValueError, IndexError):
-                pass
-            sysc = {k.split("sys_enter_", 1)[1]: v for k, v in c.items() if "sys_enter_" in k}
-            perf_rows.append(
-                f"| {wl} | {lb} | {fmt(rps)} | {fmt(tc * 1000 / req if tc else None)} "
-                f"| {fmt(c.get('context-switches', 0) / req, 3)} "
-                f"| {fmt(c.get('raw_syscalls:sys_enter', 0) / req)} | {user or 'n/a'} |"
-            )
-            top = sorted(((v, k) for k, v in sysc.items() if v > 0), reverse=True)[:10]
-            perf_top.append(
-                f"| {wl} | {lb} | "
-                + ", ".join(f"{k} {fmt(v / req)}" for v, k in top)
-                + " |"
-            )
+    for wl, lb, base in runs(d):
+        c = perf_counts(base + ".perf")
+        req, rps = wrk_requests(base + ".perf-wrk")
+        if not c or not req:
+            continue
+        tc = c.get("task-clock")  # msec
+        user = None
+        try:
+            a, b = [l.split() for l in open(base + ".cpu").read().splitlines()[:2]]
+            du, ds = int(b[0]) - int(a[0]), int(b[1]) - int(a[1])
+            user = f"{100 * du / (du + ds):.0f} %" if du + ds else "n/a"
+        except (OSError, ValueError, IndexError):
+            pass
+        sysc = {k.split("sys_enter_", 1)[1]: v for k, v in c.items() if "sys_enter_" in k}
+        perf_rows.append(
+            f"| {wl} | {lb} | {fmt(rps)} | {fmt(tc * 1000 / req if tc else None)} "
+            f"| {fmt(c.get('context-switches', 0) / req, 3)} "
+            f"| {fmt(c.get('raw_syscalls:sys_enter', 0) / req)} | {user or 'n/a'} |"
+        )
+        top = sorted(((v, k) for k, v in sysc.items() if v > 0), reverse=True)[:10]
+        perf_top.append(
+            f"| {wl} | {lb} | "
+            + ", ".join(f"{k} {fmt(v / req)}" for v, k in top)
+            + " |"
+        )
     if perf_rows:
         out.append("#### perf stat (software events and syscall tracepoints; low overhead)\n")
         out.append("| workload | balancer | req/s | CPU µs/req | context switches/req | syscalls/req | user share of CPU |")
@@ -240,13 +244,11 @@ def main():
 
     # perf record
     rows = []
-    for wl in WORKLOADS:
-        for lb in BALANCERS:
-            base = os.path.join(d, f"{lb}-{wl}")
-            top = perf_report(base + ".report", 12)
-            dsos = perf_report(base + ".report-dso", 4)
-            if top:
-                rows.append(f"| {wl} | {lb} | " + ", ".join(dsos) + " | " + ", ".join(top) + " |")
+    for wl, lb, base in runs(d):
+        top = perf_report(base + ".report", 12)
+        dsos = perf_report(base + ".report-dso", 4)
+        if top:
+            rows.append(f"| {wl} | {lb} | " + ", ".join(dsos) + " | " + ", ".join(top) + " |")
     if rows:
         out.append("#### perf record -e cpu-clock (share of the balancer's samples)\n")
         out.append("| workload | balancer | by object | top symbols |")
@@ -256,24 +258,22 @@ def main():
 
     # strace -c
     rows = []
-    for wl in WORKLOADS:
-        for lb in BALANCERS:
-            base = os.path.join(d, f"{lb}-{wl}")
-            s = strace_c(base + ".strace-c")
-            req, rps = wrk_requests(base + ".strace-wrk")
-            if not s or not req:
-                continue
-            total = sum(v[0] for v in s.values())
-            errs = sum(v[1] for v in s.values())
-            top = sorted(((v[0], k, v[1]) for k, v in s.items()), reverse=True)[:8]
-            rows.append(
-                f"| {wl} | {lb} | {fmt(rps)} | {fmt(total / req)} | {fmt(errs / req)} | "
-                + ", ".join(
-                    f"{k} {fmt(n / req)}" + (f" ({fmt(e / req)} err)" if e else "")
-                    for n, k, e in top
-                )
-                + " |"
+    for wl, lb, base in runs(d):
+        s = strace_c(base + ".strace-c")
+        req, rps = wrk_requests(base + ".strace-wrk")
+        if not s or not req:
+            continue
+        total = sum(v[0] for v in s.values())
+        errs = sum(v[1] for v in s.values())
+        top = sorted(((v[0], k, v[1]) for k, v in s.items()), reverse=True)[:8]
+        rows.append(
+            f"| {wl} | {lb} | {fmt(rps)} | {fmt(total / req)} | {fmt(errs / req)} | "
+            + ", ".join(
+                f"{k} {fmt(n / req)}" + (f" ({fmt(e / req)} err)" if e else "")
+                for n, k, e in top
             )
+            + " |"
+        )
     if rows:
         out.append("#### strace -c -f (traced, so req/s is much lower; per-request counts only)\n")
         out.append("| workload | balancer | req/s traced | syscalls/req | failed/req | top syscalls per request |")
@@ -283,24 +283,22 @@ def main():
 
     # data syscall sizes
     rows = []
-    for wl in WORKLOADS:
-        for lb in BALANCERS:
-            base = os.path.join(d, f"{lb}-{wl}")
-            ops = sizes(base + ".strace-sizes", backend_ports, tcp_table(base + ".tcp"))
-            req, _ = wrk_requests(base + ".sizes-wrk")
-            if not ops or not req:
-                continue
-            for label in sorted(ops):
-                o = ops[label]
-                moved = o["moved"]
-                asked = o["asked"]
-                rows.append(
-                    f"| {wl} | {lb} | {label} | {fmt(o['calls'] / req)} | {fmt(o['eagain'] / req)} "
-                    f"| {fmt(o['eof'] / req)} "
-                    f"| {fmt(statistics.mean(moved)) if moved else 'n/a'} "
-                    f"| {fmt(statistics.median(moved)) if moved else 'n/a'} "
-                    f"| {fmt(statistics.median(asked)) if asked else 'n/a'} |"
-                )
+    for wl, lb, base in runs(d):
+        ops = sizes(base + ".strace-sizes", backend_ports, tcp_table(base + ".tcp"))
+        req, _ = wrk_requests(base + ".sizes-wrk")
+        if not ops or not req:
+            continue
+        for label in sorted(ops):
+            o = ops[label]
+            moved = o["moved"]
+            asked = o["asked"]
+            rows.append(
+                f"| {wl} | {lb} | {label} | {fmt(o['calls'] / req)} | {fmt(o['eagain'] / req)} "
+                f"| {fmt(o['eof'] / req)} "
+                f"| {fmt(statistics.mean(moved)) if moved else 'n/a'} "
+                f"| {fmt(statistics.median(moved)) if moved else 'n/a'} "
+                f"| {fmt(statistics.median(asked)) if asked else 'n/a'} |"
+            )
     if rows:
         out.append("#### Data syscalls (strace -y, 2 s; 'socket' = a connection not in the mid-run /proc/net/tcp snapshot): per request, and bytes per successful call\n")
         out.append("| workload | balancer | operation | calls/req | EAGAIN/req | EOF/req | mean bytes | median bytes | median asked |")
