@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::backends::{cli, connect, read_line, tags, Backend};
-use crate::common::running::{fill_ports, Sluice};
+use crate::common::running::{fill_ports, reference_haproxy, Haproxy, Sluice};
 use crate::common::TempDir;
 
 fn udp_receiver() -> UdpSocket {
@@ -161,8 +161,6 @@ fn tcplog_matches_haproxy_field_by_field() {
 
 // ---------------------------------------------------------------------------------------
 // The stats socket, the exporter and the stats page, end to end.
-
-use std::os::unix::net::UnixStream;
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -544,15 +542,7 @@ fn show_table_lists_the_stick_tables() {
 /// The same tables in a live HAProxy and in sluice: `show table` answers byte for byte.
 #[test]
 fn show_table_matches_live_haproxy() {
-    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file());
-    let Some(haproxy) = haproxy else {
-        assert!(
-            std::env::var_os("SLUICE_SKIP_HAPROXY").is_some(),
-            "haproxy is not installed: run the README test command, which installs it \
-             (or set SLUICE_SKIP_HAPROXY=1 to skip this reference check)"
-        );
+    let Some(haproxy) = reference_haproxy() else {
         return;
     };
     let cfg = |sock: &std::path::Path| {
@@ -579,24 +569,9 @@ fn show_table_matches_live_haproxy() {
     let dir = TempDir::new("tables-live");
     let hsock = dir.path().join("haproxy.sock");
     let hcfg = dir.write("h.cfg", &cfg(&hsock));
-    let mut child = Command::new(haproxy)
-        .args(["-db", "-f"])
-        .arg(&hcfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run haproxy");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(&hsock).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "haproxy did not open its stats socket"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let h = Haproxy::start_with_stats(haproxy, &hcfg, &hsock);
     let theirs: Vec<String> = commands.iter().map(|c| cli(&hsock, c)).collect();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(h);
     let ssock = dir.path().join("sluice.sock");
     let s = Sluice::start(&cfg(&ssock));
     for (c, want) in commands.iter().zip(&theirs) {

@@ -4,10 +4,9 @@
 //! [`HAPROXY_CFG`]; `live_haproxy_header_matches` also asks an installed HAProxy for its
 //! header, and `exporter_passes_promtool` runs `promtool check metrics`.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::process::{Command as Process, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice::admin::command::{parse_line, Command, OutputFormat, StatFilter};
 use sluice::admin::render::{
@@ -18,6 +17,8 @@ use sluice::admin::snapshot::{
     BackendRow, CheckInfo, FrontendRow, Info, ServerRow, ServerStatus, Snapshot, Traffic,
 };
 
+use crate::common::backends::cli;
+use crate::common::running::{reference_haproxy, Haproxy};
 use crate::common::TempDir;
 
 /// The configuration the captures come from (the servers at 127.0.0.1:18901 and 18903 and
@@ -1851,15 +1852,7 @@ fn hostile_requests_never_panic() {
 /// returns its `show stat` header.
 #[test]
 fn live_haproxy_header_matches() {
-    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file());
-    let Some(haproxy) = haproxy else {
-        assert!(
-            std::env::var_os("SLUICE_SKIP_HAPROXY").is_some(),
-            "haproxy is not installed: run the README test command, which installs it \
-             (or set SLUICE_SKIP_HAPROXY=1 to skip this reference check)"
-        );
+    let Some(haproxy) = reference_haproxy() else {
         return;
     };
     let dir = TempDir::new("stat-header");
@@ -1872,30 +1865,9 @@ fn live_haproxy_header_matches() {
             sock.display()
         ),
     );
-    let mut child = Process::new(haproxy)
-        .args(["-db", "-f"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run haproxy");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let stat = loop {
-        if let Ok(mut s) = UnixStream::connect(&sock) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s.write_all(b"show stat\n").unwrap();
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            break out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "haproxy did not open its stats socket"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let h = Haproxy::start_with_stats(haproxy, &cfg, &sock);
+    let stat = cli(&sock, "show stat");
+    drop(h);
     assert!(stat.starts_with("# pxname,"), "{stat}");
     let header = stat.lines().next().unwrap().to_string() + "\n";
     let version = Process::new(haproxy)

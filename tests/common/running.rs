@@ -198,3 +198,57 @@ pub fn fill_ports(cfg: &str) -> (String, HashMap<String, u16>) {
     out.push_str(rest);
     (out, ports)
 }
+
+/// The installed HAProxy for a reference check. A missing HAProxy fails the test unless
+/// SLUICE_SKIP_HAPROXY is set, in which case this is None and the check is skipped.
+pub fn reference_haproxy() -> Option<&'static str> {
+    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file());
+    if haproxy.is_none() {
+        assert!(
+            std::env::var_os("SLUICE_SKIP_HAPROXY").is_some(),
+            "haproxy is not installed: run the README test command, which installs it \
+             (or set SLUICE_SKIP_HAPROXY=1 to skip this reference check)"
+        );
+    }
+    haproxy
+}
+
+/// A HAProxy running in the foreground (`-db`), killed when dropped.
+pub struct Haproxy(Child);
+
+impl Haproxy {
+    /// Runs `haproxy -db -f cfg` and waits, 10 s at most, until its stats socket `sock`
+    /// accepts connections.
+    pub fn start_with_stats(
+        haproxy: &str,
+        cfg: &std::path::Path,
+        sock: &std::path::Path,
+    ) -> Haproxy {
+        let child = Command::new(haproxy)
+            .args(["-db", "-f"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run haproxy");
+        let h = Haproxy(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(sock).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "haproxy did not open its stats socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        h
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
