@@ -473,10 +473,10 @@ pub fn compile_condition(
                     None => match predefined(name, span) {
                         Some(t) => AclRef::Inline(Box::new(t)),
                         None => {
-                            let hint =
-                                super::error::suggest(name, acls.iter().map(|a| a.name.as_str()))
-                                    .map(|s| format!("; did you mean '{s}'?"))
-                                    .unwrap_or_default();
+                            let hint = super::error::did_you_mean(
+                                name,
+                                acls.iter().map(|a| a.name.as_str()),
+                            );
                             return Err(format!("no such ACL : '{name}'{hint}"));
                         }
                     },

@@ -874,9 +874,7 @@ fn compile_stick_rule(
         match tables.get(name) {
             Some(r) => (*r, 3),
             None => {
-                let hint = super::error::suggest(name, tables.keys().map(String::as_str))
-                    .map(|s| format!("; did you mean '{s}'?"))
-                    .unwrap_or_default();
+                let hint = super::error::did_you_mean(name, tables.keys().map(String::as_str));
                 return err(diags, format!("unable to find stick-table '{name}'{hint}"));
             }
         }

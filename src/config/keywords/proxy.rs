@@ -1568,9 +1568,7 @@ fn parse_balance(alg: &str) -> Result<Balance, String> {
                 "hash",
                 "leasttime",
             ];
-            let hint = crate::config::error::suggest(other, names)
-                .map(|s| format!("; did you mean '{s}'?"))
-                .unwrap_or_default();
+            let hint = crate::config::error::did_you_mean(other, names);
             Err(format!(
                 "unknown algorithm '{other}' (roundrobin, static-rr, leastconn, first, source, \
                  random, hash <expr>, leasttime){hint}"
