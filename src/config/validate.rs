@@ -433,6 +433,14 @@ fn assemble(
                 }
             }
         };
+        let rules = |lines: &[RawLine], kw: &str, connection: bool, diags: &mut Diags| {
+            lines
+                .iter()
+                .filter_map(|l| {
+                    compile_tcp_rule(l, kw, connection, own_table, &tables, &acls, &ctx, diags)
+                })
+                .collect::<Vec<_>>()
+        };
         let log = build_log(d, &global, diags);
         let stats_listener = d.mode == Mode::Http;
         if stats_listener {
@@ -495,14 +503,6 @@ fn assemble(
                 },
                 // A listen section is its own default backend.
                 None => be_of[i],
-            };
-            let rules = |lines: &[RawLine], kw: &str, connection: bool, diags: &mut Diags| {
-                lines
-                    .iter()
-                    .filter_map(|l| {
-                        compile_tcp_rule(l, kw, connection, own_table, &tables, &acls, &ctx, diags)
-                    })
-                    .collect::<Vec<_>>()
             };
             let tcp_request_connection = rules(
                 &d.tcp_request_connection,
@@ -604,21 +604,7 @@ fn assemble(
 
         if let Some(bid) = be_of[i] {
             let tcp_request_content = if fe_of[i].is_none() {
-                d.tcp_request_content
-                    .iter()
-                    .filter_map(|l| {
-                        compile_tcp_rule(
-                            l,
-                            "tcp-request content",
-                            false,
-                            own_table,
-                            &tables,
-                            &acls,
-                            &ctx,
-                            diags,
-                        )
-                    })
-                    .collect()
+                rules(&d.tcp_request_content, "tcp-request content", false, diags)
             } else {
                 Vec::new()
             };
