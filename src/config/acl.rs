@@ -478,6 +478,19 @@ pub fn compile_condition(
     Ok(Condition { unless, any_of })
 }
 
+/// A rule's optional tail: no words is no condition, anything else is `if|unless <cond>`.
+pub fn compile_optional_condition(
+    words: &[Word],
+    span: &Span,
+    acls: &[Acl],
+    ctx: &AclCtx<'_>,
+) -> Result<Option<Condition>, String> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    compile_condition(words, span, acls, ctx).map(Some)
+}
+
 fn push_term(any_of: &mut [Vec<CondTerm>], negate: &mut bool, acl: AclRef) {
     if let Some(last) = any_of.last_mut() {
         last.push(CondTerm {

@@ -422,11 +422,8 @@ fn assemble(
         }
         let acls = acl::merge_acls(defs);
         let cond = |line: &RawLine, words: &[super::lexer::Word], kw: &str, diags: &mut Diags| {
-            if words.is_empty() {
-                return None;
-            }
-            match acl::compile_condition(words, &line.span, &acls, &ctx) {
-                Ok(c) => Some(c),
+            match acl::compile_optional_condition(words, &line.span, &acls, &ctx) {
+                Ok(c) => c,
                 Err(m) => {
                     diags.push(Diag::error(&line.span, kw, m));
                     None
@@ -878,22 +875,21 @@ fn compile_stick_rule(
         }
     };
     let rest = &line.words[used..];
-    let cond = if rest.is_empty() {
-        None
-    } else {
-        if !matches!(rest[0].text.as_str(), "if" | "unless") {
-            return err(
-                diags,
-                format!(
-                    "unexpected '{}': expects [table <t>] [if|unless <cond>]",
-                    rest[0].text
-                ),
-            );
-        }
-        match acl::compile_condition(rest, &line.span, acls, ctx) {
-            Ok(c) => Some(c),
-            Err(m) => return err(diags, m),
-        }
+    if let Some(w) = rest
+        .first()
+        .filter(|w| !matches!(w.text.as_str(), "if" | "unless"))
+    {
+        return err(
+            diags,
+            format!(
+                "unexpected '{}': expects [table <t>] [if|unless <cond>]",
+                w.text
+            ),
+        );
+    }
+    let cond = match acl::compile_optional_condition(rest, &line.span, acls, ctx) {
+        Ok(c) => c,
+        Err(m) => return err(diags, m),
     };
     Some(StickRule {
         span: line.span.clone(),
@@ -1068,14 +1064,9 @@ fn compile_tcp_rule(
             );
         }
     };
-    let rest = &line.words[used..];
-    let cond = if rest.is_empty() {
-        None
-    } else {
-        match acl::compile_condition(rest, &line.span, acls, ctx) {
-            Ok(c) => Some(c),
-            Err(m) => return err(diags, m),
-        }
+    let cond = match acl::compile_optional_condition(&line.words[used..], &line.span, acls, ctx) {
+        Ok(c) => c,
+        Err(m) => return err(diags, m),
     };
     Some(TcpRule {
         span: line.span.clone(),
