@@ -976,7 +976,6 @@ fn compile_tcp_rule(
     let (action, used) = match w[0] {
         "accept" => (TcpAction::Accept, 1),
         "reject" => (TcpAction::Reject, 1),
-        "silent-drop" if connection => (TcpAction::SilentDrop, 1),
         "silent-drop" => (TcpAction::SilentDrop, 1),
         "expect-proxy" if connection => {
             if w.get(1) != Some(&"layer4") {
