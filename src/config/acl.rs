@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::error::Span;
-use super::keywords::values::{parse_hex, parse_net};
+use super::keywords::values::{parse_hex, parse_net, split_call};
 use super::lexer::Word;
 use super::model::{
     Acl, AclRef, AclTerm, BackendId, CondTerm, Condition, Fetch, MatchMethod, Mode, Pattern,
@@ -129,26 +129,13 @@ fn read_pattern_file(f: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-fn split_call(s: &str) -> Result<(&str, Vec<&str>), String> {
-    match s.split_once('(') {
-        None => Ok((s, Vec::new())),
-        Some((name, rest)) => {
-            let inner = rest
-                .strip_suffix(')')
-                .ok_or_else(|| format!("missing ')' in '{s}'"))?;
-            let args = if inner.is_empty() {
-                Vec::new()
-            } else {
-                inner.split(',').collect()
-            };
-            Ok((name, args))
-        }
-    }
-}
-
 fn parse_fetch(s: &str, ctx: &AclCtx<'_>) -> Result<(Fetch, MatchMethod), String> {
     use MatchMethod as M;
-    let (name, args) = split_call(s)?;
+    let (name, inner) = split_call(s)?;
+    let args: Vec<&str> = match inner {
+        None | Some("") => Vec::new(),
+        Some(inner) => inner.split(',').collect(),
+    };
     let no_args = |f: Fetch, m: M| {
         if args.is_empty() {
             Ok((f, m))
@@ -473,10 +460,10 @@ pub fn compile_condition(
                     None => match predefined(name, span) {
                         Some(t) => AclRef::Inline(Box::new(t)),
                         None => {
-                            let hint =
-                                super::error::suggest(name, acls.iter().map(|a| a.name.as_str()))
-                                    .map(|s| format!("; did you mean '{s}'?"))
-                                    .unwrap_or_default();
+                            let hint = super::error::did_you_mean(
+                                name,
+                                acls.iter().map(|a| a.name.as_str()),
+                            );
                             return Err(format!("no such ACL : '{name}'{hint}"));
                         }
                     },
@@ -489,6 +476,19 @@ pub fn compile_condition(
         return Err("incomplete condition after 'if'/'unless'".to_string());
     }
     Ok(Condition { unless, any_of })
+}
+
+/// A rule's optional tail: no words is no condition, anything else is `if|unless <cond>`.
+pub fn compile_optional_condition(
+    words: &[Word],
+    span: &Span,
+    acls: &[Acl],
+    ctx: &AclCtx<'_>,
+) -> Result<Option<Condition>, String> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    compile_condition(words, span, acls, ctx).map(Some)
 }
 
 fn push_term(any_of: &mut [Vec<CondTerm>], negate: &mut bool, acl: AclRef) {

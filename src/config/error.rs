@@ -97,7 +97,7 @@ impl fmt::Display for Diag {
         }
         f.write_str(&self.message)?;
         if let Some(s) = &self.suggestion {
-            write!(f, "; did you mean '{s}'?")?;
+            f.write_str(&hint(s))?;
         }
         Ok(())
     }
@@ -140,6 +140,16 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|&(d, c)| d <= limit && d < c.chars().count())
         .min_by_key(|&(d, c)| (d, c.len()))
         .map(|(_, c)| c)
+}
+
+/// `"; did you mean 'x'?"` for the closest candidate to `word`, or `""` when none is close: the
+/// tail of every "unknown ..." message.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    suggest(word, candidates).map(hint).unwrap_or_default()
+}
+
+fn hint(suggestion: &str) -> String {
+    format!("; did you mean '{suggestion}'?")
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {

@@ -422,16 +422,21 @@ fn assemble(
         }
         let acls = acl::merge_acls(defs);
         let cond = |line: &RawLine, words: &[super::lexer::Word], kw: &str, diags: &mut Diags| {
-            if words.is_empty() {
-                return None;
-            }
-            match acl::compile_condition(words, &line.span, &acls, &ctx) {
-                Ok(c) => Some(c),
+            match acl::compile_optional_condition(words, &line.span, &acls, &ctx) {
+                Ok(c) => c,
                 Err(m) => {
                     diags.push(Diag::error(&line.span, kw, m));
                     None
                 }
             }
+        };
+        let rules = |lines: &[RawLine], kw: &str, connection: bool, diags: &mut Diags| {
+            lines
+                .iter()
+                .filter_map(|l| {
+                    compile_tcp_rule(l, kw, connection, own_table, &tables, &acls, &ctx, diags)
+                })
+                .collect::<Vec<_>>()
         };
         let log = build_log(d, &global, diags);
         let stats_listener = d.mode == Mode::Http;
@@ -495,14 +500,6 @@ fn assemble(
                 },
                 // A listen section is its own default backend.
                 None => be_of[i],
-            };
-            let rules = |lines: &[RawLine], kw: &str, connection: bool, diags: &mut Diags| {
-                lines
-                    .iter()
-                    .filter_map(|l| {
-                        compile_tcp_rule(l, kw, connection, own_table, &tables, &acls, &ctx, diags)
-                    })
-                    .collect::<Vec<_>>()
             };
             let tcp_request_connection = rules(
                 &d.tcp_request_connection,
@@ -604,21 +601,7 @@ fn assemble(
 
         if let Some(bid) = be_of[i] {
             let tcp_request_content = if fe_of[i].is_none() {
-                d.tcp_request_content
-                    .iter()
-                    .filter_map(|l| {
-                        compile_tcp_rule(
-                            l,
-                            "tcp-request content",
-                            false,
-                            own_table,
-                            &tables,
-                            &acls,
-                            &ctx,
-                            diags,
-                        )
-                    })
-                    .collect()
+                rules(&d.tcp_request_content, "tcp-request content", false, diags)
             } else {
                 Vec::new()
             };
@@ -874,9 +857,7 @@ fn compile_stick_rule(
         match tables.get(name) {
             Some(r) => (*r, 3),
             None => {
-                let hint = super::error::suggest(name, tables.keys().map(String::as_str))
-                    .map(|s| format!("; did you mean '{s}'?"))
-                    .unwrap_or_default();
+                let hint = super::error::did_you_mean(name, tables.keys().map(String::as_str));
                 return err(diags, format!("unable to find stick-table '{name}'{hint}"));
             }
         }
@@ -894,22 +875,21 @@ fn compile_stick_rule(
         }
     };
     let rest = &line.words[used..];
-    let cond = if rest.is_empty() {
-        None
-    } else {
-        if !matches!(rest[0].text.as_str(), "if" | "unless") {
-            return err(
-                diags,
-                format!(
-                    "unexpected '{}': expects [table <t>] [if|unless <cond>]",
-                    rest[0].text
-                ),
-            );
-        }
-        match acl::compile_condition(rest, &line.span, acls, ctx) {
-            Ok(c) => Some(c),
-            Err(m) => return err(diags, m),
-        }
+    if let Some(w) = rest
+        .first()
+        .filter(|w| !matches!(w.text.as_str(), "if" | "unless"))
+    {
+        return err(
+            diags,
+            format!(
+                "unexpected '{}': expects [table <t>] [if|unless <cond>]",
+                w.text
+            ),
+        );
+    }
+    let cond = match acl::compile_optional_condition(rest, &line.span, acls, ctx) {
+        Ok(c) => c,
+        Err(m) => return err(diags, m),
     };
     Some(StickRule {
         span: line.span.clone(),
@@ -996,7 +976,6 @@ fn compile_tcp_rule(
     let (action, used) = match w[0] {
         "accept" => (TcpAction::Accept, 1),
         "reject" => (TcpAction::Reject, 1),
-        "silent-drop" if connection => (TcpAction::SilentDrop, 1),
         "silent-drop" => (TcpAction::SilentDrop, 1),
         "expect-proxy" if connection => {
             if w.get(1) != Some(&"layer4") {
@@ -1084,14 +1063,9 @@ fn compile_tcp_rule(
             );
         }
     };
-    let rest = &line.words[used..];
-    let cond = if rest.is_empty() {
-        None
-    } else {
-        match acl::compile_condition(rest, &line.span, acls, ctx) {
-            Ok(c) => Some(c),
-            Err(m) => return err(diags, m),
-        }
+    let cond = match acl::compile_optional_condition(&line.words[used..], &line.span, acls, ctx) {
+        Ok(c) => c,
+        Err(m) => return err(diags, m),
     };
     Some(TcpRule {
         span: line.span.clone(),

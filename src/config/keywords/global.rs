@@ -463,13 +463,10 @@ pub fn parse_log_target(a: &mut Args<'_>) -> Result<LogTarget, String> {
         }
     }
     let fac = a.expect("<facility>")?;
-    log.facility =
-        FACILITIES.iter().position(|f| *f == fac).ok_or_else(
-            || match crate::config::error::suggest(fac, FACILITIES.iter().copied()) {
-                Some(s) => format!("unknown log facility '{fac}'; did you mean '{s}'?"),
-                None => format!("unknown log facility '{fac}'"),
-            },
-        )? as u8;
+    log.facility = FACILITIES.iter().position(|f| *f == fac).ok_or_else(|| {
+        let hint = crate::config::error::did_you_mean(fac, FACILITIES.iter().copied());
+        format!("unknown log facility '{fac}'{hint}")
+    })? as u8;
     let level = |a: &mut Args<'_>| -> Result<Option<u8>, String> {
         match a.word() {
             None => Ok(None),

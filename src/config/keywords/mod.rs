@@ -316,9 +316,7 @@ pub fn apply_options<T>(
                 return Err(format!("{what} option '{opt}' is not supported by sluice"));
             }
             None => {
-                let hint = super::error::suggest(opt, table.iter().map(|k| k.name))
-                    .map(|s| format!("; did you mean '{s}'?"))
-                    .unwrap_or_default();
+                let hint = super::error::did_you_mean(opt, table.iter().map(|k| k.name));
                 return Err(format!("unknown {what} option '{opt}'{hint}"));
             }
         }

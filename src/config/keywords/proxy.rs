@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::bind::parse_bind;
 use super::global::parse_log_target;
 use super::server::{parse_server_options, ServerDraft};
-use super::values::{parse_hex, parse_size, parse_u32_in, Args};
+use super::values::{parse_hex, parse_size, parse_u32_in, split_call, Args};
 use super::{scope::*, KeywordSpec, Parsed, Support, SINCE};
 use crate::config::error::Span;
 use crate::config::lexer::Word;
@@ -1527,15 +1527,7 @@ fn plain_log_format(v: &str) -> Option<String> {
 }
 
 fn parse_balance(alg: &str) -> Result<Balance, String> {
-    let (name, arg) = match alg.split_once('(') {
-        Some((n, rest)) => {
-            let inner = rest
-                .strip_suffix(')')
-                .ok_or_else(|| format!("missing ')' in '{alg}'"))?;
-            (n, Some(inner))
-        }
-        None => (alg, None),
-    };
+    let (name, arg) = split_call(alg)?;
     let no_arg = |b: Balance| match arg {
         None => Ok(b),
         Some(_) => Err(format!("'{name}' takes no argument")),
@@ -1568,9 +1560,7 @@ fn parse_balance(alg: &str) -> Result<Balance, String> {
                 "hash",
                 "leasttime",
             ];
-            let hint = crate::config::error::suggest(other, names)
-                .map(|s| format!("; did you mean '{s}'?"))
-                .unwrap_or_default();
+            let hint = crate::config::error::did_you_mean(other, names);
             Err(format!(
                 "unknown algorithm '{other}' (roundrobin, static-rr, leastconn, first, source, \
                  random, hash <expr>, leasttime){hint}"
@@ -1667,16 +1657,7 @@ fn parse_stick_table(a: &mut Args<'_>) -> Result<StickTable, String> {
 }
 
 fn parse_store_item(item: &str) -> Result<StoreItem, String> {
-    let (name, period) = match item.split_once('(') {
-        Some((n, rest)) => (
-            n,
-            Some(
-                rest.strip_suffix(')')
-                    .ok_or_else(|| format!("missing ')' in '{item}'"))?,
-            ),
-        ),
-        None => (item, None),
-    };
+    let (name, period) = split_call(item)?;
     let need_period = |p: Option<&str>| -> Result<Duration, String> {
         let p = p.ok_or_else(|| format!("'{name}' needs a period: '{name}(10s)'"))?;
         super::values::parse_time(p)

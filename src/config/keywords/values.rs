@@ -147,6 +147,20 @@ pub fn parse_u32_in(s: &str, min: u32, max: u32) -> Result<u32, String> {
     Ok(v as u32)
 }
 
+/// `name(arg)` as `(name, Some(arg))`, a bare `name` as `(name, None)`: the call syntax of
+/// `balance random(<draws>)`, `conn_rate(<period>)` and the sample fetches.
+pub fn split_call(s: &str) -> Result<(&str, Option<&str>), String> {
+    match s.split_once('(') {
+        None => Ok((s, None)),
+        Some((name, rest)) => {
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("missing ')' in '{s}'"))?;
+            Ok((name, Some(inner)))
+        }
+    }
+}
+
 pub fn parse_port(s: &str) -> Result<u16, String> {
     match s.parse::<u32>() {
         Ok(p) if (1..=65_535).contains(&p) => Ok(p as u16),
