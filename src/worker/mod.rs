@@ -314,15 +314,7 @@ impl Worker {
                         || f.use_backend
                             .iter()
                             .filter_map(|u| u.cond.as_ref())
-                            .any(|c| {
-                                rules::cond_fetches(c, &f.acls).iter().any(|x| {
-                                    matches!(
-                                        x,
-                                        crate::config::model::Fetch::Dst
-                                            | crate::config::model::Fetch::DstPort
-                                    )
-                                })
-                            })
+                            .any(|c| rules::cond_needs_dst(c, &f.acls))
                 })
                 .collect(),
             model,
