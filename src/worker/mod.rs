@@ -150,7 +150,7 @@ fn fetch_ctx<'a>(
     dst: SocketAddr,
     view: &'a LbView<'a>,
     req: rules::Req<'a>,
-    tables: Option<&'static Tables>,
+    tables: &'static Tables,
     now: Instant,
 ) -> rules::FetchCtx<'a> {
     rules::FetchCtx {
@@ -161,7 +161,7 @@ fn fetch_ctx<'a>(
         backend: c.backend,
         req,
         sc: &[],
-        tables,
+        tables: Some(tables),
         table: None,
         now,
     }
@@ -223,7 +223,7 @@ pub struct Worker {
     /// Per backend: `balance hash dst|dst_port` reads it.
     needs_dst_keys: Vec<bool>,
     stats: stats::WorkerStats,
-    tables: Option<&'static Tables>,
+    tables: &'static Tables,
     /// Where content inspection looks at a client's first bytes (`tune.bufsize`).
     peek: Vec<u8>,
     logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
@@ -280,7 +280,7 @@ impl Worker {
                 })
                 .collect(),
             logs: setup.logs,
-            tables: Some(setup.tables),
+            tables: setup.tables,
             server_names: model
                 .servers
                 .iter()
@@ -554,13 +554,9 @@ impl Worker {
         }
         let dst = self.conns[key].dst();
         let c = &self.conns[key];
-        let view = LbView {
-            model: &self.model,
-            backends: &self.backends,
-            counters: self.counters,
-        };
+        let view = self.lb_view();
         let mut ctx = rules::FetchCtx::layer4(c.src, dst, &view);
-        ctx.tables = self.tables;
+        ctx.tables = Some(self.tables);
         ctx.table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         rules::expects_proxy(&f.tcp_request_connection, &f.acls, &ctx)
     }
@@ -629,6 +625,15 @@ impl Worker {
     // -----------------------------------------------------------------------------------
     // routing and connecting
 
+    /// What rules read of the backends.
+    fn lb_view(&self) -> LbView<'_> {
+        LbView {
+            model: &self.model,
+            backends: &self.backends,
+            counters: self.counters,
+        }
+    }
+
     /// Runs `f` with connection `key`'s fetch context (request bytes `req`, the rules'
     /// own stick table `table`) and its stick counters, which rules may add to.
     fn with_rules_ctx<R>(
@@ -645,12 +650,8 @@ impl Worker {
         } else {
             self.conns[key].src
         };
-        let view = LbView {
-            model: &self.model,
-            backends: &self.backends,
-            counters: self.counters,
-        };
         let mut sc = std::mem::take(&mut self.conns[key].sc);
+        let view = self.lb_view();
         let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
         ctx.table = table;
         let r = f(&ctx, &mut sc);
@@ -901,19 +902,14 @@ impl Worker {
         if be.sticking.is_empty() {
             return;
         }
-        let Some(tables) = self.tables else { return };
         let dst = self.conns[key].dst();
         let src = self.conns[key].src;
-        let view = LbView {
-            model: &self.model,
-            backends: &self.backends,
-            counters: self.counters,
-        };
+        let sc = std::mem::take(&mut self.conns[key].sc);
+        let view = self.lb_view();
         let req = rules::Req {
             data,
             complete: true,
         };
-        let sc = std::mem::take(&mut self.conns[key].sc);
         let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
         ctx.sc = &sc;
         ctx.table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
@@ -921,7 +917,7 @@ impl Worker {
         let mut direct = None;
         let mut stores: Vec<(&'static crate::stick::Table, std::net::IpAddr)> = Vec::new();
         for r in &be.sticking {
-            let Some(table) = tables.get(r.table) else {
+            let Some(table) = self.tables.get(r.table) else {
                 continue;
             };
             if r.stores && stores.iter().any(|(t, _)| std::ptr::eq(*t, table)) {
