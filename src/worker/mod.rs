@@ -1642,28 +1642,25 @@ impl Worker {
             u64::from(reason == CloseReason::ClientReset),
             u64::from(reason == CloseReason::ServerReset),
         );
+        // The same counts for the backend and the server.
+        let end = |x: &mut stats::Counted| {
+            x.close();
+            x.t.bin += bin;
+            x.t.bout += bout;
+            x.t.ttime_sum_ms += total;
+            x.t.cli_abrt += cli_abrt;
+            x.t.srv_abrt += srv_abrt;
+            x.t.eresp += srv_abrt;
+        };
         if let Some(b) = c.backend {
             let be = &mut self.stats.be[b.index()];
-            be.close();
-            be.t.bin += bin;
-            be.t.bout += bout;
-            be.t.ttime_sum_ms += total;
-            be.t.cli_abrt += cli_abrt;
-            be.t.srv_abrt += srv_abrt;
-            be.t.eresp += srv_abrt;
+            end(be);
             if c.queue_ticket.is_some() {
                 be.dequeue();
             }
         }
         if let (true, Some(sid)) = (c.srv_counted, c.server_id()) {
-            let srv = &mut self.stats.srv[sid.index()];
-            srv.close();
-            srv.t.bin += bin;
-            srv.t.bout += bout;
-            srv.t.ttime_sum_ms += total;
-            srv.t.cli_abrt += cli_abrt;
-            srv.t.srv_abrt += srv_abrt;
-            srv.t.eresp += srv_abrt;
+            end(&mut self.stats.srv[sid.index()]);
         }
     }
 
