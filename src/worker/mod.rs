@@ -32,7 +32,7 @@ use crate::config::model::{BackendId, Model, ProxyKind, ServerAddr, ServerId, Ta
 use crate::stick::Tables;
 use crate::sys::pipe::PipePool;
 use crate::sys::socket::{self, ConnectOpts};
-use conn::{side_timeout, CloseReason, Conn, Phase, Shared};
+use conn::{CloseReason, Conn, Phase, Shared};
 use forward::{Buffers, Pumped, Side};
 use listener::Listener;
 use timer::{TimerKey, Timers};
@@ -1316,22 +1316,8 @@ impl Worker {
             Phase::Queued { since } => be.timeout_queue.or(be.timeout_connect).map(|t| since + t),
             Phase::Connecting { since } => be.timeout_connect.map(|t| since + t),
             Phase::Forwarding => {
-                let cl = side_timeout(
-                    &c.client,
-                    be.timeout_tunnel,
-                    f.timeout_client,
-                    f.timeout_client_fin,
-                )
-                .map(|t| c.client.last + t);
-                let sv = c.server.as_ref().and_then(|s| {
-                    side_timeout(
-                        s,
-                        be.timeout_tunnel,
-                        be.timeout_server,
-                        be.timeout_server_fin,
-                    )
-                    .map(|t| s.last + t)
-                });
+                let cl = c.client_deadline(f, be.timeout_tunnel);
+                let sv = c.server_deadline(be);
                 match (cl, sv) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -1384,13 +1370,8 @@ impl Worker {
             }
             Phase::Forwarding => {
                 let f = self.model.frontend(c.frontend);
-                let client_expired = side_timeout(
-                    &c.client,
-                    c.backend.and_then(|b| self.model.backend(b).timeout_tunnel),
-                    f.timeout_client,
-                    f.timeout_client_fin,
-                )
-                .is_some_and(|t| c.client.last + t <= now);
+                let tunnel = c.backend.and_then(|b| self.model.backend(b).timeout_tunnel);
+                let client_expired = c.client_deadline(f, tunnel).is_some_and(|d| d <= now);
                 let reason = if client_expired {
                     CloseReason::ClientTimeout
                 } else {
