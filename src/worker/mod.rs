@@ -1561,20 +1561,18 @@ impl Worker {
         let sid = c.server_id();
         let srv = sid.map(|s| self.model.server(s));
         let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
-        let termination = match (reason, c.phase) {
-            (CloseReason::Done, _) => *b"--",
-            (CloseReason::ClientReset, _) => *b"CD",
-            (CloseReason::ServerReset, _) => *b"SD",
-            (CloseReason::ClientTimeout, _) => *b"cD",
-            (CloseReason::ServerTimeout, _) => *b"sD",
-            (CloseReason::ConnectTimeout, _) => *b"sC",
-            (CloseReason::ConnectFailed | CloseReason::NoServer, _) => *b"SC",
-            (CloseReason::QueueTimeout | CloseReason::QueueFull, _) => *b"sQ",
-            (CloseReason::NoBackend | CloseReason::Denied | CloseReason::BadProxyHeader, _) => {
-                *b"PR"
-            }
-            (CloseReason::ServerShutdown | CloseReason::Stopping, _) => *b"KD",
-            (CloseReason::SilentDrop, _) => *b"PR",
+        let termination = match reason {
+            CloseReason::Done => *b"--",
+            CloseReason::ClientReset => *b"CD",
+            CloseReason::ServerReset => *b"SD",
+            CloseReason::ClientTimeout => *b"cD",
+            CloseReason::ServerTimeout => *b"sD",
+            CloseReason::ConnectTimeout => *b"sC",
+            CloseReason::ConnectFailed | CloseReason::NoServer => *b"SC",
+            CloseReason::QueueTimeout | CloseReason::QueueFull => *b"sQ",
+            CloseReason::NoBackend | CloseReason::Denied | CloseReason::BadProxyHeader => *b"PR",
+            CloseReason::ServerShutdown | CloseReason::Stopping => *b"KD",
+            CloseReason::SilentDrop => *b"PR",
         };
         let frontend_addr = Some(c.dst());
         let ctx = crate::admin::logs::LogCtx {
