@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::forward::{Flow, Side};
 use crate::balance::{ConnLease, QueueTicket};
-use crate::config::model::{BackendId, FrontendId, ServerId};
+use crate::config::model::{Backend, BackendId, Frontend, FrontendId, ServerId};
 use crate::stick::{FreqCtr, Table, Tracker};
 
 /// Counts shared by every worker: process-wide and per-frontend connections.
@@ -271,6 +271,26 @@ impl Conn {
         self.lease.as_ref().map(ConnLease::server)
     }
 
+    /// When the client side times out while forwarding (`tunnel`: the backend's
+    /// `timeout tunnel`), if it can.
+    pub fn client_deadline(&self, f: &Frontend, tunnel: Option<Duration>) -> Option<Instant> {
+        side_timeout(&self.client, tunnel, f.timeout_client, f.timeout_client_fin)
+            .map(|t| self.client.last + t)
+    }
+
+    /// When the server side times out while forwarding, if it can.
+    pub fn server_deadline(&self, be: &Backend) -> Option<Instant> {
+        self.server.as_ref().and_then(|s| {
+            side_timeout(
+                s,
+                be.timeout_tunnel,
+                be.timeout_server,
+                be.timeout_server_fin,
+            )
+            .map(|t| s.last + t)
+        })
+    }
+
     /// Both directions have forwarded their FIN: nothing more can move.
     pub fn both_finished(&self) -> bool {
         match &self.server {
@@ -282,7 +302,7 @@ impl Conn {
 
 /// The inactivity limit of one side: `tunnel` once forwarding if set, else the side's own
 /// timeout, or its `-fin` variant once that side has sent its FIN.
-pub fn side_timeout(
+fn side_timeout(
     side: &Side,
     tunnel: Option<Duration>,
     normal: Option<Duration>,

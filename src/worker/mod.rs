@@ -32,7 +32,7 @@ use crate::config::model::{BackendId, Model, ProxyKind, ServerAddr, ServerId, Ta
 use crate::stick::Tables;
 use crate::sys::pipe::PipePool;
 use crate::sys::socket::{self, ConnectOpts};
-use conn::{side_timeout, CloseReason, Conn, Phase, Shared};
+use conn::{CloseReason, Conn, Phase, Shared};
 use forward::{Buffers, Pumped, Side};
 use listener::Listener;
 use timer::{TimerKey, Timers};
@@ -150,7 +150,7 @@ fn fetch_ctx<'a>(
     dst: SocketAddr,
     view: &'a LbView<'a>,
     req: rules::Req<'a>,
-    tables: Option<&'static Tables>,
+    tables: &'static Tables,
     now: Instant,
 ) -> rules::FetchCtx<'a> {
     rules::FetchCtx {
@@ -161,7 +161,7 @@ fn fetch_ctx<'a>(
         backend: c.backend,
         req,
         sc: &[],
-        tables,
+        tables: Some(tables),
         table: None,
         now,
     }
@@ -223,7 +223,7 @@ pub struct Worker {
     /// Per backend: `balance hash dst|dst_port` reads it.
     needs_dst_keys: Vec<bool>,
     stats: stats::WorkerStats,
-    tables: Option<&'static Tables>,
+    tables: &'static Tables,
     /// Where content inspection looks at a client's first bytes (`tune.bufsize`).
     peek: Vec<u8>,
     logs: Option<crossbeam_channel::Sender<crate::admin::logs::LogLine>>,
@@ -280,7 +280,7 @@ impl Worker {
                 })
                 .collect(),
             logs: setup.logs,
-            tables: Some(setup.tables),
+            tables: setup.tables,
             server_names: model
                 .servers
                 .iter()
@@ -314,15 +314,7 @@ impl Worker {
                         || f.use_backend
                             .iter()
                             .filter_map(|u| u.cond.as_ref())
-                            .any(|c| {
-                                rules::cond_fetches(c, &f.acls).iter().any(|x| {
-                                    matches!(
-                                        x,
-                                        crate::config::model::Fetch::Dst
-                                            | crate::config::model::Fetch::DstPort
-                                    )
-                                })
-                            })
+                            .any(|c| rules::cond_needs_dst(c, &f.acls))
                 })
                 .collect(),
             model,
@@ -562,13 +554,9 @@ impl Worker {
         }
         let dst = self.conns[key].dst();
         let c = &self.conns[key];
-        let view = LbView {
-            model: &self.model,
-            backends: &self.backends,
-            counters: self.counters,
-        };
+        let view = self.lb_view();
         let mut ctx = rules::FetchCtx::layer4(c.src, dst, &view);
-        ctx.tables = self.tables;
+        ctx.tables = Some(self.tables);
         ctx.table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         rules::expects_proxy(&f.tcp_request_connection, &f.acls, &ctx)
     }
@@ -637,6 +625,15 @@ impl Worker {
     // -----------------------------------------------------------------------------------
     // routing and connecting
 
+    /// What rules read of the backends.
+    fn lb_view(&self) -> LbView<'_> {
+        LbView {
+            model: &self.model,
+            backends: &self.backends,
+            counters: self.counters,
+        }
+    }
+
     /// Runs `f` with connection `key`'s fetch context (request bytes `req`, the rules'
     /// own stick table `table`) and its stick counters, which rules may add to.
     fn with_rules_ctx<R>(
@@ -653,12 +650,8 @@ impl Worker {
         } else {
             self.conns[key].src
         };
-        let view = LbView {
-            model: &self.model,
-            backends: &self.backends,
-            counters: self.counters,
-        };
         let mut sc = std::mem::take(&mut self.conns[key].sc);
+        let view = self.lb_view();
         let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
         ctx.table = table;
         let r = f(&ctx, &mut sc);
@@ -909,19 +902,14 @@ impl Worker {
         if be.sticking.is_empty() {
             return;
         }
-        let Some(tables) = self.tables else { return };
         let dst = self.conns[key].dst();
         let src = self.conns[key].src;
-        let view = LbView {
-            model: &self.model,
-            backends: &self.backends,
-            counters: self.counters,
-        };
+        let sc = std::mem::take(&mut self.conns[key].sc);
+        let view = self.lb_view();
         let req = rules::Req {
             data,
             complete: true,
         };
-        let sc = std::mem::take(&mut self.conns[key].sc);
         let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
         ctx.sc = &sc;
         ctx.table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
@@ -929,7 +917,7 @@ impl Worker {
         let mut direct = None;
         let mut stores: Vec<(&'static crate::stick::Table, std::net::IpAddr)> = Vec::new();
         for r in &be.sticking {
-            let Some(table) = tables.get(r.table) else {
+            let Some(table) = self.tables.get(r.table) else {
                 continue;
             };
             if r.stores && stores.iter().any(|(t, _)| std::ptr::eq(*t, table)) {
@@ -1328,22 +1316,8 @@ impl Worker {
             Phase::Queued { since } => be.timeout_queue.or(be.timeout_connect).map(|t| since + t),
             Phase::Connecting { since } => be.timeout_connect.map(|t| since + t),
             Phase::Forwarding => {
-                let cl = side_timeout(
-                    &c.client,
-                    be.timeout_tunnel,
-                    f.timeout_client,
-                    f.timeout_client_fin,
-                )
-                .map(|t| c.client.last + t);
-                let sv = c.server.as_ref().and_then(|s| {
-                    side_timeout(
-                        s,
-                        be.timeout_tunnel,
-                        be.timeout_server,
-                        be.timeout_server_fin,
-                    )
-                    .map(|t| s.last + t)
-                });
+                let cl = c.client_deadline(f, be.timeout_tunnel);
+                let sv = c.server_deadline(be);
                 match (cl, sv) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -1396,13 +1370,8 @@ impl Worker {
             }
             Phase::Forwarding => {
                 let f = self.model.frontend(c.frontend);
-                let client_expired = side_timeout(
-                    &c.client,
-                    c.backend.and_then(|b| self.model.backend(b).timeout_tunnel),
-                    f.timeout_client,
-                    f.timeout_client_fin,
-                )
-                .is_some_and(|t| c.client.last + t <= now);
+                let tunnel = c.backend.and_then(|b| self.model.backend(b).timeout_tunnel);
+                let client_expired = c.client_deadline(f, tunnel).is_some_and(|d| d <= now);
                 let reason = if client_expired {
                     CloseReason::ClientTimeout
                 } else {
@@ -1592,20 +1561,18 @@ impl Worker {
         let sid = c.server_id();
         let srv = sid.map(|s| self.model.server(s));
         let ms = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
-        let termination = match (reason, c.phase) {
-            (CloseReason::Done, _) => *b"--",
-            (CloseReason::ClientReset, _) => *b"CD",
-            (CloseReason::ServerReset, _) => *b"SD",
-            (CloseReason::ClientTimeout, _) => *b"cD",
-            (CloseReason::ServerTimeout, _) => *b"sD",
-            (CloseReason::ConnectTimeout, _) => *b"sC",
-            (CloseReason::ConnectFailed | CloseReason::NoServer, _) => *b"SC",
-            (CloseReason::QueueTimeout | CloseReason::QueueFull, _) => *b"sQ",
-            (CloseReason::NoBackend | CloseReason::Denied | CloseReason::BadProxyHeader, _) => {
-                *b"PR"
-            }
-            (CloseReason::ServerShutdown | CloseReason::Stopping, _) => *b"KD",
-            (CloseReason::SilentDrop, _) => *b"PR",
+        let termination = match reason {
+            CloseReason::Done => *b"--",
+            CloseReason::ClientReset => *b"CD",
+            CloseReason::ServerReset => *b"SD",
+            CloseReason::ClientTimeout => *b"cD",
+            CloseReason::ServerTimeout => *b"sD",
+            CloseReason::ConnectTimeout => *b"sC",
+            CloseReason::ConnectFailed | CloseReason::NoServer => *b"SC",
+            CloseReason::QueueTimeout | CloseReason::QueueFull => *b"sQ",
+            CloseReason::NoBackend | CloseReason::Denied | CloseReason::BadProxyHeader => *b"PR",
+            CloseReason::ServerShutdown | CloseReason::Stopping => *b"KD",
+            CloseReason::SilentDrop => *b"PR",
         };
         let frontend_addr = Some(c.dst());
         let ctx = crate::admin::logs::LogCtx {
@@ -1654,28 +1621,25 @@ impl Worker {
             u64::from(reason == CloseReason::ClientReset),
             u64::from(reason == CloseReason::ServerReset),
         );
+        // The same counts for the backend and the server.
+        let end = |x: &mut stats::Counted| {
+            x.close();
+            x.t.bin += bin;
+            x.t.bout += bout;
+            x.t.ttime_sum_ms += total;
+            x.t.cli_abrt += cli_abrt;
+            x.t.srv_abrt += srv_abrt;
+            x.t.eresp += srv_abrt;
+        };
         if let Some(b) = c.backend {
             let be = &mut self.stats.be[b.index()];
-            be.close();
-            be.t.bin += bin;
-            be.t.bout += bout;
-            be.t.ttime_sum_ms += total;
-            be.t.cli_abrt += cli_abrt;
-            be.t.srv_abrt += srv_abrt;
-            be.t.eresp += srv_abrt;
+            end(be);
             if c.queue_ticket.is_some() {
                 be.dequeue();
             }
         }
         if let (true, Some(sid)) = (c.srv_counted, c.server_id()) {
-            let srv = &mut self.stats.srv[sid.index()];
-            srv.close();
-            srv.t.bin += bin;
-            srv.t.bout += bout;
-            srv.t.ttime_sum_ms += total;
-            srv.t.cli_abrt += cli_abrt;
-            srv.t.srv_abrt += srv_abrt;
-            srv.t.eresp += srv_abrt;
+            end(&mut self.stats.srv[sid.index()]);
         }
     }
 

@@ -234,11 +234,17 @@ pub fn expects_proxy(rules: &[TcpRule], acls: &[Acl], ctx: &FetchCtx<'_>) -> boo
 
 /// Whether any of these rules reads the destination address.
 pub fn rules_need_dst(rules: &[TcpRule], acls: &[Acl]) -> bool {
-    rules.iter().filter_map(|r| r.cond.as_ref()).any(|c| {
-        cond_fetches(c, acls)
-            .iter()
-            .any(|f| matches!(f, Fetch::Dst | Fetch::DstPort))
-    })
+    rules
+        .iter()
+        .filter_map(|r| r.cond.as_ref())
+        .any(|c| cond_needs_dst(c, acls))
+}
+
+/// Whether a condition reads the destination address.
+pub fn cond_needs_dst(cond: &Condition, acls: &[Acl]) -> bool {
+    cond_fetches(cond, acls)
+        .iter()
+        .any(|f| matches!(f, Fetch::Dst | Fetch::DstPort))
 }
 
 /// Every fetch a condition uses (named ACLs resolved through `acls`).
