@@ -460,3 +460,19 @@ fn random_bytes_and_mangled_hellos_never_hurt_the_router() {
     assert!(!sl.log().contains("panicked"), "{}", sl.log());
     sl.stop();
 }
+
+#[test]
+fn backend_rules_read_the_real_destination() {
+    let be = Backend::tagged("s1");
+    // Only the backend's rule reads dst_port: the frontend's reads nothing.
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
+         backend be\n    tcp-request content reject unless {{ dst_port {{port:fe}} }}\n\
+         \x20   server s1 {}\n",
+        be.addr()
+    );
+    let sl = Sluice::start(&cfg);
+    assert_eq!(read_line(&connect(sl.addr("fe"))), "s1");
+    sl.stop();
+}

@@ -220,6 +220,8 @@ pub struct Worker {
     observe: Option<ObserveLink>,
     /// Per frontend: a use_backend rule reads the destination address.
     needs_dst: Vec<bool>,
+    /// Per backend: its own `tcp-request content` rules read the destination address.
+    be_rules_need_dst: Vec<bool>,
     /// Per backend: `balance hash dst|dst_port` reads it.
     needs_dst_keys: Vec<bool>,
     stats: stats::WorkerStats,
@@ -316,6 +318,11 @@ impl Worker {
                             .filter_map(|u| u.cond.as_ref())
                             .any(|c| rules::cond_needs_dst(c, &f.acls))
                 })
+                .collect(),
+            be_rules_need_dst: model
+                .backends
+                .iter()
+                .map(|b| rules::rules_need_dst(&b.tcp_request_content, &b.acls))
                 .collect(),
             model,
         })
@@ -635,17 +642,18 @@ impl Worker {
     }
 
     /// Runs `f` with connection `key`'s fetch context (request bytes `req`, the rules'
-    /// own stick table `table`) and its stick counters, which rules may add to.
+    /// own stick table `table`) and its stick counters, which rules may add to. The
+    /// destination address costs a syscall: it is looked up only when `needs_dst` says
+    /// these rules read it.
     fn with_rules_ctx<R>(
         &mut self,
         key: usize,
         req: rules::Req<'_>,
-        table: Option<TableRef>,
+        (table, needs_dst): (Option<TableRef>, bool),
         now: Instant,
         f: impl FnOnce(&rules::FetchCtx<'_>, &mut [Option<crate::stick::Tracker>; 3]) -> R,
     ) -> R {
-        let fe = self.conns[key].frontend;
-        let dst = if self.needs_dst[fe.index()] {
+        let dst = if needs_dst {
             self.conns[key].dst()
         } else {
             self.conns[key].src
@@ -666,7 +674,8 @@ impl Worker {
         let model = Arc::clone(&self.model);
         let f = model.frontend(fe);
         let table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
-        let outcome = self.with_rules_ctx(key, rules::Req::NONE, table, now, |ctx, sc| {
+        let rules_of = (table, self.needs_dst[fe.index()]);
+        let outcome = self.with_rules_ctx(key, rules::Req::NONE, rules_of, now, |ctx, sc| {
             rules::run(&f.tcp_request_connection, &f.acls, ctx, sc)
         });
         let c = &mut self.conns[key];
@@ -778,7 +787,8 @@ impl Worker {
         let complete = self.data_complete(key, data_final, now);
         let table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         let req = rules::Req { data, complete };
-        let (outcome, chosen) = self.with_rules_ctx(key, req, table, now, |ctx, sc| {
+        let rules_of = (table, self.needs_dst[fe.index()]);
+        let (outcome, chosen) = self.with_rules_ctx(key, req, rules_of, now, |ctx, sc| {
             let outcome = rules::run(&f.tcp_request_content, &f.acls, ctx, sc);
             // Switching rules judge the data as final, as HAProxy does.
             let ctx = rules::FetchCtx {
@@ -865,7 +875,8 @@ impl Worker {
         let complete = self.data_complete(key, data_final, now);
         let table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
         let req = rules::Req { data, complete };
-        let outcome = self.with_rules_ctx(key, req, table, now, |ctx, sc| {
+        let rules_of = (table, self.be_rules_need_dst[b.index()]);
+        let outcome = self.with_rules_ctx(key, req, rules_of, now, |ctx, sc| {
             rules::run(&be.tcp_request_content, &be.acls, ctx, sc)
         });
         let reason = match outcome {
@@ -1475,7 +1486,7 @@ impl Worker {
                     let keys = balance::ConnKeys {
                         src_port: Some(src.port()),
                         dst,
-                        sni: None,
+                        sni: c.sni.as_deref(),
                     };
                     rt.alg.pick_keyed(
                         &rt.pool,
