@@ -180,6 +180,27 @@ fn persist_target(pool: &Pool, uid: u32) -> Option<ServerId> {
         .map(|m| m.id)
 }
 
+/// A pick by the backend's algorithm for connection `c`, its address, ports (the
+/// destination only when `hash_dst`: it costs a syscall) and SNI as the hash keys.
+fn pick_balanced(
+    rt: &mut BackendRt,
+    c: &mut Conn,
+    avoid: Option<ServerId>,
+    hash_dst: bool,
+    counters: &'static Counters,
+) -> Pick {
+    let keys = balance::ConnKeys {
+        src_port: Some(c.src.port()),
+        dst: hash_dst.then(|| c.dst()),
+        sni: c.sni.as_deref(),
+    };
+    let ctx = PickCtx {
+        src: Some(c.src.ip()),
+        avoid,
+    };
+    rt.alg.pick_keyed(&rt.pool, &ctx, &keys, counters)
+}
+
 /// Where content inspection left a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decided {
@@ -985,17 +1006,8 @@ impl Worker {
             }
             None => {
                 c.direct = None;
-                let ctx = PickCtx {
-                    src: Some(c.src.ip()),
-                    avoid,
-                };
-                let dst = self.needs_dst_keys[b.index()].then(|| c.dst());
-                let keys = balance::ConnKeys {
-                    src_port: Some(c.src.port()),
-                    dst,
-                    sni: c.sni.as_deref(),
-                };
-                rt.alg.pick_keyed(&rt.pool, &ctx, &keys, self.counters)
+                let hash_dst = self.needs_dst_keys[b.index()];
+                pick_balanced(rt, c, avoid, hash_dst, self.counters)
             }
         };
         match pick {
@@ -1457,7 +1469,7 @@ impl Worker {
                 continue;
             }
             let redispatch = self.model.backend(b).redispatch.is_some();
-            let dst = self.needs_dst_keys[b.index()].then(|| self.conns[key].dst());
+            let hash_dst = self.needs_dst_keys[b.index()];
             let rt = &mut self.backends[b.index()];
             let c = &mut self.conns[key];
             let direct = c
@@ -1482,21 +1494,7 @@ impl Worker {
                 }
                 _ => {
                     c.direct = None;
-                    let src = c.src;
-                    let keys = balance::ConnKeys {
-                        src_port: Some(src.port()),
-                        dst,
-                        sni: c.sni.as_deref(),
-                    };
-                    rt.alg.pick_keyed(
-                        &rt.pool,
-                        &PickCtx {
-                            src: Some(src.ip()),
-                            avoid: None,
-                        },
-                        &keys,
-                        self.counters,
-                    )
+                    pick_balanced(rt, c, None, hash_dst, self.counters)
                 }
             };
             match pick {
