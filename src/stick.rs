@@ -277,19 +277,10 @@ impl Table {
     /// `stick match`: the server id stored for `key`, if a live entry has one. A found
     /// entry is touched (its expiry restarts), as HAProxy does on a match.
     pub fn stick_match(&self, key: IpAddr, now: Instant) -> Option<u32> {
-        let key = self.convert(key)?;
-        let ms = self.ms(now);
-        let mut shard = lock(self.shard(&key));
-        let entry = Arc::clone(shard.map.get(&key)?);
-        let mut st = lock(&entry.state);
-        if self.expired(&st, ms) {
-            drop(st);
-            shard.map.remove(&key);
-            self.used.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        st.touched = st.touched.max(ms);
-        st.server.as_ref().map(|(id, _)| *id)
+        self.with_live(key, now, |st, ms| {
+            st.touched = st.touched.max(ms);
+            st.server.as_ref().map(|(id, _)| *id)
+        })?
     }
 
     /// `stick store-request`, once the connection has its server: finds or creates the
@@ -341,18 +332,7 @@ impl Table {
 
     /// The counters of `key`, without creating or refreshing its entry.
     pub fn lookup(&self, key: IpAddr, now: Instant) -> Option<Counts> {
-        let key = self.convert(key)?;
-        let ms = self.ms(now);
-        let mut shard = lock(self.shard(&key));
-        let entry = Arc::clone(shard.map.get(&key)?);
-        let st = lock(&entry.state);
-        if self.expired(&st, ms) {
-            drop(st);
-            shard.map.remove(&key);
-            self.used.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(self.counts_of(&st, ms))
+        self.with_live(key, now, |st, ms| self.counts_of(st, ms))
     }
 
     /// Drops every expired entry that no connection references.
@@ -668,6 +648,29 @@ impl Table {
             (TableType::Ip, IpAddr::V6(v6)) => v4_mapped(&v6).map(IpAddr::V4),
             (TableType::Ipv6, IpAddr::V4(v4)) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
         }
+    }
+
+    /// `apply` to the live entry of `key` (the key converted, `now` in table milliseconds);
+    /// None when there is none. An expired entry found on the way is removed, as HAProxy's
+    /// expiry task would have done already.
+    fn with_live<R>(
+        &self,
+        key: IpAddr,
+        now: Instant,
+        apply: impl FnOnce(&mut EntryState, u64) -> R,
+    ) -> Option<R> {
+        let key = self.convert(key)?;
+        let ms = self.ms(now);
+        let mut shard = lock(self.shard(&key));
+        let entry = Arc::clone(shard.map.get(&key)?);
+        let mut st = lock(&entry.state);
+        if self.expired(&st, ms) {
+            drop(st);
+            shard.map.remove(&key);
+            self.used.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(apply(&mut st, ms))
     }
 
     fn expired(&self, st: &EntryState, ms: u64) -> bool {
