@@ -337,18 +337,8 @@ impl Table {
 
     /// Drops every expired entry that no connection references.
     pub fn purge(&self, now: Instant) {
-        let ms = self.ms(now);
-        if self.expire.is_none() {
-            return;
-        }
-        for shard in self.shards.iter() {
-            let mut shard = lock(shard);
-            let before = shard.map.len();
-            shard.map.retain(|_, e| !self.expired(&lock(&e.state), ms));
-            let gone = before - shard.map.len();
-            if gone > 0 {
-                self.used.fetch_sub(gone, Ordering::Relaxed);
-            }
+        if self.expire.is_some() {
+            self.purge_ms(self.ms(now));
         }
     }
 
