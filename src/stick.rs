@@ -97,11 +97,7 @@ impl Tables {
         // A table a `stick` rule names stores a server per entry (HAProxy allocates
         // server_id and server_key in it).
         for rule in model.backends.iter().flat_map(|b| &b.sticking) {
-            let idx = match rule.table {
-                TableRef::Frontend(id) => out.by_frontend.get(id.index()).copied().flatten(),
-                TableRef::Backend(id) => out.by_backend.get(id.index()).copied().flatten(),
-            };
-            if let Some(t) = idx.and_then(|i| out.tables.get_mut(i)) {
+            if let Some(t) = out.index(rule.table).and_then(|i| out.tables.get_mut(i)) {
                 t.store.server_id = true;
             }
         }
@@ -118,11 +114,7 @@ impl Tables {
     }
 
     pub fn get(&self, r: TableRef) -> Option<&Table> {
-        let idx = match r {
-            TableRef::Frontend(id) => self.by_frontend.get(id.index()).copied().flatten(),
-            TableRef::Backend(id) => self.by_backend.get(id.index()).copied().flatten(),
-        };
-        idx.and_then(|i| self.tables.get(i))
+        self.index(r).and_then(|i| self.tables.get(i))
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Table> {
@@ -138,6 +130,14 @@ impl Tables {
     pub fn purge(&self, now: Instant) {
         for t in &self.tables {
             t.purge(now);
+        }
+    }
+
+    /// The index in `tables` of the table `r` names.
+    fn index(&self, r: TableRef) -> Option<usize> {
+        match r {
+            TableRef::Frontend(id) => self.by_frontend.get(id.index()).copied().flatten(),
+            TableRef::Backend(id) => self.by_backend.get(id.index()).copied().flatten(),
         }
     }
 }
