@@ -350,19 +350,9 @@ impl Table {
             let shard = lock(shard);
             for e in shard.map.values() {
                 let st = lock(&e.state);
-                if self.expired(&st, ms) {
-                    continue;
+                if !self.expired(&st, ms) {
+                    out.push(self.view(e, &st, ms));
                 }
-                out.push(EntryView {
-                    id: Arc::as_ptr(e) as usize,
-                    key: e.key,
-                    refs: st.refs,
-                    exp_ms: self
-                        .expire
-                        .map_or(0, |exp| (st.touched + exp).saturating_sub(ms)),
-                    counts: self.counts_of(&st, ms),
-                    server_key: st.server.as_ref().map(|(_, n)| Arc::clone(n)),
-                });
             }
         }
         out.sort_by_key(|e| e.key);
@@ -372,7 +362,11 @@ impl Table {
     /// The live entry of `key` (a key that does not fit the table finds nothing).
     pub fn entry(&self, key: IpAddr, now: Instant) -> Option<EntryView> {
         let key = self.convert(key)?;
-        self.entries_matching(now, |k| k == key).pop()
+        let ms = self.ms(now);
+        let shard = lock(self.shard(&key));
+        let e = shard.map.get(&key)?;
+        let st = lock(&e.state);
+        (!self.expired(&st, ms)).then(|| self.view(e, &st, ms))
     }
 
     /// `clear table <t> key <k>`: removes the entry unless a connection references it.
@@ -795,10 +789,18 @@ impl Table {
         }
     }
 
-    fn entries_matching(&self, now: Instant, want: impl Fn(IpAddr) -> bool) -> Vec<EntryView> {
-        let mut v = self.entries(now);
-        v.retain(|e| want(e.key));
-        v
+    /// `e` as `show table` prints it; `st` is its locked state.
+    fn view(&self, e: &Arc<Entry>, st: &EntryState, ms: u64) -> EntryView {
+        EntryView {
+            id: Arc::as_ptr(e) as usize,
+            key: e.key,
+            refs: st.refs,
+            exp_ms: self
+                .expire
+                .map_or(0, |exp| (st.touched + exp).saturating_sub(ms)),
+            counts: self.counts_of(st, ms),
+            server_key: st.server.as_ref().map(|(_, n)| Arc::clone(n)),
+        }
     }
 }
 
