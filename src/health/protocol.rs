@@ -1077,21 +1077,16 @@ fn http_check_script(rules: &[HttpCheckRule]) -> Script {
                 Step::Send(http_request(req))
             }
             HttpCheckRule::Comment(c) => Step::Comment(c.clone()),
-            HttpCheckRule::Expect(e) => Step::Expect(Matcher {
-                step: Script::step_id(steps.len()),
-                comment: comment_before(&steps, steps.len()).map(str::to_string),
-                kind: MatchKind::Http(http_match(Some(e), head)),
-            }),
+            HttpCheckRule::Expect(e) => {
+                expect_next(&steps, MatchKind::Http(http_match(Some(e), head)))
+            }
         };
         steps.push(step);
     }
     let last = steps.iter().rev().find(|s| !matches!(s, Step::Comment(_)));
     if matches!(last, Some(Step::Send(_))) {
-        steps.push(Step::Expect(Matcher {
-            step: Script::step_id(steps.len()),
-            comment: None,
-            kind: MatchKind::Http(http_match(None, head)),
-        }));
+        let step = Script::step_id(steps.len());
+        steps.push(expect(step, MatchKind::Http(http_match(None, head))));
     }
     Script {
         origin: Origin::Http,
@@ -1283,11 +1278,7 @@ fn tcp_check_script(rules: &[TcpCheckRule]) -> Script {
                         regex: Regex::new(re).ok(),
                     },
                 };
-                Step::Expect(Matcher {
-                    step: Script::step_id(steps.len()),
-                    comment: comment_before(&steps, steps.len()).map(str::to_string),
-                    kind,
-                })
+                expect_next(&steps, kind)
             }
         };
         steps.push(step);
@@ -1321,6 +1312,15 @@ fn expect(step: u32, kind: MatchKind) -> Step {
     Step::Expect(Matcher {
         step,
         comment: None,
+        kind,
+    })
+}
+
+/// The expect that follows `steps`, carrying the comment just before it.
+fn expect_next(steps: &[Step], kind: MatchKind) -> Step {
+    Step::Expect(Matcher {
+        step: Script::step_id(steps.len()),
+        comment: comment_before(steps, steps.len()).map(str::to_string),
         kind,
     })
 }
