@@ -97,11 +97,7 @@ impl Tables {
         // A table a `stick` rule names stores a server per entry (HAProxy allocates
         // server_id and server_key in it).
         for rule in model.backends.iter().flat_map(|b| &b.sticking) {
-            let idx = match rule.table {
-                TableRef::Frontend(id) => out.by_frontend.get(id.index()).copied().flatten(),
-                TableRef::Backend(id) => out.by_backend.get(id.index()).copied().flatten(),
-            };
-            if let Some(t) = idx.and_then(|i| out.tables.get_mut(i)) {
+            if let Some(t) = out.index(rule.table).and_then(|i| out.tables.get_mut(i)) {
                 t.store.server_id = true;
             }
         }
@@ -118,11 +114,7 @@ impl Tables {
     }
 
     pub fn get(&self, r: TableRef) -> Option<&Table> {
-        let idx = match r {
-            TableRef::Frontend(id) => self.by_frontend.get(id.index()).copied().flatten(),
-            TableRef::Backend(id) => self.by_backend.get(id.index()).copied().flatten(),
-        };
-        idx.and_then(|i| self.tables.get(i))
+        self.index(r).and_then(|i| self.tables.get(i))
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Table> {
@@ -138,6 +130,14 @@ impl Tables {
     pub fn purge(&self, now: Instant) {
         for t in &self.tables {
             t.purge(now);
+        }
+    }
+
+    /// The index in `tables` of the table `r` names.
+    fn index(&self, r: TableRef) -> Option<usize> {
+        match r {
+            TableRef::Frontend(id) => self.by_frontend.get(id.index()).copied().flatten(),
+            TableRef::Backend(id) => self.by_backend.get(id.index()).copied().flatten(),
         }
     }
 }
@@ -277,19 +277,10 @@ impl Table {
     /// `stick match`: the server id stored for `key`, if a live entry has one. A found
     /// entry is touched (its expiry restarts), as HAProxy does on a match.
     pub fn stick_match(&self, key: IpAddr, now: Instant) -> Option<u32> {
-        let key = self.convert(key)?;
-        let ms = self.ms(now);
-        let mut shard = lock(self.shard(&key));
-        let entry = Arc::clone(shard.map.get(&key)?);
-        let mut st = lock(&entry.state);
-        if self.expired(&st, ms) {
-            drop(st);
-            shard.map.remove(&key);
-            self.used.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        st.touched = st.touched.max(ms);
-        st.server.as_ref().map(|(id, _)| *id)
+        self.with_live(key, now, |st, ms| {
+            st.touched = st.touched.max(ms);
+            st.server.as_ref().map(|(id, _)| *id)
+        })?
     }
 
     /// `stick store-request`, once the connection has its server: finds or creates the
@@ -341,34 +332,13 @@ impl Table {
 
     /// The counters of `key`, without creating or refreshing its entry.
     pub fn lookup(&self, key: IpAddr, now: Instant) -> Option<Counts> {
-        let key = self.convert(key)?;
-        let ms = self.ms(now);
-        let mut shard = lock(self.shard(&key));
-        let entry = Arc::clone(shard.map.get(&key)?);
-        let st = lock(&entry.state);
-        if self.expired(&st, ms) {
-            drop(st);
-            shard.map.remove(&key);
-            self.used.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(self.counts_of(&st, ms))
+        self.with_live(key, now, |st, ms| self.counts_of(st, ms))
     }
 
     /// Drops every expired entry that no connection references.
     pub fn purge(&self, now: Instant) {
-        let ms = self.ms(now);
-        if self.expire.is_none() {
-            return;
-        }
-        for shard in self.shards.iter() {
-            let mut shard = lock(shard);
-            let before = shard.map.len();
-            shard.map.retain(|_, e| !self.expired(&lock(&e.state), ms));
-            let gone = before - shard.map.len();
-            if gone > 0 {
-                self.used.fetch_sub(gone, Ordering::Relaxed);
-            }
+        if self.expire.is_some() {
+            self.purge_ms(self.ms(now));
         }
     }
 
@@ -380,19 +350,9 @@ impl Table {
             let shard = lock(shard);
             for e in shard.map.values() {
                 let st = lock(&e.state);
-                if self.expired(&st, ms) {
-                    continue;
+                if !self.expired(&st, ms) {
+                    out.push(self.view(e, &st, ms));
                 }
-                out.push(EntryView {
-                    id: Arc::as_ptr(e) as usize,
-                    key: e.key,
-                    refs: st.refs,
-                    exp_ms: self
-                        .expire
-                        .map_or(0, |exp| (st.touched + exp).saturating_sub(ms)),
-                    counts: self.counts_of(&st, ms),
-                    server_key: st.server.as_ref().map(|(_, n)| Arc::clone(n)),
-                });
             }
         }
         out.sort_by_key(|e| e.key);
@@ -402,7 +362,11 @@ impl Table {
     /// The live entry of `key` (a key that does not fit the table finds nothing).
     pub fn entry(&self, key: IpAddr, now: Instant) -> Option<EntryView> {
         let key = self.convert(key)?;
-        self.entries_matching(now, |k| k == key).pop()
+        let ms = self.ms(now);
+        let shard = lock(self.shard(&key));
+        let e = shard.map.get(&key)?;
+        let st = lock(&e.state);
+        (!self.expired(&st, ms)).then(|| self.view(e, &st, ms))
     }
 
     /// `clear table <t> key <k>`: removes the entry unless a connection references it.
@@ -670,6 +634,29 @@ impl Table {
         }
     }
 
+    /// `apply` to the live entry of `key` (the key converted, `now` in table milliseconds);
+    /// None when there is none. An expired entry found on the way is removed, as HAProxy's
+    /// expiry task would have done already.
+    fn with_live<R>(
+        &self,
+        key: IpAddr,
+        now: Instant,
+        apply: impl FnOnce(&mut EntryState, u64) -> R,
+    ) -> Option<R> {
+        let key = self.convert(key)?;
+        let ms = self.ms(now);
+        let mut shard = lock(self.shard(&key));
+        let entry = Arc::clone(shard.map.get(&key)?);
+        let mut st = lock(&entry.state);
+        if self.expired(&st, ms) {
+            drop(st);
+            shard.map.remove(&key);
+            self.used.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(apply(&mut st, ms))
+    }
+
     fn expired(&self, st: &EntryState, ms: u64) -> bool {
         st.refs == 0 && self.expire.is_some_and(|exp| ms >= st.touched + exp)
     }
@@ -802,10 +789,18 @@ impl Table {
         }
     }
 
-    fn entries_matching(&self, now: Instant, want: impl Fn(IpAddr) -> bool) -> Vec<EntryView> {
-        let mut v = self.entries(now);
-        v.retain(|e| want(e.key));
-        v
+    /// `e` as `show table` prints it; `st` is its locked state.
+    fn view(&self, e: &Arc<Entry>, st: &EntryState, ms: u64) -> EntryView {
+        EntryView {
+            id: Arc::as_ptr(e) as usize,
+            key: e.key,
+            refs: st.refs,
+            exp_ms: self
+                .expire
+                .map_or(0, |exp| (st.touched + exp).saturating_sub(ms)),
+            counts: self.counts_of(st, ms),
+            server_key: st.server.as_ref().map(|(_, n)| Arc::clone(n)),
+        }
     }
 }
 

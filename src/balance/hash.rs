@@ -101,27 +101,29 @@ impl Hash {
 
     /// No key: round-robin over the lookup, through the backend's shared rotation.
     fn round_robin(&self, pool: &Pool, ctx: &PickCtx, counters: &'static Counters) -> Pick {
-        let turn = counters.next_turn(pool.backend);
-        match &self.lookup {
-            Lookup::Map(map) => lease_first(pool, walk(map, turn % map.len()), ctx.avoid, counters),
-            Lookup::Ring(ring) => {
-                let n = ring.len();
-                let order = (0..n).map(move |k| ring.member_at((turn + k) % n));
-                lease_first(pool, order, ctx.avoid, counters)
-            }
-            Lookup::Maglev(table) => {
-                let n = table.len();
-                let order = (0..n).map(move |k| table.member_at((turn + k) % n));
-                lease_first(pool, order, ctx.avoid, counters)
-            }
+        let n = self.lookup.len();
+        let start = counters.next_turn(pool.backend) % n;
+        let order = (0..n).map(|k| self.lookup.member_at((start + k) % n));
+        lease_first(pool, order, ctx.avoid, counters)
+    }
+}
+
+impl Lookup {
+    /// The slots of the map, points of the ring or slots of the table.
+    fn len(&self) -> usize {
+        match self {
+            Lookup::Map(map) => map.len(),
+            Lookup::Ring(ring) => ring.len(),
+            Lookup::Maglev(table) => table.len(),
         }
     }
 
-    fn is_empty(&self) -> bool {
-        match &self.lookup {
-            Lookup::Map(map) => map.is_empty(),
-            Lookup::Ring(ring) => ring.is_empty(),
-            Lookup::Maglev(table) => table.is_empty(),
+    /// The member at slot (or point) `i`.
+    fn member_at(&self, i: usize) -> usize {
+        match self {
+            Lookup::Map(map) => map[i] as usize,
+            Lookup::Ring(ring) => ring.member_at(i),
+            Lookup::Maglev(table) => table.member_at(i),
         }
     }
 }
@@ -154,7 +156,7 @@ impl Algorithm for Hash {
         keys: &ConnKeys<'_>,
         counters: &'static Counters,
     ) -> Pick {
-        if self.is_empty() {
+        if self.lookup.len() == 0 {
             return Pick::NoServer;
         }
         let Some(hash) = self.key_hash(ctx, keys) else {

@@ -22,12 +22,8 @@ impl Algorithm for LeastConn {
     }
 
     fn pick(&mut self, pool: &Pool, ctx: &PickCtx, counters: &'static Counters) -> Pick {
-        if !pool.has_usable() {
-            return Pick::NoServer;
-        }
-        let tree = self.tree.get(pool, counters, Kind::LeastConn);
-        let start = self.tree.next_turn(pool.members.len());
-        tree.pick(start, ctx.avoid)
+        self.tree
+            .pick(pool, ctx.avoid, counters, Kind::LeastConn, |_| {})
     }
 }
 

@@ -57,13 +57,8 @@ impl LeastTime {
         counters: &'static Counters,
         now: Instant,
     ) -> Pick {
-        if !pool.has_usable() {
-            return Pick::NoServer;
-        }
-        let tree = self.tree.get(pool, counters, Kind::LeastTime);
-        tree.decay(now);
-        let start = self.tree.next_turn(pool.members.len());
-        tree.pick(start, ctx.avoid)
+        self.tree
+            .pick(pool, ctx.avoid, counters, Kind::LeastTime, |t| t.decay(now))
     }
 }
 

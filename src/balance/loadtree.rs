@@ -437,8 +437,28 @@ impl Shared {
         tree
     }
 
+    /// A pick on the backend's tree: `NoServer` when the pool has no usable server, else
+    /// `before` on the tree (with this worker's view published), then the least loaded
+    /// server from this worker's next turn.
+    pub fn pick(
+        &mut self,
+        pool: &Pool,
+        avoid: Option<ServerId>,
+        counters: &'static Counters,
+        kind: Kind,
+        before: impl FnOnce(&LoadTree),
+    ) -> Pick {
+        if !pool.has_usable() {
+            return Pick::NoServer;
+        }
+        let tree = self.get(pool, counters, kind);
+        before(tree);
+        let start = self.next_turn(pool.members.len());
+        tree.pick(start, avoid)
+    }
+
     /// Where the next pick starts looking on a tie: a stride further each time.
-    pub fn next_turn(&mut self, leaves: usize) -> usize {
+    fn next_turn(&mut self, leaves: usize) -> usize {
         let next = self.turn + self.stride.max(1);
         self.turn = if next >= leaves { next - leaves } else { next };
         self.turn

@@ -1077,21 +1077,16 @@ fn http_check_script(rules: &[HttpCheckRule]) -> Script {
                 Step::Send(http_request(req))
             }
             HttpCheckRule::Comment(c) => Step::Comment(c.clone()),
-            HttpCheckRule::Expect(e) => Step::Expect(Matcher {
-                step: Script::step_id(steps.len()),
-                comment: comment_before(&steps, steps.len()).map(str::to_string),
-                kind: MatchKind::Http(http_match(Some(e), head)),
-            }),
+            HttpCheckRule::Expect(e) => {
+                expect_next(&steps, MatchKind::Http(http_match(Some(e), head)))
+            }
         };
         steps.push(step);
     }
     let last = steps.iter().rev().find(|s| !matches!(s, Step::Comment(_)));
     if matches!(last, Some(Step::Send(_))) {
-        steps.push(Step::Expect(Matcher {
-            step: Script::step_id(steps.len()),
-            comment: None,
-            kind: MatchKind::Http(http_match(None, head)),
-        }));
+        let step = Script::step_id(steps.len());
+        steps.push(expect(step, MatchKind::Http(http_match(None, head))));
     }
     Script {
         origin: Origin::Http,
@@ -1283,11 +1278,7 @@ fn tcp_check_script(rules: &[TcpCheckRule]) -> Script {
                         regex: Regex::new(re).ok(),
                     },
                 };
-                Step::Expect(Matcher {
-                    step: Script::step_id(steps.len()),
-                    comment: comment_before(&steps, steps.len()).map(str::to_string),
-                    kind,
-                })
+                expect_next(&steps, kind)
             }
         };
         steps.push(step);
@@ -1321,6 +1312,15 @@ fn expect(step: u32, kind: MatchKind) -> Step {
     Step::Expect(Matcher {
         step,
         comment: None,
+        kind,
+    })
+}
+
+/// The expect that follows `steps`, carrying the comment just before it.
+fn expect_next(steps: &[Step], kind: MatchKind) -> Step {
+    Step::Expect(Matcher {
+        step: Script::step_id(steps.len()),
+        comment: comment_before(steps, steps.len()).map(str::to_string),
         kind,
     })
 }
@@ -1517,11 +1517,23 @@ mod tests {
         script(&CheckKind::TcpCheck(rules))
     }
 
+    fn tcp_expect(negate: bool, pattern: ExpectPattern) -> TcpCheckRule {
+        TcpCheckRule::Expect { negate, pattern }
+    }
+
     fn exp_str(s: &str) -> TcpCheckRule {
-        TcpCheckRule::Expect {
-            negate: false,
-            pattern: ExpectPattern::String(s.as_bytes().to_vec()),
-        }
+        tcp_expect(false, ExpectPattern::String(s.as_bytes().to_vec()))
+    }
+
+    /// The expect of an agent check without `agent-send`.
+    fn agent_expect() -> Matcher {
+        expects(&agent_script(&Agent {
+            port: Some(1),
+            addr: None,
+            inter: std::time::Duration::from_secs(1),
+            send: None,
+        }))[0]
+            .clone()
     }
 
     fn http(negate: bool, kind: HttpExpectKind) -> Matcher {
@@ -1998,10 +2010,10 @@ mod tests {
 
     #[test]
     fn tcp_negated_expect_fails_at_once_and_passes_only_at_the_end() {
-        let m = expects(&tcp(vec![TcpCheckRule::Expect {
-            negate: true,
-            pattern: ExpectPattern::String(b"role:slave".to_vec()),
-        }]))[0]
+        let m = expects(&tcp(vec![tcp_expect(
+            true,
+            ExpectPattern::String(b"role:slave".to_vec()),
+        )]))[0]
             .clone();
         assert_eq!(
             shown(&m.evaluate(b"role:slave\r\n", false)),
@@ -2020,14 +2032,8 @@ mod tests {
     #[test]
     fn tcp_binary_and_regex_expects() {
         let s = tcp(vec![
-            TcpCheckRule::Expect {
-                negate: false,
-                pattern: ExpectPattern::Binary(vec![0x01, 0x02]),
-            },
-            TcpCheckRule::Expect {
-                negate: false,
-                pattern: ExpectPattern::Rstring("^role:m".into()),
-            },
+            tcp_expect(false, ExpectPattern::Binary(vec![0x01, 0x02])),
+            tcp_expect(false, ExpectPattern::Rstring("^role:m".into())),
         ]);
         let e = expects(&s);
         assert!(matches!(
@@ -2068,10 +2074,7 @@ mod tests {
             TcpCheckRule::Send(b"info\r\n".to_vec()),
             exp_str("role:master"),
             TcpCheckRule::Comment("bincomment".into()),
-            TcpCheckRule::Expect {
-                negate: false,
-                pattern: ExpectPattern::Binary(vec![0x0a, 0xff]),
-            },
+            tcp_expect(false, ExpectPattern::Binary(vec![0x0a, 0xff])),
         ]);
         let f = |at, t| s.failure(at, t).to_string();
         assert_eq!(
@@ -2635,13 +2638,7 @@ mod tests {
 
     #[test]
     fn agent_reads_one_line() {
-        let m = expects(&agent_script(&Agent {
-            port: Some(1),
-            addr: None,
-            inter: std::time::Duration::from_secs(1),
-            send: None,
-        }))[0]
-            .clone();
+        let m = agent_expect();
         assert_eq!(m.evaluate(b"75", false), Verdict::NeedMore);
         assert_eq!(
             m.evaluate(b"75%\nleftover", false),
@@ -2712,18 +2709,12 @@ mod tests {
         for negate in [false, true] {
             all.extend(
                 expects(&tcp(vec![
-                    TcpCheckRule::Expect {
+                    tcp_expect(negate, ExpectPattern::String(b"+PONG".to_vec())),
+                    tcp_expect(negate, ExpectPattern::Binary(vec![0x0d, 0x0a])),
+                    tcp_expect(
                         negate,
-                        pattern: ExpectPattern::String(b"+PONG".to_vec()),
-                    },
-                    TcpCheckRule::Expect {
-                        negate,
-                        pattern: ExpectPattern::Binary(vec![0x0d, 0x0a]),
-                    },
-                    TcpCheckRule::Expect {
-                        negate,
-                        pattern: ExpectPattern::Rstring("^HTTP/1\\.. (2..|3..)".into()),
-                    },
+                        ExpectPattern::Rstring("^HTTP/1\\.. (2..|3..)".into()),
+                    ),
                 ]))
                 .into_iter()
                 .cloned(),
@@ -2738,15 +2729,7 @@ mod tests {
         all.extend(expects(&pg).into_iter().cloned());
         all.push(only_expect(&CheckKind::Redis));
         all.push(only_expect(&CheckKind::SslHello));
-        all.push(
-            expects(&agent_script(&Agent {
-                port: Some(1),
-                addr: None,
-                inter: std::time::Duration::from_secs(1),
-                send: None,
-            }))[0]
-                .clone(),
-        );
+        all.push(agent_expect());
         all
     }
 
