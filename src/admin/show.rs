@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::command::{OutputFormat, StatFilter};
+use super::command::{parse_ref, reply, ObjRef, OutputFormat, StatFilter};
 use super::snapshot::{
     BackendRow, CheckInfo, FrontendRow, Info, ServerRow, ServerStatus, Snapshot,
 };
@@ -71,7 +71,7 @@ pub fn show_servers_state(s: &Snapshot, backend: Option<&str>) -> String {
         None => None,
         Some(b) => match find_backend(s, b) {
             Some(iid) => Some(iid),
-            None => return "Can't find backend.\n".to_string(),
+            None => return reply::CANT_FIND_BACKEND.to_string(),
         },
     };
     let mut out = String::from(SERVERS_STATE_HEADER);
@@ -683,7 +683,7 @@ pub(crate) fn resolve_filter(s: &Snapshot, filter: &StatFilter) -> Result<StatFi
             None => atoi(p),
         };
         if iid == 0 {
-            return Err("No such proxy.\n".to_string());
+            return Err(reply::NO_SUCH_PROXY.to_string());
         }
         out.proxy = Some(iid.to_string());
     }
@@ -1251,15 +1251,11 @@ fn render_info(i: &Info, format: OutputFormat) -> String {
 // show servers state
 
 fn find_backend(s: &Snapshot, b: &str) -> Option<u32> {
-    if let Some(id) = b.strip_prefix('#') {
-        let id = atoi(id);
-        return s
-            .backends
-            .iter()
-            .find(|be| i64::from(be.iid) == id)
-            .map(|be| be.iid);
-    }
-    s.backends.iter().find(|be| be.name == b).map(|be| be.iid)
+    let found = match parse_ref(b) {
+        ObjRef::Id(id) => s.backends.iter().find(|be| i64::from(be.iid) == id),
+        ObjRef::Name(name) => s.backends.iter().find(|be| be.name == name),
+    };
+    found.map(|be| be.iid)
 }
 
 /// HAProxy's check status codes (enum healthcheck_status), from the stats names.

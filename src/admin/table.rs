@@ -22,10 +22,11 @@ use crate::stick::{Cleared, Counts, EntryView, Store, Table, Tables};
 
 /// HAProxy's replies.
 pub mod reply {
+    pub use crate::admin::command::reply::PERMISSION_DENIED;
+
     pub const NO_SUCH_TABLE: &str = "No such table\n";
     pub const KEY_EXPECTED: &str = "Key value expected\n";
     pub const INVALID_KEY: &str = "Invalid key\n";
-    pub const PERMISSION_DENIED: &str = "Permission denied\n";
     pub const IN_USE: &str = "Entry currently in use, cannot remove\n";
     pub const NOT_DUMPED: &str = "# contents not dumped due to insufficient privileges\n";
     pub const CLEAR_ARGS: &str = "Required arguments: <table> \"data.<store_data_type>\" <operator> <value> or <table> key <key>\n";
