@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
@@ -82,19 +82,9 @@ fn var(out: &mut String, name: &str, c: &LogCtx<'_>) {
     let _ = match name {
         "ci" => write!(out, "{}", c.client.ip()),
         "cp" => write!(out, "{}", c.client.port()),
-        "fi" => write!(
-            out,
-            "{}",
-            c.frontend_addr
-                .map_or("-".to_string(), |a| a.ip().to_string())
-        ),
+        "fi" => ip_or_dash(out, c.frontend_addr),
         "fp" => write!(out, "{}", c.frontend_addr.map_or(0, |a| a.port())),
-        "si" => write!(
-            out,
-            "{}",
-            c.server_addr
-                .map_or("-".to_string(), |a| a.ip().to_string())
-        ),
+        "si" => ip_or_dash(out, c.server_addr),
         "sp" => write!(out, "{}", c.server_addr.map_or(0, |a| a.port())),
         "t" => write!(out, "{}", accept_date(c.accept_date)),
         "T" => write!(out, "{}", gmt_date(c.accept_date)),
@@ -133,11 +123,19 @@ fn var(out: &mut String, name: &str, c: &LogCtx<'_>) {
         "sq" => write!(out, "{}", c.srv_queue),
         "bq" => write!(out, "{}", c.backend_queue),
         "pid" => write!(out, "{}", std::process::id()),
-        "H" => write!(out, "{}", hostname()),
+        "H" => out.write_str(hostname()),
         "lc" | "rt" => write!(out, "0"),
         "o" | "bi" | "bp" => Ok(()),
         _ => write!(out, "-"),
     };
+}
+
+/// An address's IP, or "-" when there is none, written in place (no temporary string).
+fn ip_or_dash(out: &mut String, a: Option<SocketAddr>) -> std::fmt::Result {
+    match a {
+        Some(a) => write!(out, "{}", a.ip()),
+        None => out.write_str("-"),
+    }
 }
 
 /// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (Howard Hinnant's
@@ -211,10 +209,15 @@ fn gmt_date(t: SystemTime) -> String {
     )
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string())
+/// The host name, read once: `%H` is formatted by the workers for every logged
+/// connection, and the log thread frames every line with it.
+fn hostname() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".to_string())
+    })
 }
 
 /// The syslog framing of one line for a target.
@@ -274,7 +277,7 @@ pub fn run(model: Arc<Model>, rx: Receiver<LogLine>) {
         };
         let now = SystemTime::now();
         for t in &f.log.targets {
-            let line = frame(t, l.level, &l.text, now, &host);
+            let line = frame(t, l.level, &l.text, now, host);
             match &t.dest {
                 // Datagrams end with a LF, as HAProxy sends them.
                 LogDest::Udp(addr) => {

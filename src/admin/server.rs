@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -50,12 +51,27 @@ pub struct AdminListener {
     kind: Kind,
 }
 
+impl ListenSock {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            ListenSock::Unix(s) => s,
+            ListenSock::Tcp(s) => s,
+        }
+    }
+}
+
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
 }
 
 impl Stream {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Unix(s) => s,
+            Stream::Tcp(s) => s,
+        }
+    }
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Unix(s) => s.read(buf),
@@ -190,10 +206,9 @@ impl AdminThread {
     pub fn run(mut self) -> io::Result<()> {
         for (i, l) in self.listeners.iter_mut().enumerate() {
             let t = Token(LISTENER_BASE + i);
-            match &mut l.sock {
-                ListenSock::Unix(s) => self.poll.registry().register(s, t, Interest::READABLE)?,
-                ListenSock::Tcp(s) => self.poll.registry().register(s, t, Interest::READABLE)?,
-            }
+            self.poll
+                .registry()
+                .register(l.sock.source(), t, Interest::READABLE)?;
         }
         let mut events = Events::with_capacity(64);
         loop {
@@ -248,18 +263,11 @@ impl AdminThread {
             };
             let entry = self.conns.vacant_entry();
             let t = Token(entry.key());
-            let r = match &mut stream {
-                Stream::Unix(s) => {
-                    self.poll
-                        .registry()
-                        .register(s, t, Interest::READABLE | Interest::WRITABLE)
-                }
-                Stream::Tcp(s) => {
-                    self.poll
-                        .registry()
-                        .register(s, t, Interest::READABLE | Interest::WRITABLE)
-                }
-            };
+            let r = self.poll.registry().register(
+                stream.source(),
+                t,
+                Interest::READABLE | Interest::WRITABLE,
+            );
             if r.is_err() {
                 continue;
             }

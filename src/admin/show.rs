@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::command::{OutputFormat, StatFilter};
+use super::command::{parse_ref, reply, ObjRef, OutputFormat, StatFilter};
 use super::snapshot::{
-    BackendRow, CheckInfo, FrontendRow, Info, ServerRow, ServerStatus, Snapshot,
+    BackendRow, CheckInfo, FrontendRow, Info, ServerRow, ServerStatus, Snapshot, Traffic,
 };
 
 /// HAProxy 2.6.12's `show stat` header line, as captured from the real program
@@ -71,7 +71,7 @@ pub fn show_servers_state(s: &Snapshot, backend: Option<&str>) -> String {
         None => None,
         Some(b) => match find_backend(s, b) {
             Some(iid) => Some(iid),
-            None => return "Can't find backend.\n".to_string(),
+            None => return reply::CANT_FIND_BACKEND.to_string(),
         },
     };
     let mut out = String::from(SERVERS_STATE_HEADER);
@@ -537,6 +537,62 @@ impl Fill {
             self.u(*f, 0);
         }
     }
+
+    /// A row with the fields every kind fills: names, ids, sessions, bytes, rates, and
+    /// the zeros HAProxy prints for every `mode tcp` object.
+    fn row(
+        obj: Obj,
+        pxname: &str,
+        svname: &str,
+        iid: u32,
+        sid: u32,
+        t: &Traffic,
+        slim: Option<u64>,
+    ) -> Fill {
+        let mut v = Fill::new();
+        v.s(Fld::Pxname, pxname);
+        v.s(Fld::Svname, svname);
+        v.u(Fld::Scur, t.scur);
+        v.u(Fld::Smax, t.smax);
+        v.opt(Fld::Slim, slim);
+        v.u(Fld::Stot, t.stot);
+        v.u(Fld::Bin, t.bin);
+        v.u(Fld::Bout, t.bout);
+        v.u(Fld::Dresp, 0);
+        v.u(Fld::Pid, 1);
+        v.u(Fld::Iid, iid.into());
+        v.u(Fld::Sid, sid.into());
+        // HAProxy's type field: 0 frontend, 1 backend, 2 server.
+        v.u(Fld::Type, obj.tag_index() as u64);
+        v.u(Fld::Rate, t.rate);
+        v.u(Fld::RateMax, t.rate_max);
+        v.zeros(&[Fld::Wrew, Fld::Eint]);
+        v.zeros(&SSL_FIELDS);
+        v
+    }
+
+    /// What backends and servers both count about connecting to servers: queue,
+    /// connection errors, retries, load-balancing, aborts and times.
+    fn server_side(&mut self, t: &Traffic, lastsess: Option<Duration>) {
+        self.u(Fld::Qcur, t.qcur);
+        self.u(Fld::Qmax, t.qmax);
+        self.u(Fld::Econ, t.econ);
+        self.u(Fld::Eresp, t.eresp);
+        self.u(Fld::Wretr, t.wretr);
+        self.u(Fld::Wredis, t.wredis);
+        self.u(Fld::Lbtot, t.lbtot);
+        self.u(Fld::CliAbrt, t.cli_abrt);
+        self.u(Fld::SrvAbrt, t.srv_abrt);
+        self.i(Fld::Lastsess, age(lastsess));
+        self.u(Fld::Ctime, average(t.ctime_sum_ms, t.stot));
+        self.u(Fld::Rtime, 0);
+        self.u(
+            Fld::Ttime,
+            average(t.ttime_sum_ms, t.stot.saturating_sub(t.scur)),
+        );
+        self.s(Fld::Mode, "tcp");
+        self.u(Fld::Reuse, 0);
+    }
 }
 
 /// Text values never carry a line break: the CLI ends an answer with an empty line.
@@ -683,7 +739,7 @@ pub(crate) fn resolve_filter(s: &Snapshot, filter: &StatFilter) -> Result<StatFi
             None => atoi(p),
         };
         if iid == 0 {
-            return Err("No such proxy.\n".to_string());
+            return Err(reply::NO_SUCH_PROXY.to_string());
         }
         out.proxy = Some(iid.to_string());
     }
@@ -722,27 +778,12 @@ pub(crate) fn op_running(st: ServerStatus) -> bool {
 
 fn frontend_vals(fe: &FrontendRow) -> Vec<Val> {
     let t = &fe.traffic;
-    let mut v = Fill::new();
-    v.s(Fld::Pxname, &fe.name);
-    v.s(Fld::Svname, "FRONTEND");
-    v.u(Fld::Scur, t.scur);
-    v.u(Fld::Smax, t.smax);
-    v.opt(Fld::Slim, fe.slim);
-    v.u(Fld::Stot, t.stot);
-    v.u(Fld::Bin, t.bin);
-    v.u(Fld::Bout, t.bout);
+    let mut v = Fill::row(Obj::Frontend, &fe.name, "FRONTEND", fe.iid, 0, t, fe.slim);
     v.u(Fld::Dreq, t.dreq);
-    v.u(Fld::Dresp, 0);
     v.u(Fld::Ereq, 0);
     // HAProxy 2.6 shows a frontend stopped by `disable frontend` as PAUSED.
     v.s(Fld::Status, if fe.enabled { "OPEN" } else { "PAUSED" });
-    v.u(Fld::Pid, 1);
-    v.u(Fld::Iid, fe.iid.into());
-    v.u(Fld::Sid, 0);
-    v.u(Fld::Type, 0);
-    v.u(Fld::Rate, t.rate);
     v.u(Fld::RateLim, fe.rate_lim.unwrap_or(0));
-    v.u(Fld::RateMax, t.rate_max);
     // A TCP frontend has no HTTP requests nor h1/h2 connections; a stats/metrics listener
     // has some, not counted.
     let tcp = fe.mode != "http";
@@ -755,8 +796,7 @@ fn frontend_vals(fe: &FrontendRow) -> Vec<Val> {
     v.u(Fld::ConnRateMax, t.rate_max);
     v.u(Fld::ConnTot, t.stot + t.dcon);
     v.u(Fld::Dcon, t.dcon);
-    v.zeros(&[Fld::Dses, Fld::Wrew, Fld::Eint]);
-    v.zeros(&SSL_FIELDS);
+    v.u(Fld::Dses, 0);
     if tcp {
         v.zeros(&H1H2_FIELDS);
     }
@@ -765,23 +805,9 @@ fn frontend_vals(fe: &FrontendRow) -> Vec<Val> {
 
 fn backend_vals(be: &BackendRow, up_counts: Option<(usize, usize)>) -> Vec<Val> {
     let t = &be.traffic;
-    let mut v = Fill::new();
-    v.s(Fld::Pxname, &be.name);
-    v.s(Fld::Svname, "BACKEND");
-    v.u(Fld::Qcur, t.qcur);
-    v.u(Fld::Qmax, t.qmax);
-    v.u(Fld::Scur, t.scur);
-    v.u(Fld::Smax, t.smax);
-    v.opt(Fld::Slim, be.slim);
-    v.u(Fld::Stot, t.stot);
-    v.u(Fld::Bin, t.bin);
-    v.u(Fld::Bout, t.bout);
+    let mut v = Fill::row(Obj::Backend, &be.name, "BACKEND", be.iid, 0, t, be.slim);
+    v.server_side(t, be.lastsess);
     v.u(Fld::Dreq, t.dreq);
-    v.u(Fld::Dresp, 0);
-    v.u(Fld::Econ, t.econ);
-    v.u(Fld::Eresp, t.eresp);
-    v.u(Fld::Wretr, t.wretr);
-    v.u(Fld::Wredis, t.wredis);
     let mut status = String::from(if be.up { "UP" } else { "DOWN" });
     if let Some((up, all)) = up_counts {
         let _ = write!(status, " ({up}/{all})");
@@ -793,33 +819,14 @@ fn backend_vals(be: &BackendRow, up_counts: Option<(usize, usize)>) -> Vec<Val> 
     v.u(Fld::Chkdown, be.chkdown);
     v.u(Fld::Lastchg, be.lastchg.as_secs());
     v.u(Fld::Downtime, be.downtime.as_secs());
-    v.u(Fld::Pid, 1);
-    v.u(Fld::Iid, be.iid.into());
-    v.u(Fld::Sid, 0);
-    v.u(Fld::Lbtot, t.lbtot);
-    v.u(Fld::Type, 1);
-    v.u(Fld::Rate, t.rate);
-    v.u(Fld::RateMax, t.rate_max);
-    v.u(Fld::CliAbrt, t.cli_abrt);
-    v.u(Fld::SrvAbrt, t.srv_abrt);
     v.zeros(&COMP_FIELDS);
-    v.i(Fld::Lastsess, age(be.lastsess));
-    v.u(Fld::Ctime, average(t.ctime_sum_ms, t.stot));
-    v.u(Fld::Rtime, 0);
-    v.u(
-        Fld::Ttime,
-        average(t.ttime_sum_ms, t.stot.saturating_sub(t.scur)),
-    );
-    v.s(Fld::Mode, "tcp");
     v.s(Fld::Algo, be.algo);
-    v.zeros(&[Fld::Wrew, Fld::Reuse, Fld::Eint]);
     v.u(Fld::Uweight, be.uweight);
     v.zeros(&[
         Fld::AggServerStatus,
         Fld::AggServerCheckStatus,
         Fld::AggCheckStatus,
     ]);
-    v.zeros(&SSL_FIELDS);
     // HAProxy counts its HTTP health checks in a backend's h1 stats; sluice does not
     // count its checks there, so the h1/h2 columns stay empty rather than a false 0.
     v.vals
@@ -827,22 +834,16 @@ fn backend_vals(be: &BackendRow, up_counts: Option<(usize, usize)>) -> Vec<Val> 
 
 fn server_vals(sv: &ServerRow) -> Vec<Val> {
     let t = &sv.traffic;
-    let mut v = Fill::new();
-    v.s(Fld::Pxname, &sv.backend);
-    v.s(Fld::Svname, &sv.name);
-    v.u(Fld::Qcur, t.qcur);
-    v.u(Fld::Qmax, t.qmax);
-    v.u(Fld::Scur, t.scur);
-    v.u(Fld::Smax, t.smax);
-    v.opt(Fld::Slim, sv.slim);
-    v.u(Fld::Stot, t.stot);
-    v.u(Fld::Bin, t.bin);
-    v.u(Fld::Bout, t.bout);
-    v.u(Fld::Dresp, 0);
-    v.u(Fld::Econ, t.econ);
-    v.u(Fld::Eresp, t.eresp);
-    v.u(Fld::Wretr, t.wretr);
-    v.u(Fld::Wredis, t.wredis);
+    let mut v = Fill::row(
+        Obj::Server,
+        &sv.backend,
+        &sv.name,
+        sv.iid,
+        sv.sid,
+        t,
+        sv.slim,
+    );
+    v.server_side(t, sv.lastsess);
     v.s(Fld::Status, &server_status_text(sv.status));
     v.u(Fld::Weight, sv.weight.into());
     v.u(Fld::Act, u64::from(!sv.backup));
@@ -854,14 +855,7 @@ fn server_vals(sv: &ServerRow) -> Vec<Val> {
     }
     v.u(Fld::Lastchg, sv.lastchg.as_secs());
     v.opt(Fld::Qlimit, sv.qlimit);
-    v.u(Fld::Pid, 1);
-    v.u(Fld::Iid, sv.iid.into());
-    v.u(Fld::Sid, sv.sid.into());
     v.opt(Fld::Throttle, sv.throttle.map(u64::from));
-    v.u(Fld::Lbtot, t.lbtot);
-    v.u(Fld::Type, 2);
-    v.u(Fld::Rate, t.rate);
-    v.u(Fld::RateMax, t.rate_max);
     // Checks are paused in maintenance: HAProxy then hides their results.
     let active = sv.status != ServerStatus::Maint;
     if let Some(c) = sv.check.as_ref().filter(|_| active) {
@@ -888,28 +882,10 @@ fn server_vals(sv: &ServerRow) -> Vec<Val> {
             [Fld::AgentRise, Fld::AgentFall, Fld::AgentHealth],
         );
     }
-    v.u(Fld::CliAbrt, t.cli_abrt);
-    v.u(Fld::SrvAbrt, t.srv_abrt);
-    v.i(Fld::Lastsess, age(sv.lastsess));
-    v.u(Fld::Ctime, average(t.ctime_sum_ms, t.stot));
-    v.u(Fld::Rtime, 0);
-    v.u(
-        Fld::Ttime,
-        average(t.ttime_sum_ms, t.stot.saturating_sub(t.scur)),
-    );
     v.s(Fld::Addr, &sv.addr);
-    v.s(Fld::Mode, "tcp");
-    v.zeros(&[
-        Fld::Wrew,
-        Fld::Reuse,
-        Fld::SrvIcur,
-        Fld::Eint,
-        Fld::IdleConnCur,
-        Fld::SafeConnCur,
-    ]);
+    v.zeros(&[Fld::SrvIcur, Fld::IdleConnCur, Fld::SafeConnCur]);
     v.u(Fld::UsedConnCur, t.scur);
     v.u(Fld::Uweight, sv.uweight.into());
-    v.zeros(&SSL_FIELDS);
     v.vals
 }
 
@@ -1251,15 +1227,11 @@ fn render_info(i: &Info, format: OutputFormat) -> String {
 // show servers state
 
 fn find_backend(s: &Snapshot, b: &str) -> Option<u32> {
-    if let Some(id) = b.strip_prefix('#') {
-        let id = atoi(id);
-        return s
-            .backends
-            .iter()
-            .find(|be| i64::from(be.iid) == id)
-            .map(|be| be.iid);
-    }
-    s.backends.iter().find(|be| be.name == b).map(|be| be.iid)
+    let found = match parse_ref(b) {
+        ObjRef::Id(id) => s.backends.iter().find(|be| i64::from(be.iid) == id),
+        ObjRef::Name(name) => s.backends.iter().find(|be| be.name == name),
+    };
+    found.map(|be| be.iid)
 }
 
 /// HAProxy's check status codes (enum healthcheck_status), from the stats names.

@@ -22,10 +22,11 @@ use crate::stick::{Cleared, Counts, EntryView, Store, Table, Tables};
 
 /// HAProxy's replies.
 pub mod reply {
+    pub use crate::admin::command::reply::PERMISSION_DENIED;
+
     pub const NO_SUCH_TABLE: &str = "No such table\n";
     pub const KEY_EXPECTED: &str = "Key value expected\n";
     pub const INVALID_KEY: &str = "Invalid key\n";
-    pub const PERMISSION_DENIED: &str = "Permission denied\n";
     pub const IN_USE: &str = "Entry currently in use, cannot remove\n";
     pub const NOT_DUMPED: &str = "# contents not dumped due to insufficient privileges\n";
     pub const CLEAR_ARGS: &str = "Required arguments: <table> \"data.<store_data_type>\" <operator> <value> or <table> key <key>\n";
@@ -281,36 +282,25 @@ impl Filter {
     }
 }
 
-fn field_of(name: &str) -> Option<fn(&Counts) -> Option<i64>> {
+/// The reader of data type `name` when table `t` stores it; None when it does not (or
+/// when sluice does not fill that type).
+fn stored_field(t: &Table, name: &str) -> Option<fn(&Counts) -> Option<i64>> {
     fn i(v: Option<u64>) -> Option<i64> {
         v.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
     }
-    Some(match name {
-        "server_id" => |c: &Counts| c.server_id.map(i64::from),
-        "conn_cnt" => |c: &Counts| i(c.conn_cnt),
-        "conn_rate" => |c: &Counts| c.conn_rate.map(i64::from),
-        "conn_cur" => |c: &Counts| c.conn_cur.map(i64::from),
-        "sess_cnt" => |c: &Counts| i(c.sess_cnt),
-        "sess_rate" => |c: &Counts| c.sess_rate.map(i64::from),
-        "bytes_in_cnt" => |c: &Counts| i(c.bytes_in_cnt),
-        "bytes_out_cnt" => |c: &Counts| i(c.bytes_out_cnt),
-        _ => return None,
-    })
-}
-
-fn stored(t: &Table, name: &str) -> bool {
     let s = t.store();
-    match name {
-        "server_id" => s.server_id,
-        "conn_cnt" => s.conn_cnt,
-        "conn_rate" => s.conn_rate.is_some(),
-        "conn_cur" => s.conn_cur,
-        "sess_cnt" => s.sess_cnt,
-        "sess_rate" => s.sess_rate.is_some(),
-        "bytes_in_cnt" => s.bytes_in_cnt,
-        "bytes_out_cnt" => s.bytes_out_cnt,
-        _ => false,
-    }
+    let (stored, field): (bool, fn(&Counts) -> Option<i64>) = match name {
+        "server_id" => (s.server_id, |c| c.server_id.map(i64::from)),
+        "conn_cnt" => (s.conn_cnt, |c| i(c.conn_cnt)),
+        "conn_rate" => (s.conn_rate.is_some(), |c| c.conn_rate.map(i64::from)),
+        "conn_cur" => (s.conn_cur, |c| c.conn_cur.map(i64::from)),
+        "sess_cnt" => (s.sess_cnt, |c| i(c.sess_cnt)),
+        "sess_rate" => (s.sess_rate.is_some(), |c| c.sess_rate.map(i64::from)),
+        "bytes_in_cnt" => (s.bytes_in_cnt, |c| i(c.bytes_in_cnt)),
+        "bytes_out_cnt" => (s.bytes_out_cnt, |c| i(c.bytes_out_cnt)),
+        _ => return None,
+    };
+    stored.then_some(field)
 }
 
 /// HAProxy's table_prepare_data_request(): `rest` starts at the first `data.` word.
@@ -326,13 +316,10 @@ fn parse_filters(t: &Table, rest: &[String]) -> Result<Vec<Filter>, String> {
         if !DATA_TYPES.contains(&name) {
             return Err(format!("Filter entry #{n}: Unknown data type\n"));
         }
-        let field = match field_of(name) {
-            Some(f) if stored(t, name) => f,
-            _ => {
-                return Err(format!(
-                    "Filter entry #{n}: Data type not stored in this table\n"
-                ))
-            }
+        let Some(field) = stored_field(t, name) else {
+            return Err(format!(
+                "Filter entry #{n}: Data type not stored in this table\n"
+            ));
         };
         let op = match word(3 * i + 1) {
             Some("eq") => Op::Eq,
