@@ -662,8 +662,10 @@ impl Worker {
         }
     }
 
-    /// Runs `f` with connection `key`'s fetch context (request bytes `req`, the rules'
-    /// own stick table `table`) and its stick counters, which rules may add to. The
+    /// Runs `f` with the model, connection `key`'s fetch context (request bytes `req`, the
+    /// rules' own stick table `table`) and its stick counters, which rules may add to. The
+    /// model is lent, not cloned: an `Arc` clone per connection would bounce its count
+    /// between the cores. The
     /// destination address costs a syscall: it is looked up only when `needs_dst` says
     /// these rules read it.
     fn with_rules_ctx<R>(
@@ -672,7 +674,7 @@ impl Worker {
         req: rules::Req<'_>,
         (table, needs_dst): (Option<TableRef>, bool),
         now: Instant,
-        f: impl FnOnce(&rules::FetchCtx<'_>, &mut [Option<crate::stick::Tracker>; 3]) -> R,
+        f: impl FnOnce(&Model, &rules::FetchCtx<'_>, &mut [Option<crate::stick::Tracker>; 3]) -> R,
     ) -> R {
         let dst = if needs_dst {
             self.conns[key].dst()
@@ -683,7 +685,7 @@ impl Worker {
         let view = self.lb_view();
         let mut ctx = fetch_ctx(&self.conns[key], dst, &view, req, self.tables, now);
         ctx.table = table;
-        let r = f(&ctx, &mut sc);
+        let r = f(&self.model, &ctx, &mut sc);
         self.conns[key].sc = sc;
         r
     }
@@ -692,11 +694,14 @@ impl Worker {
     /// inspection (or at once, without an inspect-delay), then the backend.
     fn route(&mut self, key: usize, now: Instant) {
         let fe = self.conns[key].frontend;
-        let model = Arc::clone(&self.model);
-        let f = model.frontend(fe);
+        let f = self.model.frontend(fe);
         let table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         let rules_of = (table, self.needs_dst[fe.index()]);
-        let outcome = self.with_rules_ctx(key, rules::Req::NONE, rules_of, now, |ctx, sc| {
+        let inspect = f
+            .inspect_delay
+            .filter(|d| !d.is_zero() && !f.tcp_request_content.is_empty());
+        let outcome = self.with_rules_ctx(key, rules::Req::NONE, rules_of, now, |m, ctx, sc| {
+            let f = m.frontend(fe);
             rules::run(&f.tcp_request_connection, &f.acls, ctx, sc)
         });
         let c = &mut self.conns[key];
@@ -720,13 +725,13 @@ impl Worker {
         if let Some(r) = &self.shared.sess_rate[fe.index()] {
             r.count(now);
         }
-        match f.inspect_delay.filter(|d| !d.is_zero()) {
-            Some(d) if !f.tcp_request_content.is_empty() => {
+        match inspect {
+            Some(d) => {
                 c.phase = Phase::Inspect { until: now + d };
                 self.update_deadline(key, now);
                 self.inspect(key, now);
             }
-            _ => self.decide(key, 0, true, now),
+            None => self.decide(key, 0, true, now),
         }
     }
 
@@ -803,13 +808,13 @@ impl Worker {
         now: Instant,
     ) -> Decided {
         let fe = self.conns[key].frontend;
-        let model = Arc::clone(&self.model);
-        let f = model.frontend(fe);
         let complete = self.data_complete(key, data_final, now);
+        let f = self.model.frontend(fe);
         let table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         let req = rules::Req { data, complete };
         let rules_of = (table, self.needs_dst[fe.index()]);
-        let (outcome, chosen) = self.with_rules_ctx(key, req, rules_of, now, |ctx, sc| {
+        let (outcome, chosen) = self.with_rules_ctx(key, req, rules_of, now, |m, ctx, sc| {
+            let f = m.frontend(fe);
             let outcome = rules::run(&f.tcp_request_content, &f.acls, ctx, sc);
             // Switching rules judge the data as final, as HAProxy does.
             let ctx = rules::FetchCtx {
@@ -888,16 +893,17 @@ impl Worker {
         let Some(b) = self.conns[key].backend else {
             return Decided::Closed;
         };
-        let model = Arc::clone(&self.model);
-        let be = model.backend(b);
+        let be = self.model.backend(b);
         if be.kind != ProxyKind::Backend || be.tcp_request_content.is_empty() {
             return Decided::Go;
         }
+        let delay = be.inspect_delay.unwrap_or_default();
         let complete = self.data_complete(key, data_final, now);
         let table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
         let req = rules::Req { data, complete };
         let rules_of = (table, self.be_rules_need_dst[b.index()]);
-        let outcome = self.with_rules_ctx(key, req, rules_of, now, |ctx, sc| {
+        let outcome = self.with_rules_ctx(key, req, rules_of, now, |m, ctx, sc| {
+            let be = m.backend(b);
             rules::run(&be.tcp_request_content, &be.acls, ctx, sc)
         });
         let reason = match outcome {
@@ -905,8 +911,7 @@ impl Worker {
             rules::Outcome::Wait => {
                 if !matches!(self.conns[key].phase, Phase::Inspect { .. }) {
                     // Reached from a frontend that did not inspect: open the window now.
-                    let d = be.inspect_delay.unwrap_or_default();
-                    self.conns[key].phase = Phase::Inspect { until: now + d };
+                    self.conns[key].phase = Phase::Inspect { until: now + delay };
                 }
                 return Decided::Wait;
             }
@@ -929,11 +934,11 @@ impl Worker {
         let Some(b) = self.conns[key].backend else {
             return;
         };
-        let model = Arc::clone(&self.model);
-        let be = model.backend(b);
-        if be.sticking.is_empty() {
+        if self.model.backend(b).sticking.is_empty() {
             return;
         }
+        let model = Arc::clone(&self.model);
+        let be = model.backend(b);
         let dst = self.conns[key].dst();
         let src = self.conns[key].src;
         let sc = std::mem::take(&mut self.conns[key].sc);
