@@ -604,7 +604,10 @@ fn listen(rcvbuf: Option<usize>) -> io::Result<TcpListener> {
         socket.set_recv_buffer_size(size)?;
     }
     socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-    socket.listen(1024)?;
+    // As deep as the kernel allows (net.core.somaxconn caps it): one accept thread that
+    // spawns a thread per connection falls behind bursts of thousands of connects, and a
+    // full accept queue drops SYNs, which costs the client a 1 s retransmission.
+    socket.listen(i32::MAX)?;
     Ok(socket.into())
 }
 
