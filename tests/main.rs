@@ -8,6 +8,7 @@ mod cli;
 mod compat;
 mod content;
 mod dataplane;
+mod failures;
 mod fuzz;
 mod health;
 mod inheritance;
