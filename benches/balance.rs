@@ -1,12 +1,14 @@
 //! `pick` per balancing algorithm at 2, 16 and 256 servers (each pick releases its lease at
 //! once), and leastconn with 1, 2, 4 and 8 threads picking and releasing at once on shared
-//! counters. The target is under 100 ns per pick at 256 servers for every algorithm, and
+//! counters, beside the floor of that loop: a bare lease and release of a shared count with
+//! no decision. The target is under 100 ns per pick at 256 servers for every algorithm, and
 //! leastconn throughput that grows with threads.
 //!
 //! `cargo bench --bench balance -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use sluice::balance::leasttime::LeastTime;
 use sluice::balance::random::Random;
 use sluice::balance::roundrobin::RoundRobin;
 use sluice::balance::static_rr::StaticRr;
-use sluice::balance::{Algorithm, Counters, Member, Pick, PickCtx, Pool};
+use sluice::balance::{Algorithm, ConnLease, Counters, Member, Pick, PickCtx, Pool};
 use sluice::config::model::{
     BackendId, Balance, HashFunction, HashKey, HashMethod, HashType, ServerId,
 };
@@ -101,53 +103,85 @@ fn picks(c: &mut Criterion) {
     }
 }
 
-/// leastconn at 256 servers, `threads` threads each picking and releasing in a loop: the time
-/// per pick per thread, and the total picks per second.
-fn leastconn_threads(c: &mut Criterion) {
-    let mut g = c.benchmark_group("leastconn-threads/256");
-    for threads in [1usize, 2, 4, 8] {
-        g.throughput(Throughput::Elements(threads as u64));
-        g.bench_with_input(
-            BenchmarkId::from_parameter(threads),
-            &threads,
-            |b, &threads| {
-                let p = pool(256);
-                let counters = Counters::leak(256, 1);
-                b.iter_custom(|iters| {
-                    let start = Barrier::new(threads);
-                    let took: Vec<Duration> = std::thread::scope(|s| {
-                        let handles: Vec<_> = (0..threads)
-                            .map(|_| {
-                                let (p, start) = (&p, &start);
-                                s.spawn(move || {
-                                    let mut lc = LeastConn::default();
-                                    lc.rebuild(p);
-                                    // Each thread holds a few connections, as a busy worker does.
-                                    let mut held = std::collections::VecDeque::new();
-                                    start.wait();
-                                    let t0 = Instant::now();
-                                    for _ in 0..iters {
-                                        if let Pick::Leased(l) =
-                                            lc.pick(p, &PickCtx::default(), counters)
-                                        {
-                                            held.push_back(l);
-                                        }
-                                        if held.len() > 8 {
-                                            held.pop_front();
-                                        }
-                                    }
-                                    t0.elapsed()
-                                })
-                            })
-                            .collect();
-                        handles.into_iter().map(|h| h.join().unwrap()).collect()
-                    });
-                    took.into_iter().max().unwrap_or_default()
+/// `threads` threads at once, each running `lease` in a loop and holding up to 8 leases (as
+/// a busy worker holds a few connections): the time per lease per thread, and the total
+/// leases per second. `lease` gets the thread's own state and the loop count.
+fn threaded<S: Send>(
+    b: &mut criterion::Bencher,
+    threads: usize,
+    make: impl Fn() -> S + Sync,
+    lease: impl Fn(&mut S, u64) -> Option<ConnLease> + Sync,
+) {
+    b.iter_custom(|iters| {
+        let start = Barrier::new(threads);
+        let took: Vec<Duration> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (start, make, lease) = (&start, &make, &lease);
+                    s.spawn(move || {
+                        let mut state = make();
+                        let mut held = std::collections::VecDeque::new();
+                        start.wait();
+                        let t0 = Instant::now();
+                        for i in 0..iters {
+                            if let Some(l) = lease(&mut state, i) {
+                                held.push_back(l);
+                            }
+                            if held.len() > 8 {
+                                held.pop_front();
+                            }
+                        }
+                        t0.elapsed()
+                    })
                 })
-            },
-        );
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        took.into_iter().max().unwrap_or_default()
+    })
+}
+
+/// leastconn at 256 servers with 1, 2, 4 and 8 threads picking and releasing at once on the
+/// same counters; and, as the floor any algorithm with counts shared by every worker pays,
+/// the same loop taking a bare lease (one atomic add and, at release, one subtract on the
+/// server's cache line) on servers visited in leastconn's tie order, with no decision at all.
+fn leastconn_threads(c: &mut Criterion) {
+    const N: usize = 256;
+    let p = pool(N);
+    let stride = (N * 5 / 8..N).find(|s| s % 2 == 1).unwrap_or(1);
+    for (group, floor) in [
+        ("leastconn-threads/256", false),
+        ("lease-floor-threads/256", true),
+    ] {
+        let mut g = c.benchmark_group(group);
+        for threads in [1usize, 2, 4, 8] {
+            g.throughput(Throughput::Elements(threads as u64));
+            let counters = Counters::leak(N, 1);
+            g.bench_with_input(BenchmarkId::from_parameter(threads), &threads, |b, &t| {
+                if floor {
+                    static PHASE: AtomicUsize = AtomicUsize::new(0);
+                    let phase = || PHASE.fetch_add(97, Ordering::Relaxed);
+                    threaded(b, t, phase, |turn, _| {
+                        *turn = (*turn + stride) % N;
+                        counters.try_lease(ServerId(*turn as u32), None)
+                    });
+                } else {
+                    let make = || {
+                        let mut lc = LeastConn::default();
+                        lc.rebuild(&p);
+                        lc
+                    };
+                    threaded(b, t, make, |lc, _| {
+                        match lc.pick(&p, &PickCtx::default(), counters) {
+                            Pick::Leased(l) => Some(l),
+                            _ => None,
+                        }
+                    });
+                }
+            });
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 criterion_group!(benches, picks, leastconn_threads);

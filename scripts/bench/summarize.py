@@ -2,8 +2,10 @@
 """Summarizes the raw results of scripts/bench.sh (raw.tsv) into BENCHMARKS.md: medians over
 rounds, ratios sluice/HAProxy and sluice/direct, one table per nbthread. Prints the tables.
 
-Everything from the "## Profile" heading on is kept from the existing BENCHMARKS.md (it is
-written by hand from a PROFILE=1 run), or a placeholder is written when there is none.
+The generated part is the introduction and the "## Results" section. Every section after
+it in the existing BENCHMARKS.md (the verdict, the balancing and health-check benchmarks and
+the profile, all written by hand) is kept as it is; a profile placeholder is written when
+there is none.
 """
 
 import argparse
@@ -150,6 +152,23 @@ perf profiles below). Raw results go to `target/bench/`.
 """
 
 
+def kept_sections(path):
+    """The hand-written sections of the existing file at `path`: everything from the first
+    "## " heading after "## Results" on (or from "## Profile" in a file without "## Results")."""
+    if not os.path.exists(path):
+        return PROFILE_PLACEHOLDER
+    old = open(path).read()
+    results = old.find("\n## Results\n")
+    start = results + 1 if results >= 0 else 0
+    i = old.find("\n## ", start + 1) if results >= 0 else old.find("\n" + PROFILE_HEADING)
+    if i < 0:
+        return PROFILE_PLACEHOLDER
+    kept = old[i + 1 :]
+    if PROFILE_HEADING not in kept:
+        kept = kept.rstrip("\n") + "\n\n" + PROFILE_PLACEHOLDER
+    return kept
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -159,13 +178,7 @@ def main():
     meta = dict(kv.split("=", 1) for kv in args.meta)
     runs = load(args.raw)
     body = tables(runs)
-    profile = PROFILE_PLACEHOLDER
-    if os.path.exists(args.out):
-        old = open(args.out).read()
-        i = old.find("\n" + PROFILE_HEADING)
-        if i >= 0:
-            profile = old[i + 1 :]
-    text = intro(meta) + "\n" + body + "\n" + profile
+    text = intro(meta) + "\n" + body + "\n" + kept_sections(args.out)
     if not text.endswith("\n"):
         text += "\n"
     with open(args.out, "w") as f:
