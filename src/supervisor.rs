@@ -71,13 +71,11 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
             }
         }
         for u in &f.use_backend {
-            if let Some(cond) = &u.cond {
-                if let Some(bad) = rules::cond_fetches(cond, &f.acls)
-                    .into_iter()
-                    .find(|x| !rules::supported_fetch(x))
-                {
-                    errors.push(at(&format!("a 'use_backend' condition on {bad:?}")));
-                }
+            if let Some(bad) = rules::use_backend_fetches(u, &f.acls)
+                .into_iter()
+                .find(|x| !rules::supported_fetch(x))
+            {
+                errors.push(at(&format!("a 'use_backend' rule on {bad:?}")));
             }
         }
     }

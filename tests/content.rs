@@ -476,3 +476,107 @@ fn backend_rules_read_the_real_destination() {
     assert_eq!(read_line(&connect(sl.addr("fe"))), "s1");
     sl.stop();
 }
+
+/// The SNI router of the map-file pattern: `use_backend %[req.ssl_sni,lower,map(...)]`
+/// plus, on a second frontend, the client's network through `map_ip`.
+fn map_router(dir: &crate::common::TempDir, tags: &[Backend; 4], extra_global: &str) -> String {
+    let names = dir.write(
+        "sni.map",
+        "# server name -> backend\n\
+         api.example.com be_api\n\
+         git.example.com\tbe_git\n\
+         \n\
+         ghost.example.com be_missing\n",
+    );
+    let nets = dir.write(
+        "nets.map",
+        "127.0.0.0/8 be_api\n127.0.0.2/32 be_git\n10.0.0.0/8 be_web\n",
+    );
+    format!(
+        "global\n{extra_global}\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend https-in\n    bind 127.0.0.1:{{port:fe}}\n\
+         \x20   tcp-request inspect-delay 5s\n\
+         \x20   tcp-request content accept if {{ req_ssl_hello_type 1 }}\n\
+         \x20   use_backend %[req.ssl_sni,lower,map({},be_web)]\n\
+         \x20   default_backend be_fallback\n\
+         frontend by-net\n    bind 127.0.0.1:{{port:net}}\n\
+         \x20   use_backend %[src,map_ip({})] if {{ src,ipmask(24) 127.0.0.0/24 }}\n\
+         \x20   default_backend be_fallback\n\
+         backend be_api\n    server a {}\n\
+         backend be_git\n    server g {}\n\
+         backend be_web\n    server w {}\n\
+         backend be_fallback\n    server f {}\n",
+        names.display(),
+        nets.display(),
+        tags[0].addr(),
+        tags[1].addr(),
+        tags[2].addr(),
+        tags[3].addr(),
+    )
+}
+
+/// Where each probe lands: SNI names on `fe`, source addresses on `net`.
+fn map_routes(fe: SocketAddr, net: SocketAddr) -> Vec<String> {
+    let mut out: Vec<String> = [
+        Some("API.Example.COM"),
+        Some("git.example.com"),
+        Some("www.example.org"),
+        Some("ghost.example.com"),
+        None,
+    ]
+    .iter()
+    .map(|n| routed(fe, &client_hello(*n)))
+    .collect();
+    for src in ["127.0.0.1", "127.0.0.2", "127.0.1.1"] {
+        let c = crate::common::backends::connect_from(src.parse().unwrap(), net);
+        out.push(read_line(&c));
+    }
+    out
+}
+
+#[test]
+fn use_backend_names_from_a_map_file_route_like_haproxy() {
+    let tags = [
+        Backend::tagged("api"),
+        Backend::tagged("git"),
+        Backend::tagged("web"),
+        Backend::tagged("fallback"),
+    ];
+    let dir = crate::common::TempDir::new("maps");
+    let s = Sluice::start(&map_router(&dir, &tags, ""));
+    let got = map_routes(s.addr("fe"), s.addr("net"));
+    assert_eq!(
+        got,
+        [
+            "api",      // folded by `lower`, then found in the map
+            "git",      // a tab between key and value
+            "web",      // not in the map: the map's default names the backend
+            "fallback", // the map names a backend that does not exist: default_backend
+            "fallback", // no server name at all: default_backend
+            "api",      // 127.0.0.0/8
+            "git",      // the longest network wins: 127.0.0.2/32
+            "fallback", // outside 127.0.0.0/24: the rule's condition fails
+        ]
+    );
+    s.stop();
+
+    let Some(haproxy) = crate::common::running::reference_haproxy() else {
+        return;
+    };
+    let sock = dir.path().join("haproxy.sock");
+    let (cfg, ports) = crate::common::running::fill_ports(&map_router(
+        &dir,
+        &tags,
+        &format!("    stats socket {}\n", sock.display()),
+    ));
+    let path = dir.write("haproxy.cfg", &cfg);
+    let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &sock);
+    let at = |name: &str| SocketAddr::from(([127, 0, 0, 1], ports[name]));
+    assert_eq!(
+        map_routes(at("fe"), at("net")),
+        got,
+        "HAProxy routes differently"
+    );
+    drop(h);
+}

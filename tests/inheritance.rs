@@ -148,8 +148,8 @@ fn switching_rules_resolve_to_backend_ids() {
     let f = &m.frontends[0];
     assert_eq!(f.default_backend, Some(m.backend_by_name("b1").unwrap().id));
     assert_eq!(
-        f.use_backend[0].backend,
-        m.backend_by_name("b2").unwrap().id
+        f.use_backend[0].target,
+        sluice::config::model::BackendTarget::Named(m.backend_by_name("b2").unwrap().id)
     );
     assert!(f.use_backend[0].cond.is_some());
     // Servers of each backend are their own, with ids counted per backend.

@@ -10,8 +10,8 @@ use super::error::Span;
 use super::keywords::values::{parse_hex, parse_net, split_call};
 use super::lexer::Word;
 use super::model::{
-    Acl, AclRef, AclTerm, BackendId, CondTerm, Condition, Fetch, MatchMethod, Mode, Pattern,
-    TableRef,
+    Acl, AclRef, AclTerm, BackendId, CondTerm, Condition, Conv, Fetch, MapFile, MatchMethod, Mode,
+    NamePart, Pattern, SampleExpr, TableRef,
 };
 
 /// What ACL compilation may refer to.
@@ -25,6 +25,12 @@ pub struct AclCtx<'a> {
     /// This proxy's own backend side, for `be_conn`/`connslots` without argument.
     pub own_backend: Option<BackendId>,
 }
+
+/// The converters sluice applies (see `parse_conv`).
+pub const CONVERTERS: &[&str] = &[
+    "lower", "upper", "ipmask", "map", "map_str", "map_beg", "map_sub", "map_dir", "map_dom",
+    "map_end", "map_reg", "map_ip", "map_int",
+];
 
 /// Fetches known to HAProxy that sluice does not implement give this rather than "unknown".
 fn unsupported_fetch(name: &str) -> bool {
@@ -54,7 +60,7 @@ pub fn compile_term(words: &[Word], span: &Span, ctx: &AclCtx<'_>) -> Result<Acl
         .first()
         .map(|w| w.text.as_str())
         .ok_or("expects a sample fetch")?;
-    let (fetch, default_method) = parse_fetch(fetch_text, ctx)?;
+    let (SampleExpr { fetch, convs }, default_method) = parse_sample(fetch_text, ctx)?;
     let mut method = default_method;
     let mut ignore_case = false;
     let mut files = Vec::new();
@@ -86,7 +92,7 @@ pub fn compile_term(words: &[Word], span: &Span, ctx: &AclCtx<'_>) -> Result<Acl
             }
         }
     }
-    check_method(&fetch, fetch_text, method)?;
+    check_method(default_method == MatchMethod::Ip, fetch_text, method)?;
     let mut texts: Vec<String> = words[i..].iter().map(|w| w.text.clone()).collect();
     for f in &files {
         let body = read_pattern_file(f)?;
@@ -107,6 +113,7 @@ pub fn compile_term(words: &[Word], span: &Span, ctx: &AclCtx<'_>) -> Result<Acl
     Ok(AclTerm {
         span: span.clone(),
         fetch,
+        convs,
         fetch_name: fetch_text.to_string(),
         method,
         ignore_case,
@@ -127,6 +134,208 @@ fn read_pattern_file(f: &str) -> Result<String, String> {
     }
     let bytes = std::fs::read(f).map_err(|e| format!("failed to open pattern file '{f}': {e}"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Splits `fetch(args),conv(args),conv` at the commas outside parentheses.
+fn split_sample(s: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// Parses `<fetch>[,<converter>...]`: the expression, and the match method its value
+/// takes by default (`ip` for an address, `str` for a string, ...).
+pub fn parse_sample(s: &str, ctx: &AclCtx<'_>) -> Result<(SampleExpr, MatchMethod), String> {
+    let parts = split_sample(s);
+    let (fetch, mut method) = parse_fetch(parts[0], ctx)?;
+    let mut convs = Vec::new();
+    for c in &parts[1..] {
+        let (conv, out) = parse_conv(c, method)?;
+        convs.push(conv);
+        method = out;
+    }
+    Ok((SampleExpr { fetch, convs }, method))
+}
+
+/// Parses one converter applied to a value whose default match method is `input`; returns
+/// it and the default match method of its output.
+fn parse_conv(s: &str, input: MatchMethod) -> Result<(Conv, MatchMethod), String> {
+    use MatchMethod as M;
+    let (name, inner) = split_call(s)?;
+    let args: Vec<&str> = match inner {
+        None | Some("") => Vec::new(),
+        Some(inner) => inner.split(',').collect(),
+    };
+    let stringy = !matches!(input, M::Bool | M::Found);
+    let need = |ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "converter '{name}' expects {what}, not the {} value before it",
+                method_name(input)
+            ))
+        }
+    };
+    let no_args = |c: Conv, out| {
+        if args.is_empty() {
+            Ok((c, out))
+        } else {
+            Err(format!("converter '{name}' takes no argument"))
+        }
+    };
+    match name {
+        "lower" | "upper" => {
+            need(stringy, "a string")?;
+            no_args(
+                if name == "lower" {
+                    Conv::Lower
+                } else {
+                    Conv::Upper
+                },
+                M::Str,
+            )
+        }
+        "ipmask" => {
+            need(matches!(input, M::Ip | M::Str), "an address")?;
+            let prefix = |t: &str, max: u8| -> Result<u8, String> {
+                match t.parse::<u8>() {
+                    Ok(n) if n <= max => Ok(n),
+                    _ => match t.parse::<std::net::Ipv4Addr>() {
+                        Ok(m)
+                            if max == 32
+                                && u32::from(m).leading_ones() == u32::from(m).count_ones() =>
+                        {
+                            Ok(u32::from(m).count_ones() as u8)
+                        }
+                        _ => Err(format!("invalid mask '{t}' in converter 'ipmask'")),
+                    },
+                }
+            };
+            let (v4, v6) = match args.as_slice() {
+                [a] => (prefix(a, 32)?, 128),
+                [a, b] => (prefix(a, 32)?, prefix(b, 128)?),
+                _ => return Err("converter 'ipmask' expects (<mask4>[,<mask6>])".to_string()),
+            };
+            Ok((Conv::Ipmask { v4, v6 }, M::Ip))
+        }
+        n if n == "map" || n.starts_with("map_") => {
+            let method = match n.strip_prefix("map").unwrap_or("") {
+                "" | "_str" => M::Str,
+                "_beg" => M::Beg,
+                "_end" => M::End,
+                "_sub" => M::Sub,
+                "_dir" => M::Dir,
+                "_dom" => M::Dom,
+                "_reg" => M::Reg,
+                "_ip" => M::Ip,
+                "_int" => M::Int,
+                _ => {
+                    return Err(format!(
+                        "converter '{n}' is not supported by sluice (supported: {})",
+                        CONVERTERS.join(", ")
+                    ))
+                }
+            };
+            need(
+                match method {
+                    M::Ip => matches!(input, M::Ip | M::Str),
+                    M::Int => matches!(input, M::Int | M::Str),
+                    _ => stringy,
+                },
+                "a value it can look up",
+            )?;
+            let (file, default) = match args.as_slice() {
+                [f] => (*f, None),
+                [f, d] => (*f, Some(d.to_string())),
+                _ => return Err(format!("converter '{n}' expects (<map file>[,<default>])")),
+            };
+            let map = load_map(file, method)?;
+            Ok((
+                Conv::Map {
+                    map: std::sync::Arc::new(map),
+                    default,
+                },
+                M::Str,
+            ))
+        }
+        n if super::keywords::haproxy_known::CONVERTERS.contains(&n) => Err(format!(
+            "converter '{n}' is not supported by sluice (supported: {})",
+            CONVERTERS.join(", ")
+        )),
+        n => Err(format!("unknown converter '{n}'")),
+    }
+}
+
+/// Loads a map file: one `<key> <value>` per line (the value is the rest of the line),
+/// blank lines and `#` comments skipped, keys parsed as `method` patterns.
+fn load_map(path: &str, method: MatchMethod) -> Result<MapFile, String> {
+    let body = read_pattern_file(path)?;
+    let mut map = MapFile {
+        path: path.to_string(),
+        method,
+        entries: Vec::new(),
+        exact: HashMap::new(),
+    };
+    for (n, line) in body.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once([' ', '\t']) {
+            Some((k, v)) => (k, v.trim()),
+            None => (line, ""),
+        };
+        let at = |e: String| format!("map file '{path}' line {}: {e}", n + 1);
+        let pattern = parse_patterns(&[key.to_string()], method, &Fetch::Always(true))
+            .map_err(at)?
+            .pop()
+            .ok_or_else(|| at(format!("invalid key '{key}'")))?;
+        if method == MatchMethod::Str {
+            map.exact
+                .entry(key.to_string())
+                .or_insert(map.entries.len());
+        }
+        map.entries.push((pattern, value.to_string()));
+    }
+    Ok(map)
+}
+
+/// Parses a `use_backend` name: plain text, or a log-format string with `%[<sample>]`
+/// parts (None when it has none: a plain name).
+pub fn parse_name_format(s: &str, ctx: &AclCtx<'_>) -> Result<Option<Vec<NamePart>>, String> {
+    if !s.contains("%[") {
+        return Ok(None);
+    }
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("%[") {
+        if i > 0 {
+            parts.push(NamePart::Text(rest[..i].to_string()));
+        }
+        let expr = &rest[i + 2..];
+        let end = expr
+            .find(']')
+            .ok_or_else(|| format!("missing ']' after '%[' in '{s}'"))?;
+        let (sample, _) = parse_sample(&expr[..end], ctx)?;
+        parts.push(NamePart::Sample(sample));
+        rest = &expr[end + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(NamePart::Text(rest.to_string()));
+    }
+    Ok(Some(parts))
 }
 
 fn parse_fetch(s: &str, ctx: &AclCtx<'_>) -> Result<(Fetch, MatchMethod), String> {
@@ -271,8 +480,7 @@ fn method_name(m: MatchMethod) -> &'static str {
     }
 }
 
-fn check_method(fetch: &Fetch, name: &str, m: MatchMethod) -> Result<(), String> {
-    let addr = matches!(fetch, Fetch::Src | Fetch::Dst);
+fn check_method(addr: bool, name: &str, m: MatchMethod) -> Result<(), String> {
     if m == MatchMethod::Ip && !addr {
         return Err(format!(
             "match method 'ip' does not apply to fetch '{name}', which is not an address"
@@ -366,6 +574,7 @@ fn predefined(name: &str, span: &Span) -> Option<AclTerm> {
     let term = |fetch: Fetch, method, fetch_name: &str, patterns| AclTerm {
         span: span.clone(),
         fetch,
+        convs: Vec::new(),
         fetch_name: fetch_name.to_string(),
         method,
         ignore_case: false,
@@ -548,6 +757,89 @@ mod tests {
     fn term(s: &str) -> Result<AclTerm, String> {
         let span = Span::new(&Arc::from("a.cfg"), 1);
         with_ctx(|c| compile_term(&ws(s), &span, c))
+    }
+
+    #[test]
+    fn converters_parse_and_set_the_match_method() {
+        assert_eq!(
+            split_sample("req.ssl_sni,lower,map(/a,b),ipmask(24,64)"),
+            ["req.ssl_sni", "lower", "map(/a,b)", "ipmask(24,64)"]
+        );
+        let t = term("req.ssl_sni,lower -m end .example.com").unwrap();
+        assert_eq!(t.fetch, Fetch::ReqSslSni);
+        assert_eq!(t.convs, [Conv::Lower]);
+        assert_eq!(t.method, MatchMethod::End);
+        // An address through a string converter matches as a string by default.
+        let t = term("src,upper 10.0.0.1").unwrap();
+        assert_eq!(t.method, MatchMethod::Str);
+        let t = term("src,ipmask(255.255.255.0) 10.1.2.0/24").unwrap();
+        assert_eq!(t.convs, [Conv::Ipmask { v4: 24, v6: 128 }]);
+        assert_eq!(t.method, MatchMethod::Ip);
+        assert_eq!(
+            term("src,ipmask(16,48) ::/0").unwrap().convs,
+            [Conv::Ipmask { v4: 16, v6: 48 }]
+        );
+        for (bad, why) in [
+            ("src,frob x", "unknown converter 'frob'"),
+            ("src,sha1 x", "converter 'sha1' is not supported"),
+            (
+                "src,map_str_int(/x) x",
+                "converter 'map_str_int' is not supported",
+            ),
+            ("src,lower(1) x", "converter 'lower' takes no argument"),
+            ("src,ipmask(33) x", "invalid mask '33'"),
+            ("src,ipmask(255.0.255.0) x", "invalid mask"),
+            ("dst_port,ipmask(8) x", "expects an address"),
+            ("fc_rcvd_proxy,lower x", "expects a string"),
+            (
+                "req.ssl_sni,map(/nonexistent/map) x",
+                "failed to open pattern file",
+            ),
+            ("req.ssl_sni,map() x", "expects (<map file>[,<default>])"),
+            (
+                "req.ssl_sni,lower -m ip 10.0.0.1",
+                "match method 'ip' does not apply",
+            ),
+        ] {
+            let e = term(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn map_files_load_keys_by_match_method() {
+        let dir = std::env::temp_dir().join(format!("sluice-map-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("m.map");
+        std::fs::write(
+            &f,
+            "# comment\n\n  a.example.com   be_a  \nb.example.com\tbe b\na.example.com dup\nlone\n",
+        )
+        .unwrap();
+        let m = load_map(f.to_str().unwrap(), MatchMethod::Str).unwrap();
+        let values: Vec<&str> = m.entries.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, ["be_a", "be b", "dup", ""]);
+        // The first of duplicate keys wins, as HAProxy's lookup returns it.
+        assert_eq!(m.exact["a.example.com"], 0);
+        std::fs::write(&f, "10.0.0.0/8 x\nnot-an-address y\n").unwrap();
+        let e = load_map(f.to_str().unwrap(), MatchMethod::Ip).unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        std::fs::write(&f, "(unclosed z\n").unwrap();
+        assert!(load_map(f.to_str().unwrap(), MatchMethod::Reg).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn use_backend_names_with_samples() {
+        let parse = |s: &str| with_ctx(|c| parse_name_format(s, c));
+        assert_eq!(parse("plain").unwrap(), None);
+        let parts = parse("be_%[req.ssl_sni,lower]_x").unwrap().unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0], NamePart::Text("be_".into()));
+        assert!(matches!(&parts[1], NamePart::Sample(e) if e.convs == [Conv::Lower]));
+        assert_eq!(parts[2], NamePart::Text("_x".into()));
+        assert!(parse("be_%[src").unwrap_err().contains("missing ']'"));
+        assert!(parse("%[nosuch]").unwrap_err().contains("unknown fetch"));
     }
 
     #[test]

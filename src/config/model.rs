@@ -295,8 +295,33 @@ pub struct ProxyLog {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct UseBackend {
-    pub backend: BackendId,
+    pub target: BackendTarget,
     pub cond: Option<Condition>,
+}
+
+/// Where a `use_backend` rule sends a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendTarget {
+    /// A backend named in the configuration.
+    Named(BackendId),
+    /// A log-format string (`be_%[req.ssl_sni,lower]`) whose value names the backend at run
+    /// time; a name that is no usable tcp backend sends the connection to `default_backend`
+    /// and ends the rules, as in HAProxy.
+    Dynamic(Vec<NamePart>),
+}
+
+/// A piece of a log-format name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NamePart {
+    Text(String),
+    Sample(SampleExpr),
+}
+
+/// A fetch and the converters applied to its value, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleExpr {
+    pub fetch: Fetch,
+    pub convs: Vec<Conv>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -613,6 +638,8 @@ pub struct Acl {
 pub struct AclTerm {
     pub span: Span,
     pub fetch: Fetch,
+    /// Converters applied to the fetch's value before matching (`req.ssl_sni,lower`).
+    pub convs: Vec<Conv>,
     /// The fetch as written, for logs and stats (`src`, `req.ssl_sni`).
     pub fetch_name: String,
     pub method: MatchMethod,
@@ -648,6 +675,36 @@ pub enum Fetch {
     Always(bool),
     /// `path`: only in a mode http stats/metrics listener.
     Path,
+}
+
+/// A converter (configuration.txt §7.3.1) that sluice applies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conv {
+    Lower,
+    Upper,
+    /// `ipmask(<v4 prefix>[,<v6 prefix>])`: keeps the network part of an address.
+    Ipmask {
+        v4: u8,
+        v6: u8,
+    },
+    /// `map[_<match>](<file>[,<default>])`: the value of the first entry whose key matches
+    /// (the longest network for `map_ip`, exact for `map`/`map_str`), else the default.
+    Map {
+        map: std::sync::Arc<MapFile>,
+        default: Option<String>,
+    },
+}
+
+/// A map file as loaded at start: `<key> <value>` lines.
+#[derive(Debug, PartialEq)]
+pub struct MapFile {
+    pub path: String,
+    /// How keys match: Str (exact), Beg, End, Sub, Dir, Dom, Reg, Ip or Int.
+    pub method: MatchMethod,
+    /// In file order: the key as a pattern, and the value.
+    pub entries: Vec<(Pattern, String)>,
+    /// `map`/`map_str`: exact keys to the index of their first entry.
+    pub exact: std::collections::HashMap<String, usize>,
 }
 
 /// A stick table is owned by a proxy; this names which.

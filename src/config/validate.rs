@@ -462,25 +462,32 @@ fn assemble(
             let mut use_backend = Vec::new();
             for line in &d.use_backend {
                 let name = &line.words[0].text;
-                let Some(&b) = backend_ids.get(name) else {
-                    diags.push(unknown_backend(
-                        &line.span,
-                        "use_backend",
-                        name,
-                        &backend_ids,
-                    ));
-                    continue;
+                let target = match acl::parse_name_format(name, &ctx) {
+                    Ok(Some(parts)) => BackendTarget::Dynamic(parts),
+                    Ok(None) => match backend_ids.get(name) {
+                        Some(&b) => BackendTarget::Named(b),
+                        None => {
+                            diags.push(unknown_backend(
+                                &line.span,
+                                "use_backend",
+                                name,
+                                &backend_ids,
+                            ));
+                            continue;
+                        }
+                    },
+                    Err(m) => {
+                        diags.push(Diag::error(&line.span, "use_backend", m));
+                        continue;
+                    }
                 };
                 if line.words.len() == 1 {
-                    use_backend.push(UseBackend {
-                        backend: b,
-                        cond: None,
-                    });
+                    use_backend.push(UseBackend { target, cond: None });
                     continue;
                 }
                 if let Some(c) = cond(line, &line.words[1..], "use_backend", diags) {
                     use_backend.push(UseBackend {
-                        backend: b,
+                        target,
                         cond: Some(c),
                     });
                 }

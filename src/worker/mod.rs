@@ -336,8 +336,7 @@ impl Worker {
                         || rules::rules_need_dst(&f.tcp_request_content, &f.acls)
                         || f.use_backend
                             .iter()
-                            .filter_map(|u| u.cond.as_ref())
-                            .any(|c| rules::cond_needs_dst(c, &f.acls))
+                            .any(|u| rules::use_backend_needs_dst(u, &f.acls))
                 })
                 .collect(),
             be_rules_need_dst: model
@@ -825,6 +824,8 @@ impl Worker {
                 },
                 ..*ctx
             };
+            // The first rule whose condition holds decides; a dynamic name that names no
+            // usable backend falls to default_backend, as in HAProxy.
             let chosen = (outcome == rules::Outcome::Accept).then(|| {
                 f.use_backend
                     .iter()
@@ -833,7 +834,7 @@ impl Worker {
                             .as_ref()
                             .map_or(true, |cond| rules::eval(cond, &f.acls, &ctx))
                     })
-                    .map(|u| u.backend)
+                    .and_then(|u| rules::target(&u.target, m, &ctx))
                     .or(f.default_backend)
             });
             (outcome, chosen)

@@ -12,6 +12,7 @@
 //!
 //! [`tls_hello`]: super::tls_hello
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,8 +20,8 @@ use std::time::Instant;
 
 use super::tls_hello::{self, Fetched};
 use crate::config::model::{
-    Acl, AclRef, AclTerm, BackendId, Condition, Fetch, MatchMethod, Pattern, TableRef, TcpAction,
-    TcpRule,
+    Acl, AclRef, AclTerm, BackendId, BackendTarget, Condition, Conv, Fetch, MapFile, MatchMethod,
+    Mode, Model, NamePart, Pattern, SampleExpr, TableRef, TcpAction, TcpRule, UseBackend,
 };
 use crate::stick::{Counts, Tables, Tracker};
 
@@ -247,6 +248,30 @@ pub fn cond_needs_dst(cond: &Condition, acls: &[Acl]) -> bool {
         .any(|f| matches!(f, Fetch::Dst | Fetch::DstPort))
 }
 
+/// Whether a `use_backend` rule (its condition or its log-format name) reads the
+/// destination address.
+pub fn use_backend_needs_dst(u: &UseBackend, acls: &[Acl]) -> bool {
+    use_backend_fetches(u, acls)
+        .iter()
+        .any(|f| matches!(f, Fetch::Dst | Fetch::DstPort))
+}
+
+/// Every fetch a `use_backend` rule uses: its condition's and its name's.
+pub fn use_backend_fetches<'a>(u: &'a UseBackend, acls: &'a [Acl]) -> Vec<&'a Fetch> {
+    let mut out = u
+        .cond
+        .as_ref()
+        .map(|c| cond_fetches(c, acls))
+        .unwrap_or_default();
+    if let BackendTarget::Dynamic(parts) = &u.target {
+        out.extend(parts.iter().filter_map(|p| match p {
+            NamePart::Sample(e) => Some(&e.fetch),
+            NamePart::Text(_) => None,
+        }));
+    }
+    out
+}
+
 /// Every fetch a condition uses (named ACLs resolved through `acls`).
 pub fn cond_fetches<'a>(cond: &'a Condition, acls: &'a [Acl]) -> Vec<&'a Fetch> {
     let mut out = Vec::new();
@@ -296,8 +321,137 @@ enum Sample<'a> {
     Ip(IpAddr),
     Int(i64),
     Bool(bool),
-    Str(&'a str),
+    Str(Cow<'a, str>),
     Bin(&'a [u8]),
+}
+
+impl<'a> Sample<'a> {
+    /// The value cast to a string, as HAProxy casts for string converters and log-format.
+    fn text(self) -> Cow<'a, str> {
+        match self {
+            Sample::Str(s) => s,
+            Sample::Ip(ip) => Cow::Owned(ip.to_string()),
+            Sample::Int(n) => Cow::Owned(n.to_string()),
+            Sample::Bool(b) => Cow::Borrowed(if b { "1" } else { "0" }),
+            Sample::Bin(b) => String::from_utf8_lossy(b),
+        }
+    }
+
+    /// The value cast to an address (a string is parsed).
+    fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Sample::Ip(ip) => Some(*ip),
+            Sample::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The value cast to an integer (a string is parsed).
+    fn int(&self) -> Option<i64> {
+        match self {
+            Sample::Int(n) => Some(*n),
+            Sample::Bool(b) => Some(i64::from(*b)),
+            Sample::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Applies one converter; None when the value cannot be converted (the sample is then
+/// absent, as in HAProxy).
+fn convert<'a>(sample: Sample<'a>, conv: &Conv) -> Option<Sample<'a>> {
+    match conv {
+        Conv::Lower => Some(Sample::Str(Cow::Owned(sample.text().to_ascii_lowercase()))),
+        Conv::Upper => Some(Sample::Str(Cow::Owned(sample.text().to_ascii_uppercase()))),
+        Conv::Ipmask { v4, v6 } => Some(Sample::Ip(match sample.ip()? {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*v4)).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(*v6)).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        })),
+        Conv::Map { map, default } => map_lookup(map, sample)
+            .or(default.as_deref())
+            .map(|v| Sample::Str(Cow::Owned(v.to_string()))),
+    }
+}
+
+/// The value of the entry of `map` that `key` matches: the first in file order, the longest
+/// network for `map_ip`, the exact key for `map_str`.
+fn map_lookup<'m>(map: &'m MapFile, key: Sample<'_>) -> Option<&'m str> {
+    let value = |i: usize| map.entries.get(i).map(|(_, v)| v.as_str());
+    match map.method {
+        MatchMethod::Str => map.exact.get(key.text().as_ref()).and_then(|&i| value(i)),
+        MatchMethod::Ip => {
+            let ip = key.ip()?;
+            map.entries
+                .iter()
+                .filter(|(p, _)| net_contains(p, ip))
+                .max_by_key(|(p, _)| match p {
+                    Pattern::Net { prefix, .. } => *prefix,
+                    _ => 0,
+                })
+                .map(|(_, v)| v.as_str())
+        }
+        MatchMethod::Int => {
+            let n = key.int()?;
+            map.entries
+                .iter()
+                .find(|(p, _)| matches!(p, Pattern::Int(lo, hi) if (*lo..=*hi).contains(&n)))
+                .map(|(_, v)| v.as_str())
+        }
+        method => {
+            let text = key.text();
+            map.entries
+                .iter()
+                .find(|(p, _)| str_match(method, false, p, text.as_bytes()))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+}
+
+/// A fetch's value with its converters applied.
+fn fetch_expr<'a>(f: &Fetch, convs: &[Conv], ctx: &FetchCtx<'a>) -> Got<'a> {
+    let mut got = fetch(f, ctx);
+    for c in convs {
+        got.sample = got.sample.and_then(|s| convert(s, c));
+    }
+    got
+}
+
+/// The backend a `use_backend` rule names: its backend, or for a log-format name the tcp
+/// backend whose name the string evaluates to (None: no such usable backend).
+pub fn target(t: &BackendTarget, model: &Model, ctx: &FetchCtx<'_>) -> Option<BackendId> {
+    match t {
+        BackendTarget::Named(b) => Some(*b),
+        BackendTarget::Dynamic(parts) => {
+            let name = format_name(parts, ctx);
+            model
+                .backend_by_name(&name)
+                .filter(|b| b.enabled && b.mode == Mode::Tcp)
+                .map(|b| b.id)
+        }
+    }
+}
+
+/// Evaluates a log-format name; an absent sample reads `-`, as in HAProxy's log-format.
+pub fn format_name(parts: &[NamePart], ctx: &FetchCtx<'_>) -> String {
+    let mut out = String::new();
+    for p in parts {
+        match p {
+            NamePart::Text(t) => out.push_str(t),
+            NamePart::Sample(SampleExpr { fetch, convs }) => {
+                match fetch_expr(fetch, convs, ctx).sample {
+                    Some(s) => out.push_str(&s.text()),
+                    None => out.push('-'),
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A fetch's value, or None with whether more bytes could bring it.
@@ -375,7 +529,9 @@ fn fetch<'a>(f: &Fetch, ctx: &FetchCtx<'a>) -> Got<'a> {
             Got::tls(tls_hello::hello_type(req.data, req.complete), Sample::Int)
         }
         Fetch::ReqSslVer => Got::tls(tls_hello::ssl_ver(req.data, req.complete), Sample::Int),
-        Fetch::ReqSslSni => Got::tls(tls_hello::sni(req.data, req.complete), Sample::Str),
+        Fetch::ReqSslSni => Got::tls(tls_hello::sni(req.data, req.complete), |s| {
+            Sample::Str(Cow::Borrowed(s))
+        }),
         Fetch::ScConnCur(n, t) => sc_count(ctx, *n, *t, |c| c.conn_cur.map(i64::from)),
         Fetch::ScConnRate(n, t) => sc_count(ctx, *n, *t, |c| c.conn_rate.map(i64::from)),
         Fetch::SrcConnCur(t) => src_count(ctx, *t, |c| c.conn_cur.map(i64::from)),
@@ -429,7 +585,7 @@ fn src_count<'a>(
 }
 
 fn term_verdict(t: &AclTerm, ctx: &FetchCtx<'_>) -> Verdict {
-    let got = fetch(&t.fetch, ctx);
+    let got = fetch_expr(&t.fetch, &t.convs, ctx);
     let miss = got.may_change && !ctx.req.complete;
     let Some(sample) = got.sample else {
         return if miss { Verdict::Miss } else { Verdict::Fail };
@@ -466,8 +622,13 @@ fn int_in(t: &AclTerm, n: i64) -> bool {
 
 /// String and binary matching, by the term's method, with `-i` folding ASCII case.
 fn str_matches(t: &AclTerm, p: &Pattern, s: &[u8]) -> bool {
+    str_match(t.method, t.ignore_case, p, s)
+}
+
+/// String and binary matching by `method`, `ignore_case` folding ASCII case.
+fn str_match(method: MatchMethod, ignore_case: bool, p: &Pattern, s: &[u8]) -> bool {
     let eq = |a: &[u8], b: &[u8]| {
-        if t.ignore_case {
+        if ignore_case {
             a.eq_ignore_ascii_case(b)
         } else {
             a == b
@@ -477,11 +638,11 @@ fn str_matches(t: &AclTerm, p: &Pattern, s: &[u8]) -> bool {
         Pattern::Str(p) => p.as_bytes(),
         Pattern::Bin(b) => b,
         Pattern::Regex(r) => {
-            return std::str::from_utf8(s).is_ok_and(|s| regex_matches(r, t.ignore_case, s));
+            return std::str::from_utf8(s).is_ok_and(|s| regex_matches(r, ignore_case, s));
         }
         _ => return false,
     };
-    match t.method {
+    match method {
         MatchMethod::Beg => s.len() >= pat.len() && eq(&s[..pat.len()], pat),
         MatchMethod::End => s.len() >= pat.len() && eq(&s[s.len() - pat.len()..], pat),
         MatchMethod::Sub => pat.is_empty() || s.windows(pat.len()).any(|w| eq(w, pat)),
@@ -561,6 +722,7 @@ mod tests {
         AclTerm {
             span: Span::new(&Arc::from("t"), 1),
             fetch,
+            convs: Vec::new(),
             fetch_name: String::new(),
             method,
             ignore_case: false,
@@ -727,11 +889,159 @@ mod tests {
         assert_eq!(verdict_on(&c, b"SS", true), Verdict::Fail);
     }
 
+    fn map(method: MatchMethod, entries: &[(Pattern, &str)]) -> Conv {
+        let exact = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (p, _))| match p {
+                Pattern::Str(k) => Some((k.clone(), i)),
+                _ => None,
+            })
+            .rev()
+            .collect();
+        Conv::Map {
+            map: Arc::new(MapFile {
+                path: "m".into(),
+                method,
+                entries: entries
+                    .iter()
+                    .map(|(p, v)| (p.clone(), v.to_string()))
+                    .collect(),
+                exact,
+            }),
+            default: None,
+        }
+    }
+
+    fn text(s: Option<Sample<'_>>) -> Option<String> {
+        s.map(|s| s.text().into_owned())
+    }
+
+    #[test]
+    fn converters_follow_haproxy() {
+        let str = |v: &'static str| Sample::Str(Cow::Borrowed(v));
+        assert_eq!(
+            text(convert(str("Api.Example.COM"), &Conv::Lower)),
+            Some("api.example.com".into())
+        );
+        assert_eq!(
+            text(convert(str("ab-1"), &Conv::Upper)),
+            Some("AB-1".into())
+        );
+        // String converters cast addresses and integers to text first.
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(
+            text(convert(Sample::Ip(ip), &Conv::Upper)),
+            Some("10.1.2.3".into())
+        );
+        let mask = Conv::Ipmask { v4: 24, v6: 64 };
+        assert_eq!(
+            text(convert(Sample::Ip(ip), &mask)),
+            Some("10.1.2.0".into())
+        );
+        let v6: IpAddr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+        assert_eq!(
+            text(convert(Sample::Ip(v6), &mask)),
+            Some("2001:db8:1:2::".into())
+        );
+        assert_eq!(
+            text(convert(str("10.9.9.9"), &mask)),
+            Some("10.9.9.0".into())
+        );
+        assert!(convert(str("not an address"), &mask).is_none());
+
+        let s = |k: &str| Pattern::Str(k.into());
+        let exact = map(
+            MatchMethod::Str,
+            &[(s("a"), "first"), (s("b"), "b"), (s("a"), "dup")],
+        );
+        assert_eq!(text(convert(str("a"), &exact)), Some("first".into()));
+        assert_eq!(
+            text(convert(str("A"), &exact)),
+            None,
+            "map_str is case-sensitive"
+        );
+        // Ordered methods: the first matching entry in file order.
+        let beg = map(MatchMethod::Beg, &[(s("ab"), "1"), (s("abc"), "2")]);
+        assert_eq!(text(convert(str("abcd"), &beg)), Some("1".into()));
+        let end = map(MatchMethod::End, &[(s(".org"), "org"), (s(".com"), "com")]);
+        assert_eq!(
+            text(convert(str("x.example.com"), &end)),
+            Some("com".into())
+        );
+        let dom = map(MatchMethod::Dom, &[(s("example"), "dom")]);
+        assert_eq!(
+            text(convert(str("www.example.com"), &dom)),
+            Some("dom".into())
+        );
+        assert_eq!(text(convert(str("www.examples.com"), &dom)), None);
+        let reg = map(
+            MatchMethod::Reg,
+            &[(Pattern::Regex("^db[0-9]+$".into()), "db")],
+        );
+        assert_eq!(text(convert(str("db12"), &reg)), Some("db".into()));
+        let int = map(MatchMethod::Int, &[(Pattern::Int(1000, 1999), "k")]);
+        assert_eq!(text(convert(Sample::Int(1500), &int)), Some("k".into()));
+        assert_eq!(text(convert(str("1999"), &int)), Some("k".into()));
+        // map_ip: the longest network, whatever the order.
+        let net = |a: &str, prefix| Pattern::Net {
+            addr: a.parse().unwrap(),
+            prefix,
+        };
+        let ipmap = map(
+            MatchMethod::Ip,
+            &[
+                (net("10.0.0.0", 8), "wide"),
+                (net("10.1.0.0", 16), "narrow"),
+            ],
+        );
+        assert_eq!(text(convert(Sample::Ip(ip), &ipmap)), Some("narrow".into()));
+        assert_eq!(
+            text(convert(Sample::Ip("10.2.0.1".parse().unwrap()), &ipmap)),
+            Some("wide".into())
+        );
+        // No entry: the default if there is one, else no value.
+        let Conv::Map { map: m, .. } = &exact else {
+            unreachable!()
+        };
+        let with_default = Conv::Map {
+            map: Arc::clone(m),
+            default: Some("dflt".into()),
+        };
+        assert_eq!(
+            text(convert(str("zzz"), &with_default)),
+            Some("dflt".into())
+        );
+        assert_eq!(text(convert(str("zzz"), &exact)), None);
+    }
+
+    #[test]
+    fn log_format_names_read_dash_for_a_missing_sample() {
+        let ctx = FetchCtx::layer4(
+            "192.0.2.7:1234".parse().unwrap(),
+            "10.0.0.1:443".parse().unwrap(),
+            &NoBackends,
+        );
+        let parts = [
+            NamePart::Text("be_".into()),
+            NamePart::Sample(SampleExpr {
+                fetch: Fetch::Src,
+                convs: vec![Conv::Ipmask { v4: 24, v6: 64 }],
+            }),
+            NamePart::Text("_".into()),
+            NamePart::Sample(SampleExpr {
+                fetch: Fetch::ReqSslSni,
+                convs: vec![Conv::Lower],
+            }),
+        ];
+        assert_eq!(format_name(&parts, &ctx), "be_192.0.2.0_-");
+    }
+
     #[test]
     fn string_methods_follow_haproxy() {
         let s = |m, i, pats: &[&str], v: &str| {
             let t = str_term(Fetch::Always(true), m, i, pats);
-            matches(&t, &Sample::Str(v))
+            matches(&t, &Sample::Str(v.into()))
         };
         assert!(s(
             MatchMethod::Str,
@@ -778,7 +1088,7 @@ mod tests {
                     vec![Pattern::Regex(pat.into())],
                 )
             };
-            matches(&t, &Sample::Str(v))
+            matches(&t, &Sample::Str(v.into()))
         };
         assert!(re(true, r"^(scan|probe)[0-9]*\.", "PROBE7.example.com"));
         assert!(!re(false, r"^(scan|probe)[0-9]*\.", "PROBE7.example.com"));
@@ -787,7 +1097,7 @@ mod tests {
             MatchMethod::Len,
             vec![Pattern::Int(0, 3)],
         );
-        assert!(matches(&len, &Sample::Str("abc")));
-        assert!(!matches(&len, &Sample::Str("abcd")));
+        assert!(matches(&len, &Sample::Str("abc".into())));
+        assert!(!matches(&len, &Sample::Str("abcd".into())));
     }
 }

@@ -435,16 +435,32 @@ pub fn support_matrix() -> String {
     }
     let _ = writeln!(
         s,
+        "## Converters\n\n\
+         In ACLs (`req.ssl_sni,lower -m end .example.com`) and in log-format `use_backend` \
+         names (`use_backend %[req.ssl_sni,lower,map(/etc/haproxy/sni.map,web)]`): {}. A map \
+         file holds `<key> <value>` lines; its values are strings. A `use_backend` name that \
+         names no enabled tcp backend sends the connection to `default_backend`, as in \
+         HAProxy.\n",
+        crate::config::acl::CONVERTERS
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        s,
         "## Everything else\n\n\
          Every other keyword of HAProxy 2.6 ({} global keywords, {} proxy keywords, {} options, \
-         {} bind options, {} server options, {} sample fetches, {} section kinds) is refused as \
-         not supported by sluice; the census is in `src/config/keywords/haproxy_known.rs`.",
+         {} bind options, {} server options, {} sample fetches, {} converters, {} section kinds) \
+         is refused as not supported by sluice; the census is in \
+         `src/config/keywords/haproxy_known.rs`.",
         haproxy_known::GLOBAL.len(),
         haproxy_known::PROXY.len(),
         haproxy_known::PROXY_OPTIONS.len(),
         haproxy_known::BIND_OPTIONS.len(),
         haproxy_known::SERVER_OPTIONS.len(),
         haproxy_known::FETCHES.len(),
+        haproxy_known::CONVERTERS.len(),
         haproxy_known::SECTIONS.len(),
     );
     s
