@@ -580,3 +580,92 @@ fn use_backend_names_from_a_map_file_route_like_haproxy() {
     );
     drop(h);
 }
+
+/// HAProxy's own `use-server` example (servers of weight 0 reached only by SNI), plus a
+/// disabled server, a log-format server name from a map, and a catch-all rule.
+fn use_server_cfg(dir: &crate::common::TempDir, tags: &[Backend; 4], extra_global: &str) -> String {
+    let map = dir.write(
+        "servers.map",
+        "a.dyn.example.com mail\nb.dyn.example.com nosuch\n",
+    );
+    format!(
+        "global\n{extra_global}\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         listen sni\n    bind 127.0.0.1:{{port:fe}}\n\
+         \x20   tcp-request inspect-delay 5s\n\
+         \x20   tcp-request content accept if {{ req_ssl_hello_type 1 }}\n\
+         \x20   use-server www if {{ req.ssl_sni -i www.example.com }}\n\
+         \x20   use-server mail if {{ req.ssl_sni -i mail.example.com }}\n\
+         \x20   use-server off if {{ req.ssl_sni -i off.example.com }}\n\
+         \x20   use-server %[req.ssl_sni,lower,map({})] if {{ req.ssl_sni -m end .dyn.example.com }}\n\
+         \x20   use-server www if {{ req.ssl_sni -m end .example.com }}\n\
+         \x20   server www {} weight 0\n\
+         \x20   server mail {} weight 0\n\
+         \x20   server off {} disabled\n\
+         \x20   server default {}\n",
+        map.display(),
+        tags[0].addr(),
+        tags[1].addr(),
+        tags[2].addr(),
+        tags[3].addr(),
+    )
+}
+
+fn use_server_routes(fe: SocketAddr) -> Vec<String> {
+    [
+        "www.example.com",
+        "MAIL.example.com",
+        "off.example.com",
+        "a.dyn.example.com",
+        "b.dyn.example.com",
+        "other.example.org",
+    ]
+    .iter()
+    .map(|n| routed(fe, &client_hello(Some(n))))
+    .collect()
+}
+
+#[test]
+fn use_server_picks_servers_by_sni_like_haproxy() {
+    let tags = [
+        Backend::tagged("www"),
+        Backend::tagged("mail"),
+        Backend::tagged("off"),
+        Backend::tagged("default"),
+    ];
+    let dir = crate::common::TempDir::new("use-server");
+    let s = Sluice::start(&use_server_cfg(&dir, &tags, ""));
+    let got = use_server_routes(s.addr("fe"));
+    assert_eq!(
+        got,
+        [
+            "www",     // weight 0, reached by its rule
+            "mail",    // -i
+            "www",     // 'off' is disabled: the rule is passed over, the catch-all takes it
+            "mail",    // the map names the server
+            "default", // the map names no server: the rules end, balancing decides
+            "default", // no rule matches
+        ]
+    );
+    s.stop();
+    assert_eq!(
+        tags[2].accepted(),
+        0,
+        "the disabled server got a connection"
+    );
+
+    let Some(haproxy) = crate::common::running::reference_haproxy() else {
+        return;
+    };
+    let sock = dir.path().join("haproxy.sock");
+    let (cfg, ports) = crate::common::running::fill_ports(&use_server_cfg(
+        &dir,
+        &tags,
+        &format!("    stats socket {}\n", sock.display()),
+    ));
+    let path = dir.write("haproxy.cfg", &cfg);
+    let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &sock);
+    let fe = SocketAddr::from(([127, 0, 0, 1], ports["fe"]));
+    assert_eq!(use_server_routes(fe), got, "HAProxy picks differently");
+    drop(h);
+}

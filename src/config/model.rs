@@ -310,6 +310,21 @@ pub enum BackendTarget {
     Dynamic(Vec<NamePart>),
 }
 
+/// `use-server <server> if|unless <cond>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseServer {
+    pub target: ServerTarget,
+    pub cond: Condition,
+}
+
+/// The server a `use-server` rule names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerTarget {
+    Named(ServerId),
+    /// A log-format string whose value names a server of the backend at run time.
+    Dynamic(Vec<NamePart>),
+}
+
 /// A piece of a log-format name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NamePart {
@@ -456,6 +471,8 @@ pub struct Backend {
     pub stick_table: Option<StickTable>,
     /// `stick match`, `stick on`, `stick store-request`, in order.
     pub sticking: Vec<StickRule>,
+    /// `use-server` rules, in order.
+    pub use_server: Vec<UseServer>,
     pub log: ProxyLog,
     pub server_side: SockOpts,
     pub splice: SpliceOpts,

@@ -661,6 +661,34 @@ fn assemble(
                     ids.push(sid);
                 }
             }
+            let mut use_server = Vec::new();
+            for line in &d.use_server {
+                let name = &line.words[0].text;
+                let target = match acl::parse_name_format(name, &ctx) {
+                    Ok(Some(parts)) => ServerTarget::Dynamic(parts),
+                    Ok(None) => match ids.iter().find(|&&sid| servers[sid.index()].name == *name) {
+                        Some(&sid) => ServerTarget::Named(sid),
+                        None => {
+                            diags.push(Diag::error(
+                                &line.span,
+                                "use-server",
+                                format!(
+                                    "proxy '{}' : unable to find server '{name}' referenced in a 'use-server' rule.",
+                                    p.name
+                                ),
+                            ));
+                            continue;
+                        }
+                    },
+                    Err(m) => {
+                        diags.push(Diag::error(&line.span, "use-server", m));
+                        continue;
+                    }
+                };
+                if let Some(c) = cond(line, &line.words[1..], "use-server", diags) {
+                    use_server.push(UseServer { target, cond: c });
+                }
+            }
             if d.hash_balance_factor != 0 && d.hash_type.method != HashMethod::Consistent {
                 diags.push(Diag::warning(
                     span,
@@ -705,6 +733,7 @@ fn assemble(
                 inspect_delay: d.inspect_delay,
                 stick_table: d.stick_table.clone(),
                 sticking,
+                use_server,
                 log,
                 server_side: d.options.server,
                 splice: d.options.splice,

@@ -28,7 +28,9 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::balance::{self, Algorithm, Counters, Pick, PickCtx, Pool};
-use crate::config::model::{BackendId, Model, ProxyKind, ServerAddr, ServerId, TableRef};
+use crate::config::model::{
+    BackendId, Model, ProxyKind, ServerAddr, ServerId, ServerTarget, TableRef,
+};
 use crate::stick::Tables;
 use crate::sys::pipe::PipePool;
 use crate::sys::socket::{self, ConnectOpts};
@@ -773,7 +775,7 @@ impl Worker {
             step = self.backend_content(key, data, data_final, now);
         }
         if step == Decided::Go {
-            self.sticking(key, data, now);
+            self.persistence(key, data, now);
         }
         self.peek = peek;
         match step {
@@ -924,18 +926,23 @@ impl Worker {
         Decided::Closed
     }
 
-    /// The backend's `stick match|on|store-request` rules, once the backend is known and
-    /// before the first pick (HAProxy's `process_sticking_rules`): in order, a rule whose
+    /// The backend's `use-server` rules, then its `stick match|on|store-request` rules,
+    /// once the backend is known and before the first pick (HAProxy's
+    /// `process_server_rules` and `process_sticking_rules`). The first `use-server` rule
+    /// whose condition holds and whose server is not down (a weight of 0 is fine) sends the
+    /// connection there, see [`conn::Conn::direct`], and `stick match` is then skipped.
+    /// Sticking rules: in order, a rule whose
     /// condition passes and whose key fits its table looks the key up (`match`: the first
     /// entry naming a running server of this backend sends the connection there, see
     /// [`conn::Conn::direct`]; every found entry is touched) and notes the key to store
     /// (`store-request`: the first rule per table, stored once the server is connected, in
     /// [`Worker::established`]).
-    fn sticking(&mut self, key: usize, data: &[u8], now: Instant) {
+    fn persistence(&mut self, key: usize, data: &[u8], now: Instant) {
         let Some(b) = self.conns[key].backend else {
             return;
         };
-        if self.model.backend(b).sticking.is_empty() {
+        let be = self.model.backend(b);
+        if be.sticking.is_empty() && be.use_server.is_empty() {
             return;
         }
         let model = Arc::clone(&self.model);
@@ -953,6 +960,28 @@ impl Worker {
         ctx.table = be.stick_table.as_ref().map(|_| TableRef::Backend(b));
         let pool = &self.backends[b.index()].pool;
         let mut direct = None;
+        for u in &be.use_server {
+            if !rules::eval(&u.cond, &be.acls, &ctx) {
+                continue;
+            }
+            let sid = match &u.target {
+                ServerTarget::Named(sid) => *sid,
+                ServerTarget::Dynamic(parts) => {
+                    let name = rules::format_name(parts, &ctx);
+                    // A name that is no server of the backend ends the rules, as in HAProxy.
+                    match be.servers.iter().find(|&&s| model.server(s).name == name) {
+                        Some(&sid) => sid,
+                        None => break,
+                    }
+                }
+            };
+            // A server that is down is passed over for the next rule.
+            if pool.members.iter().any(|m| m.id == sid && m.usable) {
+                direct = Some(sid);
+                break;
+            }
+        }
+        let by_rule = direct.is_some();
         let mut stores: Vec<(&'static crate::stick::Table, std::net::IpAddr)> = Vec::new();
         for r in &be.sticking {
             let Some(table) = self.tables.get(r.table) else {
@@ -973,7 +1002,7 @@ impl Worker {
             if !table.fits(k) {
                 continue;
             }
-            if r.matches {
+            if r.matches && !by_rule {
                 if let Some(uid) = table.stick_match(k, now) {
                     if direct.is_none() {
                         direct = persist_target(pool, uid);

@@ -113,6 +113,7 @@ pub struct ProxyDraft {
     pub log_format: Option<(String, Span)>,
     pub acls: Vec<RawLine>,
     pub use_backend: Vec<RawLine>,
+    pub use_server: Vec<RawLine>,
     pub default_backend: Option<(String, Span)>,
     pub tcp_request_connection: Vec<RawLine>,
     pub tcp_request_content: Vec<RawLine>,
@@ -155,6 +156,7 @@ impl Default for ProxyDraft {
             log_format: None,
             acls: Vec::new(),
             use_backend: Vec::new(),
+            use_server: Vec::new(),
             default_backend: None,
             tcp_request_connection: Vec::new(),
             tcp_request_content: Vec::new(),
@@ -288,6 +290,34 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                 return Err("expects a backend name".to_string());
             }
             d.use_backend.push(RawLine {
+                span: a.span.clone(),
+                words: words.to_vec(),
+            });
+            Ok(())
+        }
+    ),
+    kw!(
+        "use-server",
+        BE_ONLY,
+        "<server> if|unless <cond>",
+        "send the connection to a server of this backend when the condition matches",
+        |d, a| {
+            let words = a.rest();
+            let Some(name) = words.first() else {
+                return Err("expects a server name".to_string());
+            };
+            if name.text.starts_with("if") || name.text.starts_with("unless") {
+                return Err("expects a server name".to_string());
+            }
+            if !matches!(
+                words.get(1).map(|w| w.text.as_str()),
+                Some("if" | "unless")
+            ) {
+                return Err(
+                    "requires either 'if' or 'unless' followed by a condition".to_string(),
+                );
+            }
+            d.use_server.push(RawLine {
                 span: a.span.clone(),
                 words: words.to_vec(),
             });
