@@ -3,7 +3,7 @@
 //! concurrency, balancing order, maxconn, soft stop, and no leaked socket or count.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::common::backends::{
@@ -1012,4 +1012,85 @@ fn expect_proxy_rules_and_fc_rcvd_proxy() {
         .unwrap();
     assert_eq!(read_line(&c), "proxied");
     s.stop();
+}
+
+/// `tcp-request connection` rules judge the socket's own address, before the PROXY header;
+/// `tcp-request session` rules judge the address the header announces.
+fn session_rules_cfg(be: &Backend, sock: &std::path::Path) -> String {
+    format!(
+        "global\n    stats socket {}\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 2s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}} accept-proxy\n\
+         \x20   tcp-request connection reject if {{ src 192.0.2.9 }}\n\
+         \x20   tcp-request connection reject unless {{ src 127.0.0.1 }}\n\
+         \x20   tcp-request session reject if {{ src 192.0.2.66 }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 {}\n",
+        sock.display(),
+        be.addr()
+    )
+}
+
+/// Three proxied clients: whether each reached the server, then the frontend's
+/// `dcon`/`dses` from `show stat`.
+fn session_rules_probe(fe: SocketAddr, sock: &std::path::Path) -> (Vec<bool>, String) {
+    let reached: Vec<bool> = ["192.0.2.9", "192.0.2.66", "192.0.2.10"]
+        .iter()
+        .map(|src| {
+            let mut c = connect(fe);
+            c.write_all(format!("PROXY TCP4 {src} 10.0.0.1 5555 80\r\n").as_bytes())
+                .unwrap();
+            let mut buf = [0u8; 8];
+            matches!(c.read(&mut buf), Ok(n) if n > 0)
+        })
+        .collect();
+    let csv = crate::common::backends::cli(sock, "show stat");
+    let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
+    let row: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("fe,FRONTEND,"))
+        .unwrap_or_default()
+        .split(',')
+        .collect();
+    let field = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| row.get(i))
+            .copied()
+            .unwrap_or("?")
+            .to_string()
+    };
+    (
+        reached,
+        format!("dcon={} dses={}", field("dcon"), field("dses")),
+    )
+}
+
+#[test]
+fn connection_rules_see_the_socket_and_session_rules_the_proxy_header_like_haproxy() {
+    let be = Backend::tagged("s1");
+    let dir = crate::common::TempDir::new("session-rules");
+    let sock = dir.path().join("sluice.sock");
+    let s = Sluice::start(&session_rules_cfg(&be, &sock));
+    let got = session_rules_probe(s.addr("fe"), &sock);
+    // 192.0.2.9 passes the connection rules (they see 127.0.0.1); .66 is refused by the
+    // session rule; .10 passes both.
+    assert_eq!(got, (vec![true, false, true], "dcon=0 dses=1".to_string()));
+    s.stop();
+
+    let Some(haproxy) = crate::common::running::reference_haproxy() else {
+        return;
+    };
+    let hsock = dir.path().join("haproxy.sock");
+    let (cfg, ports) = crate::common::running::fill_ports(&session_rules_cfg(&be, &hsock));
+    let path = dir.write("haproxy.cfg", &cfg);
+    let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &hsock);
+    let fe = SocketAddr::from(([127, 0, 0, 1], ports["fe"]));
+    assert_eq!(
+        session_rules_probe(fe, &hsock),
+        got,
+        "HAProxy judges differently"
+    );
+    drop(h);
 }

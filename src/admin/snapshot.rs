@@ -44,6 +44,8 @@ pub struct Traffic {
     /// Connections refused by `tcp-request connection` rules, before a session exists
     /// (frontends; HAProxy's `dcon`). Rejections by content rules count in `dreq`.
     pub dcon: u64,
+    /// Sessions refused by `tcp-request session` rules (HAProxy's `dses`).
+    pub dses: u64,
 }
 
 impl Traffic {
@@ -70,6 +72,7 @@ impl Traffic {
         self.ctime_sum_ms += o.ctime_sum_ms;
         self.ttime_sum_ms += o.ttime_sum_ms;
         self.dcon += o.dcon;
+        self.dses += o.dses;
     }
 }
 

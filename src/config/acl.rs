@@ -38,6 +38,23 @@ fn unsupported_fetch(name: &str) -> bool {
     FETCHES.contains(&name) || ACL_KEYWORDS.contains(&name)
 }
 
+/// Every fetch a condition uses, with the fetch as written (named ACLs resolved).
+pub fn cond_fetch_names<'a>(cond: &'a Condition, acls: &'a [Acl]) -> Vec<(&'a Fetch, &'a str)> {
+    let mut out = Vec::new();
+    for term in cond.any_of.iter().flatten() {
+        match &term.acl {
+            AclRef::Inline(t) => out.push((&t.fetch, t.fetch_name.as_str())),
+            AclRef::Named(i) => out.extend(
+                acls[*i]
+                    .terms
+                    .iter()
+                    .map(|t| (&t.fetch, t.fetch_name.as_str())),
+            ),
+        }
+    }
+    out
+}
+
 /// Parses one `acl <name> <fetch> [flags] [patterns]` line (words after `acl`).
 pub fn compile_acl_line(
     words: &[Word],

@@ -271,7 +271,10 @@ pub struct Frontend {
     pub timeout_client_fin: Option<Duration>,
     pub inspect_delay: Option<Duration>,
     pub acls: Vec<Acl>,
+    /// Judged at accept, on the socket's own addresses (before any PROXY header).
     pub tcp_request_connection: Vec<TcpRule>,
+    /// Judged once the session exists: after the PROXY header, on the addresses it gave.
+    pub tcp_request_session: Vec<TcpRule>,
     pub tcp_request_content: Vec<TcpRule>,
     pub use_backend: Vec<UseBackend>,
     pub default_backend: Option<BackendId>,
@@ -722,6 +725,20 @@ pub struct MapFile {
     pub entries: Vec<(Pattern, String)>,
     /// `map`/`map_str`: exact keys to the index of their first entry.
     pub exact: std::collections::HashMap<String, usize>,
+}
+
+impl Fetch {
+    /// Whether the fetch reads request bytes (and so may make a rule wait).
+    pub fn reads_request(&self) -> bool {
+        matches!(
+            self,
+            Fetch::ReqSslSni
+                | Fetch::ReqSslHelloType
+                | Fetch::ReqSslVer
+                | Fetch::ReqLen
+                | Fetch::ReqPayload { .. }
+        )
+    }
 }
 
 /// A stick table is owned by a proxy; this names which.

@@ -514,6 +514,26 @@ fn assemble(
                 true,
                 diags,
             );
+            let tcp_request_session =
+                rules(&d.tcp_request_session, "tcp-request session", false, diags);
+            for r in &tcp_request_session {
+                let reads = r.cond.as_ref().and_then(|c| {
+                    acl::cond_fetch_names(c, &acls)
+                        .into_iter()
+                        .find(|(f, _)| f.reads_request())
+                });
+                if let Some((_, name)) = reads {
+                    // HAProxy warns, and the ACL never matches: the same here.
+                    diags.push(Diag::warning(
+                        &r.span,
+                        "tcp-request session",
+                        format!(
+                            "the condition will never match: '{name}' reads request data, \
+                             which a session rule never has (use 'tcp-request content')"
+                        ),
+                    ));
+                }
+            }
             let tcp_request_content =
                 rules(&d.tcp_request_content, "tcp-request content", false, diags);
             if !d.tcp_request_content.is_empty() && d.inspect_delay.is_none() {
@@ -595,6 +615,7 @@ fn assemble(
                 inspect_delay: d.inspect_delay,
                 acls: acls.clone(),
                 tcp_request_connection,
+                tcp_request_session,
                 tcp_request_content,
                 use_backend,
                 default_backend,

@@ -335,6 +335,7 @@ impl Worker {
                 .iter()
                 .map(|f| {
                     rules::rules_need_dst(&f.tcp_request_connection, &f.acls)
+                        || rules::rules_need_dst(&f.tcp_request_session, &f.acls)
                         || rules::rules_need_dst(&f.tcp_request_content, &f.acls)
                         || f.use_backend
                             .iter()
@@ -558,6 +559,9 @@ impl Worker {
             }
             entry.insert(Conn::new(fe, client, src, slot, now));
             self.stats.fe[fe.index()].open(now);
+            if !self.connection_rules(key, now) {
+                continue;
+            }
             if self.listeners[li].accept_proxy || self.expects_proxy(key) {
                 // Route once the PROXY header has told who the client is.
                 self.conns[key].phase = Phase::ProxyHeader;
@@ -691,34 +695,60 @@ impl Worker {
         r
     }
 
-    /// A new connection's first decisions: `tcp-request connection` rules, then content
-    /// inspection (or at once, without an inspect-delay), then the backend.
-    fn route(&mut self, key: usize, now: Instant) {
+    /// A new connection's `tcp-request connection` rules, at accept, on the socket's own
+    /// addresses (a PROXY header is not read yet: HAProxy's connection rules never see
+    /// it). False when they closed the connection.
+    fn connection_rules(&mut self, key: usize, now: Instant) -> bool {
+        let fe = self.conns[key].frontend;
+        let f = self.model.frontend(fe);
+        if f.tcp_request_connection.is_empty() {
+            return true;
+        }
+        self.frontend_rules(key, now, |f| &f.tcp_request_connection, |t| &mut t.dcon)
+    }
+
+    /// Runs a frontend's connection or session rules (no request data) for `key`; a
+    /// rejection is counted in the counter `denied` picks and closes the connection.
+    fn frontend_rules(
+        &mut self,
+        key: usize,
+        now: Instant,
+        which: fn(&crate::config::model::Frontend) -> &Vec<crate::config::model::TcpRule>,
+        denied: fn(&mut crate::admin::snapshot::Traffic) -> &mut u64,
+    ) -> bool {
         let fe = self.conns[key].frontend;
         let f = self.model.frontend(fe);
         let table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         let rules_of = (table, self.needs_dst[fe.index()]);
+        let outcome = self.with_rules_ctx(key, rules::Req::NONE, rules_of, now, |m, ctx, sc| {
+            let f = m.frontend(fe);
+            rules::run(which(f), &f.acls, ctx, sc)
+        });
+        let reason = match outcome {
+            rules::Outcome::Accept => return true,
+            rules::Outcome::Reject | rules::Outcome::Wait => CloseReason::Denied,
+            rules::Outcome::SilentDrop => CloseReason::SilentDrop,
+        };
+        *denied(&mut self.stats.fe[fe.index()].t) += 1;
+        self.close(key, reason, now);
+        false
+    }
+
+    /// A connection's session starts (after its PROXY header, if any): `tcp-request
+    /// session` rules, then content inspection (or at once, without an inspect-delay), then
+    /// the backend.
+    fn route(&mut self, key: usize, now: Instant) {
+        let fe = self.conns[key].frontend;
+        let f = self.model.frontend(fe);
         let inspect = f
             .inspect_delay
             .filter(|d| !d.is_zero() && !f.tcp_request_content.is_empty());
-        let outcome = self.with_rules_ctx(key, rules::Req::NONE, rules_of, now, |m, ctx, sc| {
-            let f = m.frontend(fe);
-            rules::run(&f.tcp_request_connection, &f.acls, ctx, sc)
-        });
-        let c = &mut self.conns[key];
-        match outcome {
-            rules::Outcome::Reject | rules::Outcome::Wait => {
-                self.stats.fe[fe.index()].t.dcon += 1;
-                self.close(key, CloseReason::Denied, now);
-                return;
-            }
-            rules::Outcome::SilentDrop => {
-                self.stats.fe[fe.index()].t.dcon += 1;
-                self.close(key, CloseReason::SilentDrop, now);
-                return;
-            }
-            rules::Outcome::Accept => {}
+        if !f.tcp_request_session.is_empty()
+            && !self.frontend_rules(key, now, |f| &f.tcp_request_session, |t| &mut t.dses)
+        {
+            return;
         }
+        let c = &mut self.conns[key];
         // The connection is a session now.
         for t in c.sc.iter().flatten() {
             t.session(now);

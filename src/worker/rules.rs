@@ -143,14 +143,7 @@ pub fn supported_fetch(f: &Fetch) -> bool {
 
 /// Whether a fetch reads request bytes (and so may make a rule wait).
 pub fn reads_request(f: &Fetch) -> bool {
-    matches!(
-        f,
-        Fetch::ReqSslSni
-            | Fetch::ReqSslHelloType
-            | Fetch::ReqSslVer
-            | Fetch::ReqLen
-            | Fetch::ReqPayload { .. }
-    )
+    f.reads_request()
 }
 
 /// Why a `tcp-request` rule cannot run in this build, if it cannot.

@@ -116,6 +116,7 @@ pub struct ProxyDraft {
     pub use_server: Vec<RawLine>,
     pub default_backend: Option<(String, Span)>,
     pub tcp_request_connection: Vec<RawLine>,
+    pub tcp_request_session: Vec<RawLine>,
     pub tcp_request_content: Vec<RawLine>,
     pub inspect_delay: Option<Duration>,
     pub stick_table: Option<StickTable>,
@@ -159,6 +160,7 @@ impl Default for ProxyDraft {
             use_server: Vec::new(),
             default_backend: None,
             tcp_request_connection: Vec::new(),
+            tcp_request_session: Vec::new(),
             tcp_request_content: Vec::new(),
             inspect_delay: None,
             stick_table: None,
@@ -597,6 +599,23 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                 return Err("expects an action".to_string());
             }
             d.tcp_request_connection.push(RawLine {
+                span: a.span.clone(),
+                words: words.to_vec(),
+            });
+            Ok(())
+        }
+    ),
+    kw!(
+        "tcp-request session",
+        FE_ONLY,
+        "<action> [if|unless <cond>]",
+        "rules applied once the session exists (after the PROXY header, if any)",
+        |d, a| {
+            let words = a.rest();
+            if words.is_empty() {
+                return Err("expects an action".to_string());
+            }
+            d.tcp_request_session.push(RawLine {
                 span: a.span.clone(),
                 words: words.to_vec(),
             });
