@@ -199,6 +199,7 @@ pub const INERT: &[(&str, &[&str], &str)] = &[
             "option originalto",
             "timeout http-keep-alive",
             "timeout http-request",
+            "timeout tarpit",
         ],
         INERT_HTTP,
     ),
