@@ -197,6 +197,21 @@ pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
         .map_err(|e| context(e, "SO_LINGER"))
 }
 
+/// Reads and discards what the peer has sent, at most `limit` bytes, without blocking: a
+/// socket closed with unread bytes sends an RST, and this makes it a FIN.
+pub fn drain(fd: BorrowedFd<'_>, limit: usize) {
+    use nix::sys::socket::{recv, MsgFlags};
+    let mut buf = [0u8; 4096];
+    let mut left = limit;
+    while left > 0 {
+        let want = left.min(buf.len());
+        match recv(fd.as_raw_fd(), &mut buf[..want], MsgFlags::MSG_DONTWAIT) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
 /// `silent-drop`: makes closing the socket send nothing the client will see, as HAProxy
 /// does. First TCP_REPAIR (needs CAP_NET_ADMIN): the kernel then drops the connection
 /// without a FIN or RST. Otherwise an RST whose TTL (hop limit) of 1 dies at the first

@@ -704,15 +704,23 @@ impl Worker {
         if f.tcp_request_connection.is_empty() {
             return true;
         }
-        self.frontend_rules(key, now, |f| &f.tcp_request_connection, |t| &mut t.dcon)
+        self.frontend_rules(
+            key,
+            now,
+            true,
+            |f| &f.tcp_request_connection,
+            |t| &mut t.dcon,
+        )
     }
 
     /// Runs a frontend's connection or session rules (no request data) for `key`; a
-    /// rejection is counted in the counter `denied` picks and closes the connection.
+    /// rejection is counted in the counter `denied` picks and closes the connection (with
+    /// an RST `at_accept`, as HAProxy).
     fn frontend_rules(
         &mut self,
         key: usize,
         now: Instant,
+        at_accept: bool,
         which: fn(&crate::config::model::Frontend) -> &Vec<crate::config::model::TcpRule>,
         denied: fn(&mut crate::admin::snapshot::Traffic) -> &mut u64,
     ) -> bool {
@@ -730,8 +738,25 @@ impl Worker {
             rules::Outcome::SilentDrop => CloseReason::SilentDrop,
         };
         *denied(&mut self.stats.fe[fe.index()].t) += 1;
+        if reason == CloseReason::Denied {
+            if at_accept {
+                // HAProxy resets a connection its connection rules refuse.
+                let _ = socket::set_linger_zero(self.conns[key].client.sock.as_fd());
+            } else {
+                self.drain_client(key);
+            }
+        }
         self.close(key, reason, now);
         false
+    }
+
+    /// Before refusing a session: reads what the client sent (HAProxy had it in its
+    /// buffer), so that the close is a FIN and not the RST that closing over unread bytes
+    /// sends.
+    fn drain_client(&mut self, key: usize) {
+        if let Some(c) = self.conns.get(key) {
+            socket::drain(c.client.sock.as_fd(), self.peek.len().max(16_384));
+        }
     }
 
     /// A connection's session starts (after its PROXY header, if any): `tcp-request
@@ -744,7 +769,7 @@ impl Worker {
             .inspect_delay
             .filter(|d| !d.is_zero() && !f.tcp_request_content.is_empty());
         if !f.tcp_request_session.is_empty()
-            && !self.frontend_rules(key, now, |f| &f.tcp_request_session, |t| &mut t.dses)
+            && !self.frontend_rules(key, now, false, |f| &f.tcp_request_session, |t| &mut t.dses)
         {
             return;
         }
@@ -878,7 +903,10 @@ impl Worker {
                 return Decided::Go;
             }
             (rules::Outcome::Accept, _) => CloseReason::NoBackend,
-            (rules::Outcome::Reject, _) => CloseReason::Denied,
+            (rules::Outcome::Reject, _) => {
+                self.drain_client(key);
+                CloseReason::Denied
+            }
             (rules::Outcome::SilentDrop, _) => CloseReason::SilentDrop,
         };
         if reason != CloseReason::NoBackend {
@@ -948,7 +976,10 @@ impl Worker {
                 }
                 return Decided::Wait;
             }
-            rules::Outcome::Reject => CloseReason::Denied,
+            rules::Outcome::Reject => {
+                self.drain_client(key);
+                CloseReason::Denied
+            }
             rules::Outcome::SilentDrop => CloseReason::SilentDrop,
         };
         self.stats.be[b.index()].t.dreq += 1;
