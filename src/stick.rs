@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::config::model::{Model, StickTable, StoreItem, TableRef, TableType};
+use crate::config::model::{GpcOp, Model, StickTable, StoreItem, TableRef, TableType};
 
 // ---------------------------------------------------------------------------------------------
 // public API
@@ -169,6 +169,9 @@ pub struct Counts {
     pub sess_rate: Option<u32>,
     pub bytes_in_cnt: Option<u64>,
     pub bytes_out_cnt: Option<u64>,
+    /// General purpose counters 0 and 1 and their rates.
+    pub gpc: [Option<u32>; 2],
+    pub gpc_rate: [Option<u32>; 2],
     /// The server a `stick` rule stored (0: none yet), in tables `stick` rules use.
     pub server_id: Option<u32>,
 }
@@ -183,6 +186,8 @@ pub struct Store {
     pub sess_rate: Option<u64>,
     pub bytes_in_cnt: bool,
     pub bytes_out_cnt: bool,
+    pub gpc: [bool; 2],
+    pub gpc_rate: [Option<u64>; 2],
     /// `server_id` and `server_key`: a `stick` rule uses the table.
     pub server_id: bool,
 }
@@ -223,6 +228,10 @@ impl Table {
                 StoreItem::SessRate(p) => store.sess_rate = period(p),
                 StoreItem::BytesInCnt => store.bytes_in_cnt = true,
                 StoreItem::BytesOutCnt => store.bytes_out_cnt = true,
+                StoreItem::Gpc0 => store.gpc[0] = true,
+                StoreItem::Gpc1 => store.gpc[1] = true,
+                StoreItem::Gpc0Rate(p) => store.gpc_rate[0] = period(p),
+                StoreItem::Gpc1Rate(p) => store.gpc_rate[1] = period(p),
             }
         }
         // HAProxy: an expire of 0 is no expire.
@@ -328,6 +337,91 @@ impl Table {
             }
         }
         None
+    }
+
+    /// `src_{get,inc,clr}_gpc<idx>` and `src_gpc<idx>_rate` on `key`: Get and Rate read
+    /// the live entry (None if there is none or the table does not store the data), Inc
+    /// and Clr create the entry if needed, as HAProxy does.
+    /// With `create` false (an `sc<n>_*` fetch naming another table), Inc and Clr only
+    /// change an existing entry.
+    pub fn gpc(
+        &self,
+        key: IpAddr,
+        idx: usize,
+        op: GpcOp,
+        create: bool,
+        now: Instant,
+    ) -> Option<u32> {
+        let idx = idx.min(1);
+        if !self.stores_gpc(idx, op) {
+            return None;
+        }
+        match op {
+            GpcOp::Get | GpcOp::Rate => {
+                self.with_live(key, now, |st, ms| self.gpc_op(st, idx, op, ms))?
+            }
+            GpcOp::Inc | GpcOp::Clr if !create => {
+                self.with_live(key, now, |st, ms| self.gpc_op(st, idx, op, ms))?
+            }
+            GpcOp::Inc | GpcOp::Clr => {
+                let key = self.convert(key)?;
+                let ms = self.ms(now);
+                for _ in 0..3 {
+                    let mut out = None;
+                    let mut apply = |st: &mut EntryState| out = self.gpc_op(st, idx, op, ms);
+                    if self.entry_once(key, ms, &mut apply).is_some() {
+                        return out;
+                    }
+                    if !self.make_room(ms) {
+                        return None;
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether the table stores what `op` on counter `idx` needs.
+    pub fn stores_gpc(&self, idx: usize, op: GpcOp) -> bool {
+        let s = &self.store;
+        match op {
+            GpcOp::Rate => s.gpc_rate[idx].is_some(),
+            // Inc also counts in the rate alone; Clr needs the counter.
+            GpcOp::Inc => s.gpc[idx] || s.gpc_rate[idx].is_some(),
+            GpcOp::Get | GpcOp::Clr => s.gpc[idx],
+        }
+    }
+
+    /// One general purpose counter operation on an entry, as HAProxy's
+    /// `smp_fetch_sc_{get,inc,clr}_gpc*`: Inc adds one to the counter and its rate and
+    /// returns the counter (or the rate when only the rate is stored); Clr returns the
+    /// counter and zeroes it. Changes touch the entry.
+    fn gpc_op(&self, st: &mut EntryState, idx: usize, op: GpcOp, ms: u64) -> Option<u32> {
+        let s = &self.store;
+        match op {
+            GpcOp::Get => s.gpc[idx].then_some(st.gpc[idx]),
+            GpcOp::Rate => s.gpc_rate[idx].map(|p| st.gpc_rate[idx].read(ms, p)),
+            GpcOp::Inc => {
+                if let Some(p) = s.gpc_rate[idx] {
+                    st.gpc_rate[idx].update(ms, p, 1);
+                }
+                if s.gpc[idx] {
+                    st.gpc[idx] = st.gpc[idx].wrapping_add(1);
+                }
+                st.touched = st.touched.max(ms);
+                if s.gpc[idx] {
+                    Some(st.gpc[idx])
+                } else {
+                    s.gpc_rate[idx].map(|p| st.gpc_rate[idx].read(ms, p))
+                }
+            }
+            GpcOp::Clr => {
+                let was = st.gpc[idx];
+                st.gpc[idx] = 0;
+                st.touched = st.touched.max(ms);
+                s.gpc[idx].then_some(was)
+            }
+        }
     }
 
     /// The counters of `key`, without creating or refreshing its entry.
@@ -455,6 +549,19 @@ impl Tracker {
         }
     }
 
+    /// A general purpose counter operation on the tracked entry (`sc<n>_*_gpc<idx>`,
+    /// `sc-inc-gpc<idx>`); None when the table does not store what it needs.
+    pub fn gpc(&self, idx: usize, op: GpcOp, now: Instant) -> Option<u32> {
+        let t = self.table;
+        let idx = idx.min(1);
+        if !t.stores_gpc(idx, op) {
+            return None;
+        }
+        let ms = t.ms(now);
+        let mut st = lock(&self.entry.state);
+        t.gpc_op(&mut st, idx, op, ms)
+    }
+
     /// Bytes from the client (`bytes_in`) and to the client (`bytes_out`).
     pub fn add_bytes(&self, bytes_in: u64, bytes_out: u64) {
         let t = self.table;
@@ -544,6 +651,8 @@ struct EntryState {
     bytes_out: u64,
     conn_rate: FreqCtr,
     sess_rate: FreqCtr,
+    gpc: [u32; 2],
+    gpc_rate: [FreqCtr; 2],
     /// What a `stick` rule stored: the server's numeric id and its name.
     server: Option<(u32, Arc<str>)>,
 }
@@ -671,6 +780,8 @@ impl Table {
             sess_rate: s.sess_rate.map(|p| st.sess_rate.read(ms, p)),
             bytes_in_cnt: s.bytes_in_cnt.then_some(st.bytes_in),
             bytes_out_cnt: s.bytes_out_cnt.then_some(st.bytes_out),
+            gpc: [0, 1].map(|i| s.gpc[i].then_some(st.gpc[i])),
+            gpc_rate: [0, 1].map(|i| s.gpc_rate[i].map(|p| st.gpc_rate[i].read(ms, p))),
             server_id: s
                 .server_id
                 .then(|| st.server.as_ref().map_or(0, |(id, _)| *id)),

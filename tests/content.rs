@@ -75,7 +75,10 @@ fn sni_backends() -> (Backend, Backend, Backend) {
 
 /// True when a new connection reaches a backend (its tag arrives).
 fn gets_in(fe: SocketAddr) -> bool {
-    let c = connect(fe);
+    // A connection rule's refusal is an RST, which may beat the socket options.
+    let Ok(c) = crate::common::backends::try_connect(fe) else {
+        return false;
+    };
     let mut buf = [0u8; 3];
     matches!((&c).read(&mut buf), Ok(n) if n > 0)
 }
@@ -85,6 +88,11 @@ fn routed(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut s = connect(addr);
     s.write_all(bytes).expect("send");
     read_line(&s)
+}
+
+/// True when a new connection to `fe` is refused: reset at once, or closed with no tag.
+fn refused_at(fe: SocketAddr) -> bool {
+    crate::common::backends::try_connect(fe).map_or(true, refused)
 }
 
 /// True when sluice closed the connection without a backend: EOF or reset, no tag.
@@ -305,7 +313,7 @@ fn stick_counters_cap_concurrent_connections_per_client() {
     let b = connect(fe);
     assert_eq!(read_line(&b), "s1");
     // The third concurrent connection from 127.0.0.1 counts 3 and is refused.
-    assert!(refused(connect(fe)));
+    assert!(refused_at(fe));
     drop(a);
     // Once one has closed, there is room again (the count follows closes promptly).
     wait_until(Duration::from_secs(5), "a slot to free up", || gets_in(fe));
@@ -326,8 +334,8 @@ fn stick_counters_limit_the_connection_rate() {
         assert_eq!(routed(fe, b""), "s1");
     }
     // The fourth within 10 s is over the rate, and so are the next ones.
-    assert!(refused(connect(fe)));
-    assert!(refused(connect(fe)));
+    assert!(refused_at(fe));
+    assert!(refused_at(fe));
     assert_eq!(be.accepted(), 3);
     sl.stop();
 }
@@ -344,7 +352,7 @@ fn src_conn_cur_reads_the_table_without_tracking() {
     // Tracked at content time: the first connection is counted after the check.
     let a = connect(fe);
     assert_eq!(read_line(&a), "s1");
-    assert!(refused(connect(fe)), "the table already counts one");
+    assert!(refused_at(fe), "the table already counts one");
     drop(a);
     wait_until(Duration::from_secs(5), "the count to drop", || gets_in(fe));
     sl.stop();
@@ -667,5 +675,84 @@ fn use_server_picks_servers_by_sni_like_haproxy() {
     let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &sock);
     let fe = SocketAddr::from(([127, 0, 0, 1], ports["fe"]));
     assert_eq!(use_server_routes(fe), got, "HAProxy picks differently");
+    drop(h);
+}
+
+/// HAProxy's "ban the abuser" pattern: a connection rate over 3 sets gpc0, a set gpc0
+/// refuses every further connection; connecting to a second frontend clears it.
+fn gpc_cfg(be: &Backend, sock: &std::path::Path) -> String {
+    format!(
+        "global\n    stats socket {} level admin\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n\
+         \x20   stick-table type ip size 100 expire 1m store gpc0,gpc0_rate(10s),conn_rate(10s),gpc1\n\
+         \x20   tcp-request connection track-sc0 src\n\
+         \x20   tcp-request connection reject if {{ sc0_get_gpc0 gt 0 }}\n\
+         \x20   tcp-request connection sc-inc-gpc0(0) if {{ sc0_conn_rate gt 3 }}\n\
+         \x20   tcp-request connection sc-inc-gpc1(0)\n\
+         \x20   default_backend be\n\
+         frontend unban\n    bind 127.0.0.1:{{port:unban}}\n\
+         \x20   tcp-request connection reject if {{ src_clr_gpc0(fe) ge 0 }}\n\
+         \x20   default_backend be\n\
+         backend be\n    server s1 {}\n",
+        sock.display(),
+        be.addr()
+    )
+}
+
+/// Which of the probes got in, then the table (entry addresses and expiry masked).
+fn gpc_probe(fe: SocketAddr, unban: SocketAddr, sock: &std::path::Path) -> (Vec<bool>, String) {
+    let mut got: Vec<bool> = (0..5).map(|_| gets_in(fe)).collect();
+    assert!(!gets_in(unban), "the unban frontend always refuses");
+    got.extend((0..2).map(|_| gets_in(fe)));
+    let table = || {
+        crate::common::backends::cli(sock, "show table fe")
+            .lines()
+            .map(|l| {
+                l.split(' ')
+                    .filter(|w| !w.starts_with("0x") && !w.starts_with("exp="))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // The last connection's close reaches the balancer a moment after ours.
+    wait_until(
+        Duration::from_secs(5),
+        "no connection left on the entry",
+        || !table().contains("use=1"),
+    );
+    (got, table())
+}
+
+#[test]
+fn gpc0_bans_an_abuser_and_src_clr_gpc0_lifts_it_like_haproxy() {
+    let be = Backend::tagged("s1");
+    let dir = crate::common::TempDir::new("gpc");
+    let sock = dir.path().join("sluice.sock");
+    let s = Sluice::start(&gpc_cfg(&be, &sock));
+    let got = gpc_probe(s.addr("fe"), s.addr("unban"), &sock);
+    assert_eq!(got.0, [true, true, true, true, false, true, false]);
+    assert_eq!(
+        got.1,
+        "# table: fe, type: ip, size:100, used:1\n\
+         key=127.0.0.1 use=0 gpc0=1 gpc0_rate(10000)=2 conn_rate(10000)=7 gpc1=5\n"
+    );
+    s.stop();
+
+    let Some(haproxy) = crate::common::running::reference_haproxy() else {
+        return;
+    };
+    let hsock = dir.path().join("haproxy.sock");
+    let (cfg, ports) = crate::common::running::fill_ports(&gpc_cfg(&be, &hsock));
+    let path = dir.write("haproxy.cfg", &cfg);
+    let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &hsock);
+    let at = |name: &str| SocketAddr::from(([127, 0, 0, 1], ports[name]));
+    assert_eq!(
+        gpc_probe(at("fe"), at("unban"), &hsock),
+        got,
+        "HAProxy counts differently"
+    );
     drop(h);
 }

@@ -111,8 +111,9 @@ pub fn header(t: &Table) -> String {
 }
 
 /// One entry: `0x<addr>: key=<k> use=<refs> exp=<ms>` and the stored data in HAProxy's
-/// order (server_id, conn_cnt, conn_rate, conn_cur, sess_cnt, sess_rate, bytes_in_cnt,
-/// bytes_out_cnt, server_key), rates with their period in milliseconds. A table `stick`
+/// order (server_id, gpc0, gpc0_rate, conn_cnt, conn_rate, conn_cur, sess_cnt, sess_rate,
+/// bytes_in_cnt, bytes_out_cnt, gpc1, gpc1_rate, server_key), rates with their period in
+/// milliseconds. A table `stick`
 /// rules use prints `server_id=0 ... server_key=-` for an entry with no server, as
 /// HAProxy 2.6.12 does.
 pub fn entry_line(out: &mut String, e: &EntryView, store: &Store) {
@@ -128,6 +129,15 @@ pub fn entry_line(out: &mut String, e: &EntryView, store: &Store) {
     if let Some(v) = c.server_id {
         let _ = write!(out, " server_id={v}");
     }
+    let gpc = |out: &mut String, i: usize| {
+        if let Some(v) = c.gpc[i] {
+            let _ = write!(out, " gpc{i}={v}");
+        }
+        if let (Some(v), Some(p)) = (c.gpc_rate[i], store.gpc_rate[i]) {
+            let _ = write!(out, " gpc{i}_rate({p})={v}");
+        }
+    };
+    gpc(out, 0);
     if let Some(v) = c.conn_cnt {
         let _ = write!(out, " conn_cnt={v}");
     }
@@ -149,6 +159,7 @@ pub fn entry_line(out: &mut String, e: &EntryView, store: &Store) {
     if let Some(v) = c.bytes_out_cnt {
         let _ = write!(out, " bytes_out_cnt={v}");
     }
+    gpc(out, 1);
     if store.server_id {
         let _ = write!(
             out,
@@ -298,6 +309,10 @@ fn stored_field(t: &Table, name: &str) -> Option<fn(&Counts) -> Option<i64>> {
         "sess_rate" => (s.sess_rate.is_some(), |c| c.sess_rate.map(i64::from)),
         "bytes_in_cnt" => (s.bytes_in_cnt, |c| i(c.bytes_in_cnt)),
         "bytes_out_cnt" => (s.bytes_out_cnt, |c| i(c.bytes_out_cnt)),
+        "gpc0" => (s.gpc[0], |c| c.gpc[0].map(i64::from)),
+        "gpc1" => (s.gpc[1], |c| c.gpc[1].map(i64::from)),
+        "gpc0_rate" => (s.gpc_rate[0].is_some(), |c| c.gpc_rate[0].map(i64::from)),
+        "gpc1_rate" => (s.gpc_rate[1].is_some(), |c| c.gpc_rate[1].map(i64::from)),
         _ => return None,
     };
     stored.then_some(field)

@@ -10,8 +10,8 @@ use super::error::Span;
 use super::keywords::values::{parse_hex, parse_net, split_call};
 use super::lexer::Word;
 use super::model::{
-    Acl, AclRef, AclTerm, BackendId, CondTerm, Condition, Conv, Fetch, MapFile, MatchMethod, Mode,
-    NamePart, Pattern, SampleExpr, TableRef,
+    Acl, AclRef, AclTerm, BackendId, CondTerm, Condition, Conv, Fetch, GpcOp, MapFile, MatchMethod,
+    Mode, NamePart, Pattern, SampleExpr, TableRef,
 };
 
 /// What ACL compilation may refer to.
@@ -151,6 +151,24 @@ fn read_pattern_file(f: &str) -> Result<String, String> {
     }
     let bytes = std::fs::read(f).map_err(|e| format!("failed to open pattern file '{f}': {e}"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `get_gpc0`, `inc_gpc1`, `clr_gpc0`, `gpc1_rate`...: the counter and the operation.
+fn gpc_fetch(rest: &str) -> Option<(u8, GpcOp)> {
+    let (op, idx) = match rest.split_once("_gpc") {
+        Some(("get", i)) => (GpcOp::Get, i),
+        Some(("inc", i)) => (GpcOp::Inc, i),
+        Some(("clr", i)) => (GpcOp::Clr, i),
+        _ => (
+            GpcOp::Rate,
+            rest.strip_prefix("gpc")?.strip_suffix("_rate")?,
+        ),
+    };
+    match idx {
+        "0" => Some((0, op)),
+        "1" => Some((1, op)),
+        _ => None,
+    }
 }
 
 /// Splits `fetch(args),conv(args),conv` at the commas outside parentheses.
@@ -447,8 +465,33 @@ fn parse_fetch(s: &str, ctx: &AclCtx<'_>) -> Result<(Fetch, MatchMethod), String
             match n.get(4..).unwrap_or("") {
                 "conn_rate" => (Fetch::ScConnRate(slot, table(&args)?), M::Int),
                 "conn_cur" => (Fetch::ScConnCur(slot, table(&args)?), M::Int),
-                _ => return Err(format!("fetch '{n}' is not supported by sluice")),
+                rest => match gpc_fetch(rest) {
+                    Some((idx, op)) => (
+                        Fetch::ScGpc {
+                            slot,
+                            idx,
+                            op,
+                            table: table(&args)?,
+                        },
+                        M::Int,
+                    ),
+                    None => return Err(format!("fetch '{n}' is not supported by sluice")),
+                },
             }
+        }
+        n if n.strip_prefix("src_").and_then(gpc_fetch).is_some() => {
+            let (idx, op) = n
+                .strip_prefix("src_")
+                .and_then(gpc_fetch)
+                .unwrap_or((0, GpcOp::Get));
+            (
+                Fetch::SrcGpc {
+                    idx,
+                    op,
+                    table: table(&args)?,
+                },
+                M::Int,
+            )
         }
         n if unsupported_fetch(n) => {
             return Err(format!("fetch '{n}' is not supported by sluice"));

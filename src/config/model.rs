@@ -678,6 +678,19 @@ pub enum Fetch {
     SrcConnCur(Option<TableRef>),
     ScConnRate(u8, Option<TableRef>),
     ScConnCur(u8, Option<TableRef>),
+    /// `sc<n>_{get,inc,clr}_gpc<i>` and `sc<n>_gpc<i>_rate`.
+    ScGpc {
+        slot: u8,
+        idx: u8,
+        op: GpcOp,
+        table: Option<TableRef>,
+    },
+    /// `src_{get,inc,clr}_gpc<i>` and `src_gpc<i>_rate`.
+    SrcGpc {
+        idx: u8,
+        op: GpcOp,
+        table: Option<TableRef>,
+    },
     FcRcvdProxy,
     Nbsrv(BackendId),
     BeConn(Option<BackendId>),
@@ -739,6 +752,19 @@ impl Fetch {
                 | Fetch::ReqPayload { .. }
         )
     }
+}
+
+/// What a general purpose counter fetch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpcOp {
+    /// Reads the counter.
+    Get,
+    /// Adds one, then reads it (`src_inc_*` creates the entry).
+    Inc,
+    /// Reads it, then sets it to 0 (`src_clr_*` creates the entry).
+    Clr,
+    /// Reads its rate.
+    Rate,
 }
 
 /// A stick table is owned by a proxy; this names which.
@@ -821,6 +847,12 @@ pub enum TcpAction {
     },
     ExpectProxyLayer4,
     SilentDrop,
+    /// `sc-inc-gpc<idx>(<slot>)`: adds one to a general purpose counter of what stick
+    /// counter `slot` tracks.
+    IncGpc {
+        idx: u8,
+        slot: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -838,6 +870,11 @@ pub enum StoreItem {
     SessRate(Duration),
     BytesInCnt,
     BytesOutCnt,
+    /// General purpose counters 0 and 1, and their rates.
+    Gpc0,
+    Gpc0Rate(Duration),
+    Gpc1,
+    Gpc1Rate(Duration),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1040,6 +1040,25 @@ fn compile_tcp_rule(
             }
             (TcpAction::ExpectProxyLayer4, 2)
         }
+        a if a.starts_with("sc-inc-gpc0(") || a.starts_with("sc-inc-gpc1(") => {
+            let idx = if a.starts_with("sc-inc-gpc0") { 0 } else { 1 };
+            let slot = match a
+                .split_once('(')
+                .and_then(|(_, r)| r.strip_suffix(')'))
+                .map(str::parse::<u8>)
+            {
+                Some(Ok(n)) if n <= 2 => n,
+                _ => {
+                    return err(
+                        diags,
+                        format!(
+                            "'{a}': expects a stick counter number 0, 1 or 2: 'sc-inc-gpc{idx}(0)'"
+                        ),
+                    )
+                }
+            };
+            (TcpAction::IncGpc { idx, slot }, 1)
+        }
         a if a.starts_with("track-sc") => {
             let slot = match a["track-sc".len()..].parse::<u8>() {
                 Ok(n) if n <= 2 => n,
@@ -1078,8 +1097,6 @@ fn compile_tcp_rule(
                 "unset-var",
                 "set-mark",
                 "set-tos",
-                "sc-inc-gpc0",
-                "sc-inc-gpc1",
                 "sc-set-gpt0",
                 "set-src",
                 "set-src-port",
@@ -1109,7 +1126,8 @@ fn compile_tcp_rule(
                     format!("action '{a}' is not supported by sluice here")
                 } else {
                     format!(
-                        "unknown action '{a}' (accept, reject, track-sc0..2, silent-drop{})",
+                        "unknown action '{a}' (accept, reject, track-sc0..2, silent-drop, \
+                         sc-inc-gpc0(<n>), sc-inc-gpc1(<n>){})",
                         if connection {
                             ", expect-proxy layer4"
                         } else {

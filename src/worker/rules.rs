@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use super::tls_hello::{self, Fetched};
 use crate::config::model::{
-    Acl, AclRef, AclTerm, BackendId, BackendTarget, Condition, Conv, Fetch, MapFile, MatchMethod,
-    Mode, Model, NamePart, Pattern, SampleExpr, TableRef, TcpAction, TcpRule, UseBackend,
+    Acl, AclRef, AclTerm, BackendId, BackendTarget, Condition, Conv, Fetch, GpcOp, MapFile,
+    MatchMethod, Mode, Model, NamePart, Pattern, SampleExpr, TableRef, TcpAction, TcpRule,
+    UseBackend,
 };
 use crate::stick::{Counts, Tables, Tracker};
 
@@ -197,6 +198,11 @@ pub fn run(
             TcpAction::Reject => return Outcome::Reject,
             TcpAction::SilentDrop => return Outcome::SilentDrop,
             TcpAction::ExpectProxyLayer4 => {}
+            TcpAction::IncGpc { idx, slot } => {
+                if let Some(t) = &sc[usize::from(slot.min(2))] {
+                    t.gpc(usize::from(idx), GpcOp::Inc, base.now);
+                }
+            }
             TcpAction::TrackSc { slot, table } => {
                 let slot = &mut sc[usize::from(slot.min(2))];
                 if slot.is_none() {
@@ -219,7 +225,7 @@ pub fn expects_proxy(rules: &[TcpRule], acls: &[Acl], ctx: &FetchCtx<'_>) -> boo
             match r.action {
                 TcpAction::ExpectProxyLayer4 => return true,
                 TcpAction::Accept | TcpAction::Reject | TcpAction::SilentDrop => return false,
-                TcpAction::TrackSc { .. } => {}
+                TcpAction::TrackSc { .. } | TcpAction::IncGpc { .. } => {}
             }
         }
     }
@@ -529,6 +535,45 @@ fn fetch<'a>(f: &Fetch, ctx: &FetchCtx<'a>) -> Got<'a> {
         Fetch::ScConnRate(n, t) => sc_count(ctx, *n, *t, |c| c.conn_rate.map(i64::from)),
         Fetch::SrcConnCur(t) => src_count(ctx, *t, |c| c.conn_cur.map(i64::from)),
         Fetch::SrcConnRate(t) => src_count(ctx, *t, |c| c.conn_rate.map(i64::from)),
+        Fetch::ScGpc {
+            slot,
+            idx,
+            op,
+            table,
+        } => {
+            let idx = usize::from(*idx);
+            let v = match table {
+                Some(t) => ctx
+                    .tables
+                    .and_then(|ts| ts.get(*t))
+                    .and_then(|t| t.gpc(ctx.src.ip(), idx, *op, false, ctx.now)),
+                None => ctx
+                    .sc
+                    .get(usize::from(*slot))
+                    .and_then(Option::as_ref)
+                    .and_then(|tr| tr.gpc(idx, *op, ctx.now)),
+            };
+            v.map_or_else(Got::none, |v| Got::value(Sample::Int(i64::from(v))))
+        }
+        Fetch::SrcGpc { idx, op, table } => {
+            let idx = usize::from(*idx);
+            let Some(t) = table
+                .or(ctx.table)
+                .and_then(|t| ctx.tables.and_then(|ts| ts.get(t)))
+            else {
+                return Got::none();
+            };
+            match t.gpc(ctx.src.ip(), idx, *op, true, ctx.now) {
+                Some(v) => Got::value(Sample::Int(i64::from(v))),
+                // An address not in the table reads 0, as for the other src_* fetches.
+                None if matches!(op, GpcOp::Get | GpcOp::Rate)
+                    && t.lookup(ctx.src.ip(), ctx.now).is_none() =>
+                {
+                    Got::value(Sample::Int(0))
+                }
+                None => Got::none(),
+            }
+        }
         Fetch::Path => Got::none(),
     }
 }

@@ -1719,10 +1719,15 @@ fn parse_store_item(item: &str) -> Result<StoreItem, String> {
         "sess_rate" => StoreItem::SessRate(need_period(period)?),
         "bytes_in_cnt" => StoreItem::BytesInCnt,
         "bytes_out_cnt" => StoreItem::BytesOutCnt,
+        "gpc0" => StoreItem::Gpc0,
+        "gpc1" => StoreItem::Gpc1,
+        "gpc0_rate" => StoreItem::Gpc0Rate(need_period(period)?),
+        "gpc1_rate" => StoreItem::Gpc1Rate(need_period(period)?),
         n => {
             return Err(format!(
                 "stored data type '{n}' is not supported by sluice (conn_cur, conn_cnt, \
-                 conn_rate(<t>), sess_cnt, sess_rate(<t>), bytes_in_cnt, bytes_out_cnt)"
+                 conn_rate(<t>), sess_cnt, sess_rate(<t>), bytes_in_cnt, bytes_out_cnt, \
+                 gpc0, gpc0_rate(<t>), gpc1, gpc1_rate(<t>))"
             ))
         }
     })
@@ -1764,7 +1769,13 @@ mod tests {
             Ok(StoreItem::ConnRate(Duration::from_secs(10)))
         );
         assert!(parse_store_item("conn_rate").is_err());
-        assert!(parse_store_item("gpc0")
+        assert_eq!(parse_store_item("gpc1"), Ok(StoreItem::Gpc1));
+        assert_eq!(
+            parse_store_item("gpc0_rate(1m)"),
+            Ok(StoreItem::Gpc0Rate(Duration::from_secs(60)))
+        );
+        assert!(parse_store_item("gpc0_rate").is_err());
+        assert!(parse_store_item("gpt0")
             .unwrap_err()
             .contains("not supported"));
     }
