@@ -569,24 +569,20 @@ fn use_backend_names_from_a_map_file_route_like_haproxy() {
     );
     s.stop();
 
-    let Some(haproxy) = crate::common::running::reference_haproxy() else {
-        return;
-    };
-    let sock = dir.path().join("haproxy.sock");
-    let (cfg, ports) = crate::common::running::fill_ports(&map_router(
+    let theirs = crate::common::running::on_reference_haproxy(
         &dir,
-        &tags,
-        &format!("    stats socket {}\n", sock.display()),
-    ));
-    let path = dir.write("haproxy.cfg", &cfg);
-    let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &sock);
-    let at = |name: &str| SocketAddr::from(([127, 0, 0, 1], ports[name]));
-    assert_eq!(
-        map_routes(at("fe"), at("net")),
-        got,
-        "HAProxy routes differently"
+        |sock| {
+            map_router(
+                &dir,
+                &tags,
+                &format!("    stats socket {}\n", sock.display()),
+            )
+        },
+        |_, at| map_routes(at("fe"), at("net")),
     );
-    drop(h);
+    if let Some(theirs) = theirs {
+        assert_eq!(theirs, got, "HAProxy routes differently");
+    }
 }
 
 /// HAProxy's own `use-server` example (servers of weight 0 reached only by SNI), plus a
@@ -662,20 +658,20 @@ fn use_server_picks_servers_by_sni_like_haproxy() {
         "the disabled server got a connection"
     );
 
-    let Some(haproxy) = crate::common::running::reference_haproxy() else {
-        return;
-    };
-    let sock = dir.path().join("haproxy.sock");
-    let (cfg, ports) = crate::common::running::fill_ports(&use_server_cfg(
+    let theirs = crate::common::running::on_reference_haproxy(
         &dir,
-        &tags,
-        &format!("    stats socket {}\n", sock.display()),
-    ));
-    let path = dir.write("haproxy.cfg", &cfg);
-    let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &sock);
-    let fe = SocketAddr::from(([127, 0, 0, 1], ports["fe"]));
-    assert_eq!(use_server_routes(fe), got, "HAProxy picks differently");
-    drop(h);
+        |sock| {
+            use_server_cfg(
+                &dir,
+                &tags,
+                &format!("    stats socket {}\n", sock.display()),
+            )
+        },
+        |_, at| use_server_routes(at("fe")),
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(theirs, got, "HAProxy picks differently");
+    }
 }
 
 /// HAProxy's "ban the abuser" pattern: a connection rate over 3 sets gpc0, a set gpc0
@@ -741,18 +737,12 @@ fn gpc0_bans_an_abuser_and_src_clr_gpc0_lifts_it_like_haproxy() {
     );
     s.stop();
 
-    let Some(haproxy) = crate::common::running::reference_haproxy() else {
-        return;
-    };
-    let hsock = dir.path().join("haproxy.sock");
-    let (cfg, ports) = crate::common::running::fill_ports(&gpc_cfg(&be, &hsock));
-    let path = dir.write("haproxy.cfg", &cfg);
-    let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &hsock);
-    let at = |name: &str| SocketAddr::from(([127, 0, 0, 1], ports[name]));
-    assert_eq!(
-        gpc_probe(at("fe"), at("unban"), &hsock),
-        got,
-        "HAProxy counts differently"
+    let theirs = crate::common::running::on_reference_haproxy(
+        &dir,
+        |sock| gpc_cfg(&be, sock),
+        |sock, at| gpc_probe(at("fe"), at("unban"), sock),
     );
-    drop(h);
+    if let Some(theirs) = theirs {
+        assert_eq!(theirs, got, "HAProxy counts differently");
+    }
 }

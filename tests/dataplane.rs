@@ -1080,18 +1080,12 @@ fn connection_rules_see_the_socket_and_session_rules_the_proxy_header_like_hapro
     assert_eq!(got, (vec![true, false, true], "dcon=0 dses=1".to_string()));
     s.stop();
 
-    let Some(haproxy) = crate::common::running::reference_haproxy() else {
-        return;
-    };
-    let hsock = dir.path().join("haproxy.sock");
-    let (cfg, ports) = crate::common::running::fill_ports(&session_rules_cfg(&be, &hsock));
-    let path = dir.write("haproxy.cfg", &cfg);
-    let h = crate::common::running::Haproxy::start_with_stats(haproxy, &path, &hsock);
-    let fe = SocketAddr::from(([127, 0, 0, 1], ports["fe"]));
-    assert_eq!(
-        session_rules_probe(fe, &hsock),
-        got,
-        "HAProxy judges differently"
+    let theirs = crate::common::running::on_reference_haproxy(
+        &dir,
+        |sock| session_rules_cfg(&be, sock),
+        |sock, at| session_rules_probe(at("fe"), sock),
     );
-    drop(h);
+    if let Some(theirs) = theirs {
+        assert_eq!(theirs, got, "HAProxy judges differently");
+    }
 }

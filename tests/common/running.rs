@@ -252,3 +252,21 @@ impl Drop for Haproxy {
         let _ = self.0.wait();
     }
 }
+
+/// A differential check: runs `probe` against a real HAProxy started in `dir` with the
+/// configuration `cfg` makes for a stats socket path (which it must declare in `global`),
+/// its `{port:NAME}`s filled. `probe` gets the socket path and each name's address. None
+/// when HAProxy is missing and SLUICE_SKIP_HAPROXY allows it (see [`reference_haproxy`]).
+pub fn on_reference_haproxy<T>(
+    dir: &TempDir,
+    cfg: impl FnOnce(&std::path::Path) -> String,
+    probe: impl FnOnce(&std::path::Path, &dyn Fn(&str) -> SocketAddr) -> T,
+) -> Option<T> {
+    let haproxy = reference_haproxy()?;
+    let sock = dir.path().join("haproxy.sock");
+    let (text, ports) = fill_ports(&cfg(&sock));
+    let path = dir.write("haproxy.cfg", &text);
+    let _h = Haproxy::start_with_stats(haproxy, &path, &sock);
+    let at = |name: &str| SocketAddr::from(([127, 0, 0, 1], ports[name]));
+    Some(probe(&sock, &at))
+}

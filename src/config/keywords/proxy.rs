@@ -286,17 +286,7 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         FE_ONLY,
         "<backend> [if|unless <cond>]",
         "switch to a backend when the condition matches",
-        |d, a| {
-            let words = a.rest();
-            if words.is_empty() {
-                return Err("expects a backend name".to_string());
-            }
-            d.use_backend.push(RawLine {
-                span: a.span.clone(),
-                words: words.to_vec(),
-            });
-            Ok(())
-        }
+        |d, a| push_line(&mut d.use_backend, a, "expects a backend name")
     ),
     kw!(
         "use-server",
@@ -593,51 +583,21 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         FE_ONLY,
         "<action> [if|unless <cond>]",
         "rules applied when a connection is accepted",
-        |d, a| {
-            let words = a.rest();
-            if words.is_empty() {
-                return Err("expects an action".to_string());
-            }
-            d.tcp_request_connection.push(RawLine {
-                span: a.span.clone(),
-                words: words.to_vec(),
-            });
-            Ok(())
-        }
+        |d, a| push_line(&mut d.tcp_request_connection, a, "expects an action")
     ),
     kw!(
         "tcp-request session",
         FE_ONLY,
         "<action> [if|unless <cond>]",
         "rules applied once the session exists (after the PROXY header, if any)",
-        |d, a| {
-            let words = a.rest();
-            if words.is_empty() {
-                return Err("expects an action".to_string());
-            }
-            d.tcp_request_session.push(RawLine {
-                span: a.span.clone(),
-                words: words.to_vec(),
-            });
-            Ok(())
-        }
+        |d, a| push_line(&mut d.tcp_request_session, a, "expects an action")
     ),
     kw!(
         "tcp-request content",
         PROXY_ONLY,
         "<action> [if|unless <cond>]",
         "rules applied on the first bytes of the request",
-        |d, a| {
-            let words = a.rest();
-            if words.is_empty() {
-                return Err("expects an action".to_string());
-            }
-            d.tcp_request_content.push(RawLine {
-                span: a.span.clone(),
-                words: words.to_vec(),
-            });
-            Ok(())
-        }
+        |d, a| push_line(&mut d.tcp_request_content, a, "expects an action")
     ),
     kw!(
         "tcp-request inspect-delay",
@@ -1385,6 +1345,19 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "restrict the stats listener with 'bind 127.0.0.1:<port>' or ACLs"
     ),
 ];
+
+/// Keeps the rest of the line (it must not be empty) for validate.rs to compile.
+fn push_line(lines: &mut Vec<RawLine>, a: &mut Args<'_>, missing: &str) -> Parsed {
+    let words = a.rest();
+    if words.is_empty() {
+        return Err(missing.to_string());
+    }
+    lines.push(RawLine {
+        span: a.span.clone(),
+        words: words.to_vec(),
+    });
+    Ok(())
+}
 
 /// `stick on|match|store-request <pattern> [table <t>] [if|unless <cond>]`: the pattern must
 /// be an address sluice can read at layer 4.
