@@ -717,7 +717,7 @@ fn gpc_probe(fe: SocketAddr, unban: SocketAddr, sock: &std::path::Path) -> (Vec<
     wait_until(
         Duration::from_secs(5),
         "no connection left on the entry",
-        || !table().contains("use=1"),
+        || table().contains(" use=0 "),
     );
     (got, table())
 }

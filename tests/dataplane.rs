@@ -751,21 +751,12 @@ fn sigint_stops_at_once() {
 }
 
 /// Connects from a chosen loopback source address.
-fn connect_from(src: &str, to: std::net::SocketAddr) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.bind(
-        &format!("{src}:0")
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
-    s.connect_timeout(&to.into(), Duration::from_secs(5))
-        .unwrap();
-    let s: TcpStream = s.into();
-    // A connection rule's refusal is an RST that may come first: then reads fail at once.
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    s
+fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
+    crate::common::backends::connect_from(src.parse().expect("an IPv4 address"), to)
+}
+
+fn try_connect_from(src: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    crate::common::backends::try_connect_from(src.parse().expect("an IPv4 address"), to)
 }
 
 #[test]
@@ -785,9 +776,8 @@ fn tcp_request_rules_accept_and_reject_by_source() {
     // 127.0.0.5 is accepted by the first rule before the reject applies.
     assert_eq!(read_line(&connect_from("127.0.0.5", addr)), "s1");
     for src in ["127.0.0.3", "127.0.0.4"] {
-        let mut c = connect_from(src, addr);
         let mut buf = [0u8; 4];
-        let r = c.read(&mut buf);
+        let r = try_connect_from(src, addr).and_then(|mut c| c.read(&mut buf));
         assert!(matches!(r, Ok(0) | Err(_)), "{src} must be rejected: {r:?}");
     }
     assert_eq!(

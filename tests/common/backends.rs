@@ -1050,16 +1050,20 @@ fn wait_until_panics_with_what() {
 
 /// A connection from source address `src` (another 127.0.0.x; port chosen by the kernel).
 pub fn connect_from(src: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    try_connect_from(src, addr).unwrap_or_else(|e| panic!("connect from {src} to {addr}: {e}"))
+}
+
+/// `connect_from` that returns the error: a connection rule's refusal is an RST that may
+/// come before connect() returns (an error) or before the read timeout is set (then reads
+/// fail at once).
+pub fn try_connect_from(src: std::net::Ipv4Addr, addr: SocketAddr) -> io::Result<TcpStream> {
     use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    s.bind(&SocketAddr::new(std::net::IpAddr::V4(src), 0).into())
-        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
-    s.connect_timeout(&addr.into(), IO_TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect from {src} to {addr}: {e}"));
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.bind(&SocketAddr::new(std::net::IpAddr::V4(src), 0).into())?;
+    s.connect_timeout(&addr.into(), IO_TIMEOUT)?;
     let s: TcpStream = s.into();
-    // A connection rule's refusal is an RST that may come first: then reads fail at once.
     let _ = s.set_read_timeout(Some(IO_TIMEOUT));
-    s
+    Ok(s)
 }
 
 /// Sends one command line to a UNIX stats socket and returns the whole answer.
