@@ -37,12 +37,6 @@ const FD_RESERVE: u64 = 100;
 /// start with its reason (never silently ignored).
 pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
     let mut errors = Vec::new();
-    let g = &model.global;
-    if g.master_worker || cli.master_worker {
-        errors.push(
-            "master-worker mode (-W, 'master-worker') is not available in this build".to_string(),
-        );
-    }
     if cli.takeover_socket.is_some() {
         errors.push(
             "-x (listener takeover through the stats socket) is not available in this build"
