@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -100,20 +101,39 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
     errors
 }
 
-/// Opens a listening socket: `listen(addr, opts, nth)`, `nth` counting the sockets of one
-/// address (one per worker thread with SO_REUSEPORT). A plain start binds each one; the master
-/// of master-worker mode hands out the sockets of the previous worker where they match, so a
-/// reload never closes a socket with connections waiting in its queue.
-pub type Listen<'a> =
-    dyn FnMut(SocketAddr, &ListenOpts, usize) -> std::io::Result<std::net::TcpListener> + 'a;
+/// Where a start's listening sockets come from. [`Fresh`] binds each one (a plain start);
+/// the master of master-worker mode hands out the previous worker's sockets where they match,
+/// so a reload never closes a socket with connections waiting in its queue.
+pub trait Binder {
+    /// A listening TCP socket for `addr` with `opts`, the `nth` of that address (one per
+    /// worker thread with SO_REUSEPORT).
+    fn tcp(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ListenOpts,
+        nth: usize,
+    ) -> std::io::Result<std::net::TcpListener>;
 
-/// Binds sockets afresh: [`Listen`] for a plain start.
-pub fn listen_fresh(
-    addr: SocketAddr,
-    opts: &ListenOpts,
-    _nth: usize,
-) -> std::io::Result<std::net::TcpListener> {
-    socket::listen(addr, opts)
+    /// A listening Unix socket at `path` (a stats socket).
+    fn unix(&mut self, path: &Path) -> std::io::Result<std::os::unix::net::UnixListener>;
+}
+
+/// Binds every socket afresh.
+pub struct Fresh;
+
+impl Binder for Fresh {
+    fn tcp(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ListenOpts,
+        _nth: usize,
+    ) -> std::io::Result<std::net::TcpListener> {
+        socket::listen(addr, opts)
+    }
+
+    fn unix(&mut self, path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+        socket::listen_unix(path)
+    }
 }
 
 /// What a start binds and sizes before any thread exists: done by the process itself, or
@@ -138,16 +158,16 @@ impl Bound {
 
 /// Sizes the limits, then binds every listener and stats socket of `model`: nothing is
 /// started yet, and an error leaves nothing behind.
-pub fn bind(model: &Model, listen: &mut Listen<'_>) -> Result<Bound, String> {
+pub fn bind(model: &Model, binder: &mut dyn Binder) -> Result<Bound, String> {
     let nlisten: usize = model
         .frontends
         .iter()
         .map(|f| f.binds.iter().map(|b| b.addrs.len()).sum::<usize>())
         .sum();
     let lim = limits(model, nlisten);
-    let per_worker = bind_all(model, lim.threads, lim.maxconn, listen)?;
+    let per_worker = bind_all(model, lim.threads, lim.maxconn, binder)?;
     let admin = if crate::admin::needed(model) {
-        crate::admin::server::bind(model, listen)?
+        crate::admin::server::bind(model, binder)?
     } else {
         Vec::new()
     };
@@ -257,7 +277,7 @@ fn bind_all(
     model: &Model,
     threads: usize,
     maxconn: usize,
-    listen: &mut Listen<'_>,
+    binder: &mut dyn Binder,
 ) -> Result<Vec<Vec<Listener>>, String> {
     let mut per_worker: Vec<Vec<Listener>> = (0..threads).map(|_| Vec::new()).collect();
     for f in model
@@ -274,12 +294,12 @@ fn bind_all(
                 let mut shared: Option<std::net::TcpListener> = None;
                 for (nth, w) in per_worker.iter_mut().enumerate() {
                     let sock = if opts.reuseport {
-                        listen(*addr, &opts, nth).map_err(err)?
+                        binder.tcp(*addr, &opts, nth).map_err(err)?
                     } else {
                         match &shared {
                             Some(s) => s.try_clone().map_err(err)?,
                             None => {
-                                let s = listen(*addr, &opts, 0).map_err(err)?;
+                                let s = binder.tcp(*addr, &opts, 0).map_err(err)?;
                                 shared = Some(s.try_clone().map_err(err)?);
                                 s
                             }
@@ -391,7 +411,7 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
     if let Err(e) = crate::sys::signal::ignore_sigpipe() {
         log::warn!("ignoring SIGPIPE: {e}");
     }
-    let bound = bind(&model, &mut listen_fresh)?;
+    let bound = bind(&model, &mut Fresh)?;
     if cli.daemon || model.global.daemon {
         crate::sys::signal::daemonize().map_err(|e| format!("daemonize: {e}"))?;
     }

@@ -264,13 +264,28 @@ fn sigusr2_switches_new_connections_while_old_ones_finish_and_refuses_none() {
     assert!(log.contains("Reloading sluice"), "{log}");
 }
 
+/// The pid `show info` gives on the stats socket at `path`.
+fn stats_pid(path: &Path) -> String {
+    let info = crate::common::backends::cli(path, "show info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid: "))
+        .unwrap_or_else(|| panic!("no Pid in {info}"))
+        .to_string()
+}
+
 #[test]
 fn a_reload_that_cannot_apply_keeps_the_current_worker() {
     let s1 = Backend::tagged("s1");
-    let s = start(&cfg("", &[&s1]), &["-W"]);
+    let dir = TempDir::new("mw-stats");
+    let stats = dir.path().join("admin.sock");
+    let s = start(
+        &cfg(&format!("    stats socket {}", stats.display()), &[&s1]),
+        &["-W"],
+    );
     let fe = s.addr("fe");
     let worker = only_worker(&s);
     let good = std::fs::read_to_string(&s.config).unwrap();
+    assert_eq!(stats_pid(&stats), worker.to_string());
 
     // 1. An invalid configuration: the errors (file:line) are logged, nothing changes.
     std::fs::write(&s.config, format!("{good}    balance roundrobn\n")).unwrap();
@@ -283,6 +298,7 @@ fn a_reload_that_cannot_apply_keeps_the_current_worker() {
     );
     assert_eq!(s.children(), [worker]);
     assert_eq!(read_line(&connect(fe)), "s1");
+    assert_eq!(stats_pid(&stats), worker.to_string());
 
     // 2. A new listener on a port another process holds: the master cannot bind it.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -301,6 +317,7 @@ fn a_reload_that_cannot_apply_keeps_the_current_worker() {
     );
     assert_eq!(s.children(), [worker]);
     assert_eq!(read_line(&connect(fe)), "s1");
+    assert_eq!(stats_pid(&stats), worker.to_string());
 
     // 3. A worker that fails once forked: it cannot chroot to a directory that is not there.
     let missing = s.dir().join("no-such-dir");
@@ -323,6 +340,7 @@ fn a_reload_that_cannot_apply_keeps_the_current_worker() {
     );
     assert_eq!(s.children(), [worker]);
     assert_eq!(read_line(&connect(fe)), "s1");
+    assert_eq!(stats_pid(&stats), worker.to_string());
 
     // And the next good reload still works.
     std::fs::write(&s.config, &good).unwrap();
@@ -330,6 +348,8 @@ fn a_reload_that_cannot_apply_keeps_the_current_worker() {
     wait_log(&s, "Loading success.", 2);
     wait_until(LIMIT, "the former worker gone", || !alive(worker));
     assert_eq!(read_line(&connect(fe)), "s1");
+    // The same stats socket, answered by the new worker.
+    assert_eq!(stats_pid(&stats), only_worker(&s).to_string());
     s.stop();
 }
 

@@ -141,21 +141,15 @@ pub struct AdminThread {
 /// so a bad address stops the start.
 pub fn bind(
     model: &Model,
-    listen: &mut crate::supervisor::Listen<'_>,
+    binder: &mut dyn crate::supervisor::Binder,
 ) -> Result<Vec<AdminListener>, String> {
     let mut out = Vec::new();
     for s in &model.global.stats_sockets {
         let kind = Kind::Cli { level: s.level };
         let sock = match &s.addr {
             StatsSocketAddr::Unix(path) => {
-                // A stale socket from a previous run would make bind fail.
-                if std::fs::symlink_metadata(path).is_ok_and(|m| {
-                    use std::os::unix::fs::FileTypeExt;
-                    m.file_type().is_socket()
-                }) {
-                    let _ = std::fs::remove_file(path);
-                }
-                let l = UnixListener::bind(path)
+                let l = binder
+                    .unix(path)
                     .map_err(|e| format!("{}: stats socket {}: {e}", s.span, path.display()))?;
                 if let Some(mode) = s.mode {
                     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
@@ -167,18 +161,19 @@ pub fn bind(
                         format!("{}: stats socket {}: owner: {e}", s.span, path.display())
                     })?;
                 }
-                ListenSock::Unix(l)
+                ListenSock::Unix(UnixListener::from_std(l))
             }
             StatsSocketAddr::Tcp(addr) => {
-                let l = listen(
-                    *addr,
-                    &crate::sys::socket::ListenOpts {
-                        backlog: 128,
-                        ..Default::default()
-                    },
-                    0,
-                )
-                .map_err(|e| format!("{}: stats socket {addr}: {e}", s.span))?;
+                let l = binder
+                    .tcp(
+                        *addr,
+                        &crate::sys::socket::ListenOpts {
+                            backlog: 128,
+                            ..Default::default()
+                        },
+                        0,
+                    )
+                    .map_err(|e| format!("{}: stats socket {addr}: {e}", s.span))?;
                 ListenSock::Tcp(TcpListener::from_std(l))
             }
         };
@@ -191,20 +186,21 @@ pub fn bind(
     {
         for b in &f.binds {
             for a in &b.addrs {
-                let l = listen(
-                    *a,
-                    &crate::sys::socket::ListenOpts {
-                        backlog: 128,
-                        ..Default::default()
-                    },
-                    0,
-                )
-                .map_err(|e| {
-                    format!(
-                        "{}: stats listener '{}': cannot bind {a}: {e}",
-                        b.span, f.name
+                let l = binder
+                    .tcp(
+                        *a,
+                        &crate::sys::socket::ListenOpts {
+                            backlog: 128,
+                            ..Default::default()
+                        },
+                        0,
                     )
-                })?;
+                    .map_err(|e| {
+                        format!(
+                            "{}: stats listener '{}': cannot bind {a}: {e}",
+                            b.span, f.name
+                        )
+                    })?;
                 out.push(AdminListener {
                     sock: ListenSock::Tcp(TcpListener::from_std(l)),
                     kind: Kind::Http { frontend: f.id },

@@ -7,15 +7,19 @@
 //! resets them).
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
 
 use crate::config::Model;
-use crate::supervisor::{self, Bound};
+use crate::supervisor::{self, Binder, Bound};
 use crate::sys::socket::{self, ListenOpts};
 
-/// The sockets of one start (duplicates of the worker's), by address, options and rank.
+/// The sockets of one start (duplicates of the worker's): TCP ones by address, options and
+/// rank, stats sockets by path.
 #[derive(Debug, Default)]
 pub struct Sockets {
-    kept: Vec<Kept>,
+    tcp: Vec<Kept>,
+    unix: Vec<(PathBuf, UnixListener)>,
 }
 
 #[derive(Debug)]
@@ -29,36 +33,24 @@ struct Kept {
 
 impl Sockets {
     /// Binds what `model` needs, reusing this set's sockets where they match; returns the
-    /// start and its own set. `self` is left as it was, so a start that fails changes nothing.
+    /// start and its own set. `self` is left as it was, so a start that fails changes nothing
+    /// (a stats socket kept by path is not even unlinked).
     pub fn bind(&self, model: &Model) -> Result<(Bound, Sockets), String> {
-        let mut next = Sockets::default();
-        let bound = supervisor::bind(model, &mut |addr, opts, nth| {
-            let sock = match self.find(addr, opts, nth) {
-                Some(kept) => {
-                    let sock = kept.try_clone()?;
-                    socket::set_backlog(&sock, opts.backlog)?;
-                    sock
-                }
-                None => socket::listen(addr, opts)?,
-            };
-            next.kept.push(Kept {
-                addr,
-                opts: opts.clone(),
-                nth,
-                sock: sock.try_clone()?,
-            });
-            Ok(sock)
-        })?;
-        Ok((bound, next))
+        let mut reuse = Reuse {
+            from: self,
+            next: Sockets::default(),
+        };
+        let bound = supervisor::bind(model, &mut reuse)?;
+        Ok((bound, reuse.next))
     }
 
     /// How many sockets the set holds.
     pub fn len(&self) -> usize {
-        self.kept.len()
+        self.tcp.len() + self.unix.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
+        self.len() == 0
     }
 
     /// A kept socket for the same address, rank and options; the backlog may differ (it
@@ -70,10 +62,51 @@ impl Sockets {
                 ..kept.clone()
             } == *opts
         };
-        self.kept
+        self.tcp
             .iter()
             .find(|k| k.addr == addr && k.nth == nth && same(&k.opts))
             .map(|k| &k.sock)
+    }
+}
+
+/// The [`Binder`] of a start in master-worker mode: `from`'s sockets where they match, new
+/// ones otherwise; a duplicate of each goes to `next`.
+struct Reuse<'a> {
+    from: &'a Sockets,
+    next: Sockets,
+}
+
+impl Binder for Reuse<'_> {
+    fn tcp(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ListenOpts,
+        nth: usize,
+    ) -> std::io::Result<TcpListener> {
+        let sock = match self.from.find(addr, opts, nth) {
+            Some(kept) => {
+                let sock = kept.try_clone()?;
+                socket::set_backlog(&sock, opts.backlog)?;
+                sock
+            }
+            None => socket::listen(addr, opts)?,
+        };
+        self.next.tcp.push(Kept {
+            addr,
+            opts: opts.clone(),
+            nth,
+            sock: sock.try_clone()?,
+        });
+        Ok(sock)
+    }
+
+    fn unix(&mut self, path: &Path) -> std::io::Result<UnixListener> {
+        let sock = match self.from.unix.iter().find(|(p, _)| p == path) {
+            Some((_, kept)) => kept.try_clone()?,
+            None => socket::listen_unix(path)?,
+        };
+        self.next.unix.push((path.to_path_buf(), sock.try_clone()?));
+        Ok(sock)
     }
 }
 
@@ -139,11 +172,7 @@ mod tests {
         }
         // The set that was bound from is untouched.
         assert_eq!(kept.len(), 2);
-        let kept_fds: Vec<String> = kept
-            .kept
-            .iter()
-            .map(|k| inode(k.sock.as_raw_fd()))
-            .collect();
+        let kept_fds: Vec<String> = kept.tcp.iter().map(|k| inode(k.sock.as_raw_fd())).collect();
         assert_eq!(kept_fds.len(), 2);
     }
 }

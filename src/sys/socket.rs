@@ -41,6 +41,19 @@ pub struct ListenOpts {
     pub transparent: bool,
 }
 
+/// Creates a nonblocking, close-on-exec listening Unix socket at `path`, removing a stale
+/// socket file left there first (a previous run's: bind would fail on it). Anything else at
+/// `path` is left alone and bind reports it.
+pub fn listen_unix(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
 /// Sets the accept queue length of a socket that already listens (listen(2) again, which
 /// Linux allows): a socket kept across a reload takes the new configuration's backlog.
 pub fn set_backlog(sock: &std::net::TcpListener, backlog: u32) -> io::Result<()> {
