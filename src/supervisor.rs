@@ -1,10 +1,12 @@
 //! Boot and stop: turns a validated model into running threads. It checks that every
-//! configured feature is one this build acts on, sizes the limits (maxconn, file
-//! descriptors, pipes), binds one SO_REUSEPORT socket per worker for every bind address,
-//! daemonizes, drops privileges, writes the pidfile, spawns one worker per thread, then
-//! waits for signals: SIGTERM/SIGINT stop at once, SIGUSR1 stops softly (listeners closed,
-//! established connections finish, bounded by `hard-stop-after`). Only this file knows
-//! every thread.
+//! configured feature is one this build acts on, then [`bind`] sizes the limits (maxconn,
+//! file descriptors, pipes) and binds one SO_REUSEPORT socket per worker for every bind
+//! address (through a [`Binder`]: afresh, or reused by a master-worker master); [`run`]
+//! daemonizes, drops privileges and writes the pidfile; [`serve`] spawns one worker per
+//! thread, then waits for signals: SIGTERM/SIGINT stop at once, SIGUSR1 stops softly
+//! (listeners closed, established connections finish, bounded by `hard-stop-after`). A worker
+//! process of master-worker mode runs `serve` too, after [`drop_privileges`]. Only this file
+//! knows every thread.
 
 use std::io::Write as _;
 use std::net::SocketAddr;

@@ -377,6 +377,20 @@ fn a_killed_worker_makes_the_master_exit_with_its_code() {
 }
 
 #[test]
+fn a_worker_whose_master_is_killed_stops() {
+    let s1 = Backend::tagged("s1");
+    let s = start(&cfg("", &[&s1]), &["-W"]);
+    let worker = only_worker(&s);
+    s.signal(libc::SIGKILL);
+    wait_until(LIMIT, "the orphaned worker gone", || !alive(worker));
+    assert!(
+        s.log().contains("the master process is gone"),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
 fn sigusr1_stops_softly_once_established_connections_end() {
     let s1 = Backend::tagged("s1");
     let mut s = start(&cfg("", &[&s1]), &["-W"]);

@@ -414,6 +414,11 @@ impl Master<'_> {
         if self.current.as_ref().is_some_and(|w| w.pid == pid) {
             self.current = None;
             log::error!("Current worker ({pid}) exited with code {code} ({text})");
+            if self.starting.is_none() {
+                // Nobody accepts on the kept sockets any more: close them, so that clients
+                // are refused rather than left waiting (a later reload binds again).
+                self.sockets = Sockets::default();
+            }
             if code != 0 && code != 130 && code != 143 && !self.model.global.no_exit_on_failure {
                 log::error!("exit-on-failure: killing every processes with SIGTERM");
                 self.halt();
