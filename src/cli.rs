@@ -10,11 +10,13 @@ Usage: sluice -f <cfgfile|cfgdir> [-f ...] [options]
   -v, -vv        print the version (-vv: and build details)
   -d, -db        stay in the foreground with debug logs
   -D             daemonize
-  -W, -Ws        master-worker mode (-Ws: with systemd notify)
-  -p <pidfile>   write the process id here
+  -W             master-worker mode: a master process runs a worker process and reloads
+                 on SIGUSR2 (or SIGHUP): new worker, old one stops softly once it is ready
+  -Ws            -W, telling systemd (Type=notify) through $NOTIFY_SOCKET
+  -p <pidfile>   write the process id here (the master's with -W)
   -sf <pid>...   after start, ask these old processes to finish their connections and exit
   -st <pid>...   after start, stop these old processes at once
-  -x <socket>    take the listening sockets from this stats socket (seamless reload)
+  -x <socket>    (not available yet) take the listening sockets from this stats socket
   -q             quiet: only errors
   -dK [<class>]  dump the keyword registry (all, global, proxy, bind, server)
   -dr            a server hostname that does not resolve starts in maintenance
@@ -89,6 +91,14 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
             "-sf" => cli.soft_stop_pids.extend(pids(&mut i, a)?),
             "-st" => cli.hard_stop_pids.extend(pids(&mut i, a)?),
             "-x" => cli.takeover_socket = Some(PathBuf::from(value(&mut i, a)?)),
+            "-S" => {
+                return Err(
+                    "option '-S' (HAProxy's master CLI) is not supported by sluice: \
+                     drop it (Debian's haproxy.service passes it in EXTRAOPTS: set \
+                     EXTRAOPTS= in /etc/default/haproxy)"
+                        .to_string(),
+                )
+            }
             "-q" => cli.quiet = true,
             "-dK" => {
                 let class = match args.get(i + 1) {
@@ -138,6 +148,10 @@ mod tests {
         assert_eq!(c.soft_stop_pids, [12, 13]);
         assert_eq!(c.pidfile, Some(PathBuf::from("/run/x.pid")));
         assert_eq!(p("-vv").unwrap().version, 2);
+        let c = p("-Ws -f a.cfg").unwrap();
+        assert!(c.master_worker && c.systemd);
+        let c = p("-W").unwrap();
+        assert!(c.master_worker && !c.systemd);
         assert_eq!(p("-dK").unwrap().dump_keywords.as_deref(), Some("all"));
         assert_eq!(
             p("-dK proxy -c").unwrap().dump_keywords.as_deref(),
@@ -152,5 +166,8 @@ mod tests {
         assert!(p("-sf").is_err());
         assert!(p("-sf x").is_err());
         assert!(p("-dK nope").is_err());
+        assert!(p("-Ws -S /run/haproxy-master.sock")
+            .unwrap_err()
+            .contains("master CLI"));
     }
 }

@@ -14,6 +14,8 @@
 //! - [`stick`]: stick tables, the per-address counters shared by every worker.
 //! - [`worker`]: the data plane: one mio event loop per core, splice forwarding.
 //! - [`supervisor`]: boot, signals, soft and hard stop; the only code that knows every thread.
+//! - [`master`]: master-worker mode: a master process that reloads by starting a new worker
+//!   process; the only code that knows every process.
 //! - [`sys`]: the only place with `unsafe` and libc: pipes and splice, sockets, signals.
 
 #![deny(unsafe_code)]
@@ -23,6 +25,7 @@ pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod master;
 pub mod stick;
 pub mod supervisor;
 #[allow(unsafe_code)]
@@ -34,7 +37,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 use std::sync::Arc;
 
-/// Runs the load balancer on a validated model until it is told to stop.
-pub fn run(model: Arc<config::Model>, cli: &cli::Cli) -> Result<(), String> {
-    supervisor::run(model, cli)
+/// Runs the load balancer on a validated model until it is told to stop: in this process,
+/// or as the master of a worker process (`-W`, `-Ws`, `master-worker`). Returns the exit
+/// code (a master passes on its failed worker's, as HAProxy does).
+pub fn run(model: Arc<config::Model>, cli: &cli::Cli) -> Result<u8, String> {
+    if master::wanted(&model, cli) {
+        master::run(model, cli)
+    } else {
+        supervisor::run(model, cli).map(|()| 0)
+    }
 }

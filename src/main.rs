@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sluice::cli::{self, Cli};
 use sluice::config::{self, keywords, Diags, LoadOptions};
@@ -46,14 +47,21 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if sluice::master::wanted(&model, &cli) {
+        // HAProxy's lines carry the process id: the master's and its workers' share a log.
+        LOG_PID.store(true, Ordering::Relaxed);
+    }
     match sluice::run(model, &cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("sluice: {e}");
             ExitCode::from(1)
         }
     }
 }
+
+/// Log lines name their process (master-worker mode).
+static LOG_PID: AtomicBool = AtomicBool::new(false);
 
 fn init_logging(cli: &Cli) {
     let level = if cli.quiet {
@@ -64,7 +72,19 @@ fn init_logging(cli: &Cli) {
         "info"
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_target(false)
+        .format(|buf, record| {
+            let style = buf.default_level_style(record.level());
+            write!(
+                buf,
+                "[{} {style}{:<5}{style:#}] ",
+                buf.timestamp(),
+                record.level()
+            )?;
+            if LOG_PID.load(Ordering::Relaxed) {
+                write!(buf, "({}) ", std::process::id())?;
+            }
+            writeln!(buf, "{}", record.args())
+        })
         .init();
 }
 

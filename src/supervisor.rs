@@ -1,20 +1,28 @@
 //! Boot and stop: turns a validated model into running threads. It checks that every
-//! configured feature is one this build acts on, sizes the limits (maxconn, file
-//! descriptors, pipes), binds one SO_REUSEPORT socket per worker for every bind address,
-//! daemonizes, drops privileges, writes the pidfile, spawns one worker per thread, then
-//! waits for signals: SIGTERM/SIGINT stop at once, SIGUSR1 stops softly (listeners closed,
-//! established connections finish, bounded by `hard-stop-after`). Only this file knows
-//! every thread.
+//! configured feature is one this build acts on, then [`bind`] sizes the limits (maxconn,
+//! file descriptors, pipes) and binds one SO_REUSEPORT socket per worker for every bind
+//! address (through a [`Binder`]: afresh, or reused by a master-worker master); [`run`]
+//! daemonizes, drops privileges and writes the pidfile; [`serve`] spawns one worker per
+//! thread, then waits for signals: SIGTERM/SIGINT stop at once, SIGUSR1 stops softly
+//! (listeners closed, established connections finish, bounded by `hard-stop-after`). A worker
+//! process of master-worker mode runs `serve` too, after [`drop_privileges`]. Only this file
+//! knows every thread.
 
 use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::admin::server::{AdminControl, AdminListener};
 use crate::balance::{self, Counters, Pool};
 use crate::cli::Cli;
 use crate::config::model::{Frontend, Mode, Model};
@@ -32,12 +40,6 @@ const FD_RESERVE: u64 = 100;
 /// start with its reason (never silently ignored).
 pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
     let mut errors = Vec::new();
-    let g = &model.global;
-    if g.master_worker || cli.master_worker {
-        errors.push(
-            "master-worker mode (-W, 'master-worker') is not available in this build".to_string(),
-        );
-    }
     if cli.takeover_socket.is_some() {
         errors.push(
             "-x (listener takeover through the stats socket) is not available in this build"
@@ -97,6 +99,94 @@ pub fn readiness(model: &Model, cli: &Cli) -> Vec<String> {
         }
     }
     errors
+}
+
+/// Where a start's listening sockets come from. [`Fresh`] binds each one (a plain start);
+/// the master of master-worker mode hands out the previous worker's sockets where they match,
+/// so a reload never closes a socket with connections waiting in its queue.
+pub trait Binder {
+    /// A listening TCP socket for `addr` with `opts`, the `nth` of that address (one per
+    /// worker thread with SO_REUSEPORT).
+    fn tcp(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ListenOpts,
+        nth: usize,
+    ) -> std::io::Result<std::net::TcpListener>;
+
+    /// A listening Unix socket at `path` (a stats socket).
+    fn unix(&mut self, path: &Path) -> std::io::Result<std::os::unix::net::UnixListener>;
+}
+
+/// Binds every socket afresh.
+pub struct Fresh;
+
+impl Binder for Fresh {
+    fn tcp(
+        &mut self,
+        addr: SocketAddr,
+        opts: &ListenOpts,
+        _nth: usize,
+    ) -> std::io::Result<std::net::TcpListener> {
+        socket::listen(addr, opts)
+    }
+
+    fn unix(&mut self, path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+        socket::listen_unix(path)
+    }
+}
+
+/// What a start binds and sizes before any thread exists: done by the process itself, or
+/// by the master before it forks the worker process that [`serve`]s it.
+pub struct Bound {
+    lim: Limits,
+    per_worker: Vec<Vec<Listener>>,
+    admin: Vec<AdminListener>,
+}
+
+impl Bound {
+    /// Every descriptor this start holds (a forked worker keeps these and closes the rest).
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.per_worker
+            .iter()
+            .flatten()
+            .filter_map(Listener::fd)
+            .chain(self.admin.iter().map(AdminListener::fd))
+            .collect()
+    }
+}
+
+/// Sizes the limits, then binds every listener and stats socket of `model`: nothing is
+/// started yet, and an error leaves nothing behind.
+pub fn bind(model: &Model, binder: &mut dyn Binder) -> Result<Bound, String> {
+    let nlisten: usize = model
+        .frontends
+        .iter()
+        .map(|f| f.binds.iter().map(|b| b.addrs.len()).sum::<usize>())
+        .sum();
+    let lim = limits(model, nlisten);
+    let per_worker = bind_all(model, lim.threads, lim.maxconn, binder)?;
+    let admin = if crate::admin::needed(model) {
+        crate::admin::server::bind(model, binder)?
+    } else {
+        Vec::new()
+    };
+    Ok(Bound {
+        lim,
+        per_worker,
+        admin,
+    })
+}
+
+/// How [`serve`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Soft stop (SIGUSR1): the listeners closed and every connection finished.
+    Softly,
+    /// Hard stop on this signal (SIGTERM, SIGINT).
+    Now(Signal),
+    /// A worker process whose master is gone (its link closed): stopped at once.
+    Orphaned,
 }
 
 /// A sized process: limits derived from the model and the machine.
@@ -183,7 +273,12 @@ fn listen_opts(
 
 /// Binds every listening socket: `threads` per address with SO_REUSEPORT (one each), or one
 /// shared socket cloned for every worker with `noreuseport`.
-fn bind_all(model: &Model, threads: usize, maxconn: usize) -> Result<Vec<Vec<Listener>>, String> {
+fn bind_all(
+    model: &Model,
+    threads: usize,
+    maxconn: usize,
+    binder: &mut dyn Binder,
+) -> Result<Vec<Vec<Listener>>, String> {
     let mut per_worker: Vec<Vec<Listener>> = (0..threads).map(|_| Vec::new()).collect();
     for f in model
         .frontends
@@ -197,25 +292,24 @@ fn bind_all(model: &Model, threads: usize, maxconn: usize) -> Result<Vec<Vec<Lis
                     format!("{}: frontend '{}': cannot bind {addr}: {e}", b.span, f.name)
                 };
                 let mut shared: Option<std::net::TcpListener> = None;
-                for w in per_worker.iter_mut() {
+                for (nth, w) in per_worker.iter_mut().enumerate() {
                     let sock = if opts.reuseport {
-                        socket::listen(*addr, &opts).map_err(err)?
+                        binder.tcp(*addr, &opts, nth).map_err(err)?
                     } else {
                         match &shared {
                             Some(s) => s.try_clone().map_err(err)?,
                             None => {
-                                let s = socket::listen(*addr, &opts).map_err(err)?;
+                                let s = binder.tcp(*addr, &opts, 0).map_err(err)?;
                                 shared = Some(s.try_clone().map_err(err)?);
                                 s
                             }
                         }
                     };
                     // Accepted sockets inherit these on Linux: no setsockopt per connection.
+                    // Both ways: a socket kept from the previous worker may have had another.
                     let opts = socket2::SockRef::from(&sock);
                     opts.set_nodelay(true).map_err(err)?;
-                    if f.client.tcpka {
-                        opts.set_keepalive(true).map_err(err)?;
-                    }
+                    opts.set_keepalive(f.client.tcpka).map_err(err)?;
                     w.push(Listener::new(sock, f.id, b.accept_proxy).map_err(err)?);
                 }
             }
@@ -224,7 +318,8 @@ fn bind_all(model: &Model, threads: usize, maxconn: usize) -> Result<Vec<Vec<Lis
     Ok(per_worker)
 }
 
-fn drop_privileges(model: &Model) -> Result<(), String> {
+/// Applies `chroot`, `group`/`gid` and `user`/`uid`, once everything is bound.
+pub fn drop_privileges(model: &Model) -> Result<(), String> {
     use nix::unistd::{chroot, setgid, setgroups, setuid, Gid, Group, Uid, User};
     let g = &model.global;
     let gid = match (&g.group, g.gid) {
@@ -299,31 +394,24 @@ impl WorkerHandle {
     }
 }
 
-/// Runs the load balancer until it is stopped.
+/// The reason a start is refused, from [`readiness`]'s list.
+pub fn refusal(errors: &[String]) -> String {
+    format!(
+        "cannot start: this configuration uses what this build does not do yet:\n  {}",
+        errors.join("\n  ")
+    )
+}
+
+/// Runs the load balancer in this process (no master) until it is stopped.
 pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
     let errors = readiness(&model, cli);
     if !errors.is_empty() {
-        return Err(format!(
-            "cannot start: this configuration uses what this build does not do yet:\n  {}",
-            errors.join("\n  ")
-        ));
+        return Err(refusal(&errors));
     }
     if let Err(e) = crate::sys::signal::ignore_sigpipe() {
         log::warn!("ignoring SIGPIPE: {e}");
     }
-    let nlisten: usize = model
-        .frontends
-        .iter()
-        .map(|f| f.binds.iter().map(|b| b.addrs.len()).sum::<usize>())
-        .sum();
-    let lim = limits(&model, nlisten);
-    let per_worker = bind_all(&model, lim.threads, lim.maxconn)?;
-    let admin_listeners = if crate::admin::needed(&model) {
-        crate::admin::server::bind(&model)?
-    } else {
-        Vec::new()
-    };
-
+    let bound = bind(&model, &mut Fresh)?;
     if cli.daemon || model.global.daemon {
         crate::sys::signal::daemonize().map_err(|e| format!("daemonize: {e}"))?;
     }
@@ -335,7 +423,45 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             .and_then(|mut f| writeln!(f, "{}", std::process::id()))
             .map_err(|e| format!("pidfile {}: {e}", p.display()))?;
     }
+    let result = serve(model, bound, &mut signals, None, || {
+        for &pid in &cli.soft_stop_pids {
+            if let Err(e) = crate::sys::signal::send_signal(pid, Signal::SIGUSR1) {
+                log::warn!("-sf {pid}: {e}");
+            }
+        }
+        for &pid in &cli.hard_stop_pids {
+            if let Err(e) = crate::sys::signal::send_signal(pid, Signal::SIGTERM) {
+                log::warn!("-st {pid}: {e}");
+            }
+        }
+    });
+    // After a reload (-sf) the pidfile names the new process: leave it alone then.
+    let ours = std::process::id().to_string();
+    if let Some(p) = pidfile
+        .as_ref()
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.trim() == ours))
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    result.map(drop)
+}
 
+/// Starts the threads on what [`bind`] prepared (workers, health, admin, logs) and runs them
+/// until a signal stops them, or until `master` (a worker process's link to its master)
+/// closes. `on_started` runs once every thread is up, after the start line is logged.
+/// Privileges are already dropped.
+pub fn serve(
+    model: Arc<Model>,
+    bound: Bound,
+    signals: &mut Signals,
+    master: Option<&UnixStream>,
+    on_started: impl FnOnce(),
+) -> Result<Stopped, String> {
+    let Bound {
+        lim,
+        per_worker,
+        admin: admin_listeners,
+    } = bound;
     let counters = Counters::leak(model.servers.len(), model.backends.len());
     let shared: &'static Shared = Box::leak(Box::new(Shared {
         actconn: AtomicUsize::new(0),
@@ -472,7 +598,7 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             Waker::new(poll.registry(), crate::admin::server::WAKER)
                 .map_err(|e| format!("waker: {e}"))?,
         );
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+        let (stop_tx, stop_rx) = crossbeam_channel::unbounded();
         let sources = crate::admin::collect::Sources {
             model: Arc::clone(&model),
             counters,
@@ -518,21 +644,15 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             binds.join(", ")
         }
     );
-    for &pid in &cli.soft_stop_pids {
-        if let Err(e) = crate::sys::signal::send_signal(pid, Signal::SIGUSR1) {
-            log::warn!("-sf {pid}: {e}");
-        }
-    }
-    for &pid in &cli.hard_stop_pids {
-        if let Err(e) = crate::sys::signal::send_signal(pid, Signal::SIGTERM) {
-            log::warn!("-st {pid}: {e}");
-        }
-    }
+    on_started();
 
     drop(log_tx);
-    let result = supervise(&model, &mut signals, workers);
+    let admin_link = admin
+        .as_ref()
+        .map(|(_, stop, waker)| (stop.clone(), Arc::clone(waker)));
+    let result = supervise(&model, signals, master, workers, admin_link);
     if let Some((handle, stop, waker)) = admin {
-        let _ = stop.send(());
+        let _ = stop.send(AdminControl::Stop);
         let _ = waker.wake();
         let _ = handle.join();
     }
@@ -549,16 +669,9 @@ pub fn run(model: Arc<Model>, cli: &Cli) -> Result<(), String> {
             Err(_) => log::error!("the health thread panicked"),
         }
     }
-    let result = result.and_then(|()| leak_check(&model, counters, shared));
-    // After a reload (-sf) the pidfile names the new process: leave it alone then.
-    let ours = std::process::id().to_string();
-    if let Some(p) = pidfile
-        .as_ref()
-        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.trim() == ours))
-    {
-        let _ = std::fs::remove_file(p);
-    }
-    result
+    let stopped = result?;
+    leak_check(&model, counters, shared)?;
+    Ok(stopped)
 }
 
 /// Once every worker has stopped, every count must be back to zero: a leaked lease or slot
@@ -594,33 +707,60 @@ fn leak_check(
     }
 }
 
-/// Waits for signals and for the workers to finish.
+/// Waits for signals (and for the master's link to close) and for the workers to finish.
 fn supervise(
     model: &Model,
     signals: &mut Signals,
+    master: Option<&UnixStream>,
     mut workers: Vec<WorkerHandle>,
-) -> Result<(), String> {
+    admin: Option<(Sender<AdminControl>, Arc<Waker>)>,
+) -> Result<Stopped, String> {
+    const SIGNALS: Token = Token(0);
+    const MASTER: Token = Token(1);
     let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     poll.registry()
-        .register(signals, Token(0), Interest::READABLE)
+        .register(signals, SIGNALS, Interest::READABLE)
         .map_err(|e| format!("register signals: {e}"))?;
+    if let Some(link) = master {
+        poll.registry()
+            .register(&mut SourceFd(&link.as_raw_fd()), MASTER, Interest::READABLE)
+            .map_err(|e| format!("register the master link: {e}"))?;
+    }
     let mut events = Events::with_capacity(16);
     let mut hard_stop_at: Option<Instant> = None;
     let mut failure: Option<String> = None;
+    let mut stopped = Stopped::Softly;
+    let mut orphaned = false;
+    let stop_now = |workers: &[WorkerHandle]| {
+        for w in workers {
+            w.send(Control::Stop);
+        }
+    };
     loop {
         let _ = poll.poll(&mut events, Some(Duration::from_millis(100)));
+        if let (Some(mut link), false) = (master, orphaned) {
+            if events.iter().any(|e| e.token() == MASTER) && master_gone(&mut link) {
+                log::warn!("the master process is gone: stopping now");
+                orphaned = true;
+                stopped = Stopped::Orphaned;
+                stop_now(&workers);
+            }
+        }
         loop {
             match signals.read() {
-                Ok(Some(Signal::SIGTERM | Signal::SIGINT)) => {
+                Ok(Some(sig @ (Signal::SIGTERM | Signal::SIGINT))) => {
                     log::info!("stopping now (SIGTERM/SIGINT)");
-                    for w in &workers {
-                        w.send(Control::Stop);
-                    }
+                    stopped = Stopped::Now(sig);
+                    stop_now(&workers);
                 }
                 Ok(Some(Signal::SIGUSR1)) => {
                     log::info!("soft stop (SIGUSR1): closing listeners, finishing connections");
                     for w in &workers {
                         w.send(Control::SoftStop);
+                    }
+                    if let Some((tx, waker)) = &admin {
+                        let _ = tx.send(AdminControl::CloseListeners);
+                        let _ = waker.wake();
                     }
                     if let Some(after) = model.global.hard_stop_after {
                         hard_stop_at.get_or_insert(Instant::now() + after);
@@ -668,8 +808,24 @@ fn supervise(
             log::info!("all workers stopped");
             return match failure {
                 Some(e) => Err(e),
-                None => Ok(()),
+                None => Ok(stopped),
             };
+        }
+    }
+}
+
+/// Reads what the master's link holds: true once it is closed (the master is gone). The
+/// master never writes to its workers, so anything read is ignored.
+fn master_gone(link: &mut &UnixStream) -> bool {
+    use std::io::Read as _;
+    let mut buf = [0u8; 64];
+    loop {
+        match link.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
         }
     }
 }

@@ -602,8 +602,13 @@ fn start_line_lists_binds_and_workers() {
 
 #[test]
 fn refuses_to_start_with_what_this_build_does_not_do() {
-    // master-worker mode, refused before anything is bound.
-    let out = crate::common::sluice(&["-f", "haproxy-compat/valid/24-global-tuning.cfg"]);
+    // -x (listener takeover), refused before anything is bound.
+    let out = crate::common::sluice(&[
+        "-x",
+        "/run/haproxy/admin.sock",
+        "-f",
+        "haproxy-compat/valid/24-global-tuning.cfg",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = crate::common::stderr(&out);
     assert!(err.contains("cannot start"), "{err}");

@@ -12,6 +12,7 @@ mod failures;
 mod fuzz;
 mod health;
 mod inheritance;
+mod master;
 mod monitoring;
 mod monitoring_render;
 mod persistence;

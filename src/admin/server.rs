@@ -51,6 +51,26 @@ pub struct AdminListener {
     kind: Kind,
 }
 
+impl AdminListener {
+    /// The socket's descriptor.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match &self.sock {
+            ListenSock::Unix(s) => s.as_raw_fd(),
+            ListenSock::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// What the supervisor tells the admin thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminControl {
+    /// Soft stop: stop accepting (the listeners close), finish the open sessions.
+    CloseListeners,
+    /// The end: return now.
+    Stop,
+}
+
 impl ListenSock {
     fn source(&mut self) -> &mut dyn Source {
         match self {
@@ -102,7 +122,7 @@ pub struct AdminSetup {
     pub poll: Poll,
     pub sources: Sources,
     pub health: Option<(Sender<HealthControl>, Arc<Waker>)>,
-    pub stop: Receiver<()>,
+    pub stop: Receiver<AdminControl>,
     /// The stick tables, shared with the workers.
     pub tables: &'static Tables,
 }
@@ -112,27 +132,24 @@ pub struct AdminThread {
     src: Sources,
     health: Option<(Sender<HealthControl>, Arc<Waker>)>,
     tables: &'static Tables,
-    stop: Receiver<()>,
+    stop: Receiver<AdminControl>,
     listeners: Vec<AdminListener>,
     conns: Slab<AdminConn>,
 }
 
 /// Binds every stats socket and stats listener, at start (before privileges are dropped),
 /// so a bad address stops the start.
-pub fn bind(model: &Model) -> Result<Vec<AdminListener>, String> {
+pub fn bind(
+    model: &Model,
+    binder: &mut dyn crate::supervisor::Binder,
+) -> Result<Vec<AdminListener>, String> {
     let mut out = Vec::new();
     for s in &model.global.stats_sockets {
         let kind = Kind::Cli { level: s.level };
         let sock = match &s.addr {
             StatsSocketAddr::Unix(path) => {
-                // A stale socket from a previous run would make bind fail.
-                if std::fs::symlink_metadata(path).is_ok_and(|m| {
-                    use std::os::unix::fs::FileTypeExt;
-                    m.file_type().is_socket()
-                }) {
-                    let _ = std::fs::remove_file(path);
-                }
-                let l = UnixListener::bind(path)
+                let l = binder
+                    .unix(path)
                     .map_err(|e| format!("{}: stats socket {}: {e}", s.span, path.display()))?;
                 if let Some(mode) = s.mode {
                     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
@@ -144,17 +161,19 @@ pub fn bind(model: &Model) -> Result<Vec<AdminListener>, String> {
                         format!("{}: stats socket {}: owner: {e}", s.span, path.display())
                     })?;
                 }
-                ListenSock::Unix(l)
+                ListenSock::Unix(UnixListener::from_std(l))
             }
             StatsSocketAddr::Tcp(addr) => {
-                let l = crate::sys::socket::listen(
-                    *addr,
-                    &crate::sys::socket::ListenOpts {
-                        backlog: 128,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| format!("{}: stats socket {addr}: {e}", s.span))?;
+                let l = binder
+                    .tcp(
+                        *addr,
+                        &crate::sys::socket::ListenOpts {
+                            backlog: 128,
+                            ..Default::default()
+                        },
+                        0,
+                    )
+                    .map_err(|e| format!("{}: stats socket {addr}: {e}", s.span))?;
                 ListenSock::Tcp(TcpListener::from_std(l))
             }
         };
@@ -167,19 +186,21 @@ pub fn bind(model: &Model) -> Result<Vec<AdminListener>, String> {
     {
         for b in &f.binds {
             for a in &b.addrs {
-                let l = crate::sys::socket::listen(
-                    *a,
-                    &crate::sys::socket::ListenOpts {
-                        backlog: 128,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|e| {
-                    format!(
-                        "{}: stats listener '{}': cannot bind {a}: {e}",
-                        b.span, f.name
+                let l = binder
+                    .tcp(
+                        *a,
+                        &crate::sys::socket::ListenOpts {
+                            backlog: 128,
+                            ..Default::default()
+                        },
+                        0,
                     )
-                })?;
+                    .map_err(|e| {
+                        format!(
+                            "{}: stats listener '{}': cannot bind {a}: {e}",
+                            b.span, f.name
+                        )
+                    })?;
                 out.push(AdminListener {
                     sock: ListenSock::Tcp(TcpListener::from_std(l)),
                     kind: Kind::Http { frontend: f.id },
@@ -220,8 +241,15 @@ impl AdminThread {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            if self.stop.try_recv().is_ok() {
-                return Ok(());
+            while let Ok(msg) = self.stop.try_recv() {
+                match msg {
+                    AdminControl::Stop => return Ok(()),
+                    AdminControl::CloseListeners => {
+                        for mut l in self.listeners.drain(..) {
+                            let _ = self.poll.registry().deregister(l.sock.source());
+                        }
+                    }
+                }
             }
             let now = Instant::now();
             for ev in events.iter() {
@@ -246,6 +274,10 @@ impl AdminThread {
 
     fn accept(&mut self, li: usize, now: Instant) {
         let timeout = self.src.model.global.stats_timeout;
+        if li >= self.listeners.len() {
+            // Closed by a soft stop after this event was polled.
+            return;
+        }
         loop {
             let kind = self.listeners[li].kind;
             let accepted = match &self.listeners[li].sock {

@@ -68,6 +68,8 @@ impl Model {
 pub struct Global {
     pub daemon: bool,
     pub master_worker: bool,
+    /// `master-worker no-exit-on-failure`: a current worker dying does not stop the others.
+    pub no_exit_on_failure: bool,
     /// Worker threads; None means one per online CPU.
     pub nbthread: Option<u32>,
     /// None: derived from the file-descriptor limit at start, as HAProxy does.
@@ -98,6 +100,7 @@ impl Default for Global {
         Global {
             daemon: false,
             master_worker: false,
+            no_exit_on_failure: false,
             nbthread: None,
             maxconn: None,
             ulimit_n: None,

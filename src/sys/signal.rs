@@ -1,6 +1,6 @@
 //! Process-level signal plumbing: the supervisor's [`Signals`] (a nonblocking signalfd polled by
 //! mio instead of async signal handlers), ignoring SIGPIPE, [`daemonize`] for `-D`, and
-//! [`send_signal`] to an old process for `-sf` / `-st`.
+//! [`send_signal`] to an old process for `-sf` / `-st` or to a worker process.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -43,8 +43,14 @@ impl Signals {
     /// runs a default handler (which would kill the process) and all of these signals stay
     /// pending until read here.
     pub fn block_and_open() -> io::Result<Signals> {
+        Signals::block_and_open_with(&[])
+    }
+
+    /// [`Signals::block_and_open`] for the [`HANDLED`] signals and `extra` (the master of
+    /// master-worker mode adds SIGCHLD).
+    pub fn block_and_open_with(extra: &[Signal]) -> io::Result<Signals> {
         let mut mask = SigSet::empty();
-        for signal in HANDLED {
+        for &signal in HANDLED.iter().chain(extra) {
             mask.add(signal);
         }
         mask.thread_block()
@@ -96,6 +102,17 @@ impl Source for Signals {
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         SourceFd(&self.fd.as_raw_fd()).deregister(registry)
     }
+}
+
+/// Unblocks `signals` in the calling thread's mask: what a forked worker does with the
+/// signals only its master handles (SIGCHLD), so they keep their default action there.
+pub fn unblock(signals: &[Signal]) -> io::Result<()> {
+    let mut mask = SigSet::empty();
+    for &signal in signals {
+        mask.add(signal);
+    }
+    mask.thread_unblock()
+        .map_err(|e| context(e, "pthread_sigmask(SIG_UNBLOCK)"))
 }
 
 /// Ignores SIGPIPE process-wide, so a write to a reset socket returns EPIPE instead of killing

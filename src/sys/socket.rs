@@ -41,6 +41,35 @@ pub struct ListenOpts {
     pub transparent: bool,
 }
 
+/// Creates a nonblocking, close-on-exec listening Unix socket at `path`, removing a stale
+/// socket file left there first (a previous run's: bind would fail on it). Anything else at
+/// `path` is left alone and bind reports it.
+pub fn listen_unix(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Sets the accept queue length of a socket that already listens (listen(2) again, which
+/// Linux allows): a socket kept across a reload takes the new configuration's backlog.
+pub fn set_backlog(sock: &std::net::TcpListener, backlog: u32) -> io::Result<()> {
+    SockRef::from(sock)
+        .listen(backlog_arg(backlog))
+        .map_err(|e| context(e, "listen"))
+}
+
+/// listen(2)'s argument for a [`ListenOpts::backlog`]: 0 means SOMAXCONN.
+fn backlog_arg(backlog: u32) -> libc::c_int {
+    match backlog {
+        0 => libc::SOMAXCONN,
+        n => libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX),
+    }
+}
+
 /// How to set up a connection to a server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectOpts {
@@ -100,12 +129,8 @@ pub fn listen(addr: SocketAddr, o: &ListenOpts) -> io::Result<std::net::TcpListe
     socket
         .bind(&SockAddr::from(addr))
         .map_err(|e| context(e, format_args!("bind {addr}")))?;
-    let backlog = match o.backlog {
-        0 => libc::SOMAXCONN,
-        n => libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX),
-    };
     socket
-        .listen(backlog)
+        .listen(backlog_arg(o.backlog))
         .map_err(|e| context(e, format_args!("listen {addr}")))?;
     if o.defer_accept {
         set_int_opt(

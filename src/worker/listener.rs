@@ -40,6 +40,12 @@ impl Listener {
         })
     }
 
+    /// The socket's descriptor, until it is closed.
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.sock.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         match self.sock.as_mut() {
             Some(s) => registry.register(s, token, Interest::READABLE),

@@ -51,6 +51,13 @@ impl Sluice {
     }
 
     pub fn start_with(cfg: &str, extra_args: &[&str]) -> Sluice {
+        Sluice::start_env(cfg, extra_args, &[])
+    }
+
+    /// `start_with`, with `env` added to sluice's environment. sluice runs in a process group
+    /// of its own, so that dropping it kills its worker processes too (master-worker mode).
+    pub fn start_env(cfg: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Sluice {
+        use std::os::unix::process::CommandExt;
         let (text, ports) = fill_ports(cfg);
         let dir = TempDir::new("run");
         let config = dir.write("sluice.cfg", &text);
@@ -60,6 +67,8 @@ impl Sluice {
             .arg(&config)
             .args(extra_args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -130,6 +139,16 @@ impl Sluice {
         }
     }
 
+    /// The processes whose parent is sluice (the workers of master-worker mode), by pid.
+    pub fn children(&self) -> Vec<i32> {
+        children_of(self.pid())
+    }
+
+    /// The directory of this run (the configuration and the log are there).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Sockets the process has open (listeners, connections), not pipes or event fds.
     pub fn open_sockets(&self) -> usize {
         let Ok(rd) = fs::read_dir(format!("/proc/{}/fd", self.pid())) else {
@@ -176,10 +195,42 @@ impl Sluice {
 impl Drop for Sluice {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // The whole group: the master and any worker process it forked.
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = c.kill();
             let _ = c.wait();
         }
     }
+}
+
+/// The processes whose parent is `pid`, from /proc.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out: Vec<i32> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| parent_of(p) == Some(pid))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The parent of `pid` from /proc/<pid>/stat, `None` once it is gone (or a zombie).
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the
+    // last ')'.
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    rest.next()?.parse().ok()
 }
 
 /// Replaces each `{port:NAME}` with a free port (the same port for the same name).

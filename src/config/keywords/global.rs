@@ -33,10 +33,12 @@ pub static KEYWORDS: &[KeywordSpec<Global>] = &[
         "[no-exit-on-failure]",
         "run a master process that reloads workers (like -W)",
         |g, a| {
-            if a.peek() == Some("no-exit-on-failure") {
+            let no_exit = a.peek() == Some("no-exit-on-failure");
+            if no_exit {
                 a.word();
             }
             g.master_worker = a.flag()?;
+            g.no_exit_on_failure = no_exit && g.master_worker;
             Ok(())
         }
     ),

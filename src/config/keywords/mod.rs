@@ -374,7 +374,12 @@ pub fn support_matrix() -> String {
          | `req.ssl_sni` with a name that is not valid UTF-8 | the raw bytes | no value (the condition fails) |\n\
          | leasttime estimates | (no leasttime in HAProxy) | one estimate per server, shared by every worker |\n\
          | `maxqueue` of a server a `stick` rule sends a connection to, at its `maxconn` | compared with that server's queue | compared with the backend's queue (stricter) |\n\
-         | `master-worker`, `-W`, `-x` | supported | `sluice -c` accepts them; running refuses to start, naming them (reload with `-sf` under systemd instead) |\n\n",
+         | `master-worker`, `-W`, `-Ws`: reload (SIGUSR2) | the master re-executes itself, then takes the old worker's sockets (`-x sockpair@`) | the master forks the new worker and never re-executes: a new binary takes effect on restart, not on reload; the master keeps every listening socket (and stats socket) and hands the same ones to the new worker, so none is closed with connections waiting |\n\
+         | reload whose new listener's port another process holds | pauses the current worker's listeners, then `Loading failure!` and resumes them | `Loading failure!`; the current worker's listeners are never paused |\n\
+         | `-Ws` at start | `RELOADING=1`, then `READY=1\\nMAINPID=<pid>` | `READY=1\\nMAINPID=<pid>` (a reload sends `RELOADING=1` once, not twice) |\n\
+         | a worker's end on SIGTERM / SIGINT | killed by the signal (the master reports 143 / 130) | exits with 143 / 130 once its threads are stopped (the master reports the same) |\n\
+         | `-x <socket>` | listening sockets from the old process's stats socket | `sluice -c` accepts it; running refuses to start, naming it (master-worker reloads need no `-x`) |\n\
+         | `-S <socket>` (master CLI) | supported | refused: not supported (Debian's unit passes it in `EXTRAOPTS`) |\n\n",
     );
     s.push_str(
         "## Accepted and ignored, with a warning\n\n\
