@@ -1041,13 +1041,17 @@ impl HealthThread {
     }
 }
 
-/// The check status code HAProxy shows (L4OK, L4CON, L4TOUT, L7OK, L7STS, L7TOUT, L7RSP).
+/// What `show stat` shows of a check, as HAProxy fills it: the status code (L4OK, L6RSP,
+/// L7STS...) in `check_status`, its words ("Layer6 invalid response") in `check_desc`, and
+/// the report's info ("SSL handshake failure", "Connection refused", the HTTP reason) in
+/// `last_chk`.
 fn check_info(report: &Report, took: Duration) -> crate::admin::snapshot::CheckInfo {
     crate::admin::snapshot::CheckInfo {
         status: report.status.tag().to_string(),
         code: report.status.shows_code().then_some(report.code as _),
         duration_ms: Some(took.as_millis() as u64),
-        desc: report.to_string(),
+        desc: report.status.description().to_string(),
+        output: String::from_utf8_lossy(&report.info).into_owned(),
         // rise, fall and health are filled from the server's view when a snapshot is taken.
         ..Default::default()
     }
@@ -1059,5 +1063,31 @@ fn os_reason(e: &io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_stat_splits_the_description_from_the_info() {
+        let r = Report::new(CheckStatus::L4Con, 0, b"Connection refused");
+        let c = check_info(&r, Duration::from_millis(3));
+        assert_eq!(
+            (c.status.as_str(), c.desc.as_str(), c.output.as_str()),
+            ("L4CON", "Layer4 connection problem", "Connection refused")
+        );
+        assert_eq!((c.code, c.duration_ms), (None, Some(3)));
+        let r = Report::new(CheckStatus::L7Sts, 500, b"Internal Server Error");
+        let c = check_info(&r, Duration::ZERO);
+        assert_eq!(c.desc, "Layer7 wrong status");
+        assert_eq!(c.output, "Internal Server Error");
+        assert_eq!(c.code, Some(500));
+        let c = check_info(&Report::new(CheckStatus::L7Ok, 200, b""), Duration::ZERO);
+        assert_eq!(
+            (c.desc.as_str(), c.output.as_str()),
+            ("Layer7 check passed", "")
+        );
     }
 }
