@@ -164,7 +164,7 @@ struct Probe {
 /// A probe in progress on one connection.
 struct Run {
     sock: Option<TcpStream>,
-    connecting: bool,
+    phase: Phase,
     step: usize,
     received: Vec<u8>,
     outbox: Vec<u8>,
@@ -176,6 +176,15 @@ struct Run {
     /// The report of the last expect that passed.
     last_pass: Option<Report>,
     agent: Option<AgentReply>,
+}
+
+/// Where a run's connection is: the deadline and the wording of a timeout follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// connect() is in progress: bounded by the connect limit.
+    Connecting,
+    /// Connected (or no connection yet): the script runs, bounded by `timeout check`.
+    Open,
 }
 
 enum Outcome {
@@ -331,10 +340,9 @@ impl HealthThread {
                 p.armed = None;
                 match &p.run {
                     Some(run) if horizon >= run.deadline => {
-                        let trouble = if run.connecting {
-                            Trouble::ConnectTimeout
-                        } else {
-                            Trouble::Timeout
+                        let trouble = match run.phase {
+                            Phase::Connecting => Trouble::ConnectTimeout,
+                            Phase::Open => Trouble::Timeout,
                         };
                         let report = p.script.failure(run.current, trouble);
                         self.finish(k, Outcome::Fail(report), now);
@@ -439,7 +447,7 @@ impl HealthThread {
         };
         self.probes[k].run = Some(Run {
             sock: None,
-            connecting: false,
+            phase: Phase::Open,
             step: 0,
             received: Vec::new(),
             outbox: Vec::new(),
@@ -496,7 +504,7 @@ impl HealthThread {
             run.outbox.extend(protocol::proxy_v1_header(local, addr));
         }
         run.sock = Some(sock);
-        run.connecting = true;
+        run.phase = Phase::Connecting;
         run.eof = false;
         run.received.clear();
         Ok(())
@@ -516,7 +524,7 @@ impl HealthThread {
         let Some(run) = self.probes[k].run.as_mut() else {
             return;
         };
-        if run.connecting {
+        if run.phase == Phase::Connecting {
             let Some(sock) = run.sock.as_ref() else {
                 return;
             };
@@ -530,7 +538,7 @@ impl HealthThread {
             };
             match pending {
                 Ok(None) if !error_event => {
-                    run.connecting = false;
+                    run.phase = Phase::Open;
                     run.deadline = now + read_limit;
                     let d = run.deadline;
                     self.timers
