@@ -532,10 +532,9 @@ pub enum CheckKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpCheckRule {
-    Connect {
-        port: Option<u16>,
-        send_proxy: bool,
-    },
+    /// `tcp-check connect`: the same options as `http-check connect` (sluice's parser takes
+    /// fewer of them here).
+    Connect(CheckConnect),
     Send(Vec<u8>),
     Expect {
         negate: bool,
@@ -561,7 +560,7 @@ pub enum HttpCheckRule {
     Comment(String),
 }
 
-/// `http-check connect`: where and how a step opens its connection.
+/// `http-check connect` and `tcp-check connect`: where and how a step opens its connection.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckConnect {
     /// Overrides the server's (check) port.

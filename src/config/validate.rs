@@ -616,7 +616,7 @@ fn assemble(
                 CheckKind::TcpCheck(rules) => {
                     matches!(
                         rules.first(),
-                        Some(TcpCheckRule::Connect { port: Some(_), .. })
+                        Some(TcpCheckRule::Connect(CheckConnect { port: Some(_), .. }))
                     )
                 }
                 CheckKind::HttpChk(rules) => rules

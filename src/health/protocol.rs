@@ -1253,13 +1253,7 @@ fn tcp_check_script(rules: &[TcpCheckRule]) -> Script {
     let mut steps: Vec<Step> = Vec::with_capacity(rules.len());
     for rule in rules {
         let step = match rule {
-            TcpCheckRule::Connect { port, send_proxy } => Step::Connect {
-                port: *port,
-                addr: None,
-                send_proxy: *send_proxy,
-                default: false,
-                linger: false,
-            },
+            TcpCheckRule::Connect(c) => connect_step(c),
             TcpCheckRule::Send(bytes) => Step::Send(bytes.clone()),
             TcpCheckRule::Comment(c) => Step::Comment(c.clone()),
             TcpCheckRule::Expect { negate, pattern } => {
@@ -2067,10 +2061,10 @@ mod tests {
     fn tcp_check_failures_name_the_step() {
         let s = tcp(vec![
             TcpCheckRule::Comment("hello".into()),
-            TcpCheckRule::Connect {
+            TcpCheckRule::Connect(CheckConnect {
                 port: Some(47_031),
-                send_proxy: false,
-            },
+                ..CheckConnect::default()
+            }),
             TcpCheckRule::Send(b"info\r\n".to_vec()),
             exp_str("role:master"),
             TcpCheckRule::Comment("bincomment".into()),
@@ -2112,10 +2106,7 @@ mod tests {
             implicit.failure(None, Trouble::ConnectTimeout).to_string(),
             "Layer4 timeout, info: \" at initial connection step of tcp-check\""
         );
-        let explicit = tcp(vec![TcpCheckRule::Connect {
-            port: None,
-            send_proxy: false,
-        }]);
+        let explicit = tcp(vec![TcpCheckRule::Connect(CheckConnect::default())]);
         assert_eq!(
             explicit
                 .failure(Some(0), Trouble::ConnectError("Connection refused"))
@@ -2172,10 +2163,7 @@ mod tests {
             comments_only.success(None).to_string(),
             "Layer4 check passed"
         );
-        let connect_only = tcp(vec![TcpCheckRule::Connect {
-            port: None,
-            send_proxy: false,
-        }]);
+        let connect_only = tcp(vec![TcpCheckRule::Connect(CheckConnect::default())]);
         assert_eq!(
             connect_only.success(None).to_string(),
             "Layer4 check passed, info: \"(tcp-check)\""

@@ -627,7 +627,14 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                     }
                 }
             }
-            push_tcp_check(d, TcpCheckRule::Connect { port, send_proxy });
+            push_tcp_check(
+                d,
+                TcpCheckRule::Connect(CheckConnect {
+                    port,
+                    send_proxy,
+                    ..CheckConnect::default()
+                }),
+            );
             Ok(())
         }
     ),
