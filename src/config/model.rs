@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::Span;
@@ -504,6 +505,45 @@ pub struct Server {
     pub on_error: OnError,
     pub on_marked_down_shutdown: bool,
     pub on_marked_up_shutdown_backup: bool,
+    /// `check-ssl`, `check-sni`, `check-alpn`.
+    pub check_tls: CheckTls,
+    /// How a TLS check authenticates this server: `verify`, `ca-file`, `verifyhost` and the
+    /// global `ssl-server-verify`. [`Verify::None`] when no check of the server uses TLS.
+    pub check_verify: Verify,
+}
+
+/// The TLS options of a server's implicit check connect, which `connect default` takes too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckTls {
+    /// `check-ssl`: speak TLS.
+    pub ssl: bool,
+    /// `check-sni`: the SNI to send (none by default).
+    pub sni: Option<String>,
+    /// `check-alpn`: the ALPN protocols to offer (none by default).
+    pub alpn: Vec<String>,
+}
+
+/// How a TLS health check judges the server's certificate (HAProxy's `verify`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// `verify none`: any certificate.
+    #[default]
+    None,
+    /// `verify required`: the chain must lead to a CA of `ca`. The certificate's names are
+    /// checked against the SNI sent, else against `host` (`verifyhost`), else not at all.
+    Required {
+        ca: Arc<CaFile>,
+        host: Option<String>,
+    },
+}
+
+/// A `ca-file`, read once at load (before any chroot) and shared by the servers naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    /// The path as resolved against `ca-base`, for messages.
+    pub path: PathBuf,
+    /// The CA certificates (DER), each usable as a trust anchor.
+    pub certs: Vec<Vec<u8>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,6 +611,12 @@ pub struct CheckConnect {
     /// `default`: also apply the server's check options (`check-send-proxy`).
     pub default: bool,
     pub linger: bool,
+    /// `ssl`: the connection speaks TLS (with `default`, the server's `check-ssl` does too).
+    pub ssl: bool,
+    /// `sni <name>`: the SNI of the TLS handshake (with `default`, else `check-sni`).
+    pub sni: Option<String>,
+    /// `alpn <list>`: the ALPN protocols offered (with `default`, else `check-alpn`).
+    pub alpn: Vec<String>,
 }
 
 /// An HTTP check request, with HAProxy's defaults already applied (OPTIONS / HTTP/1.0).

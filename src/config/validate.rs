@@ -1224,5 +1224,7 @@ fn build_server(
         on_error: s.on_error,
         on_marked_down_shutdown: s.on_marked_down_shutdown,
         on_marked_up_shutdown_backup: s.on_marked_up_shutdown_backup,
+        check_tls: CheckTls::default(),
+        check_verify: Verify::None,
     })
 }

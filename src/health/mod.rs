@@ -7,11 +7,12 @@
 //!
 //! Timing is HAProxy's: `inter` when steady, `fastinter` while changing state, `downinter`
 //! while down, first checks spread over one interval, `spread-checks` jitter; a check's
-//! connect is bounded by `timeout connect` (and `inter`), its reading by `timeout check` if
-//! set, else by `inter`.
+//! connect (and its TLS handshake, `tls.rs`) is bounded by `timeout connect` (and `inter`),
+//! its reading by `timeout check` if set, else by `inter`.
 
 pub mod protocol;
 pub mod state;
+pub mod tls;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -28,10 +29,11 @@ use crate::sys::socket::{self, ConnectOpts};
 use crate::worker::timer::{TimerKey, Timers};
 use crate::worker::{Control, ServerUpdate};
 use protocol::{
-    AgentAdmin, AgentHealth, AgentReply, CheckStatus, Report, Script, Step, Trouble, Verdict,
-    CHECK_BUFSIZE,
+    AgentAdmin, AgentHealth, AgentReply, CheckStatus, Report, Script, Step, Transport, Trouble,
+    Verdict, CHECK_BUFSIZE,
 };
 use state::{Admin, Health, Pace, Transition};
+use tls::Handshake;
 
 pub const WAKER: Token = Token(usize::MAX);
 /// How early a check timer may fire to share a wakeup with others.
@@ -156,14 +158,60 @@ struct Probe {
     server: usize,
     agent: bool,
     script: Arc<Script>,
+    /// The TLS connector of each connect that speaks TLS.
+    tls: ProbeTls,
     armed: Option<Instant>,
     next: Instant,
     run: Option<Run>,
 }
 
+/// The TLS connectors of a probe, built at start: Err holds why one could not be built
+/// (config validation prevents it), and such a connect fails its handshake.
+#[derive(Default)]
+struct ProbeTls {
+    /// The implicit connect's.
+    implicit: Option<Result<tls::Connector, String>>,
+    /// Each connect step's, by step index.
+    steps: Vec<Option<Result<tls::Connector, String>>>,
+}
+
+impl ProbeTls {
+    fn new(factory: &mut tls::Factory, server: &Server, script: &Script) -> ProbeTls {
+        let mut build = |step: Option<&Step>| {
+            let params = tls::params(&server.check_tls, step)?;
+            let c = factory.connector(&server.check_verify, &params);
+            if let Err(e) = &c {
+                log::error!(
+                    "server {}: TLS health checks cannot start: {e}",
+                    server.name
+                );
+            }
+            Some(c)
+        };
+        ProbeTls {
+            implicit: if script.connects_first() {
+                None
+            } else {
+                build(None)
+            },
+            steps: script.steps.iter().map(|s| build(Some(s))).collect(),
+        }
+    }
+
+    /// The connector of the connect at step `at` (None: the implicit connect).
+    fn at(&self, at: Option<usize>) -> Option<&Result<tls::Connector, String>> {
+        match at {
+            None => self.implicit.as_ref(),
+            Some(i) => self.steps.get(i).and_then(Option::as_ref),
+        }
+    }
+}
+
 /// A probe in progress on one connection.
 struct Run {
     sock: Option<TcpStream>,
+    /// The TLS session over `sock`, when this connection speaks TLS.
+    tls: Option<Box<tls::Session>>,
     phase: Phase,
     step: usize,
     received: Vec<u8>,
@@ -178,11 +226,55 @@ struct Run {
     agent: Option<AgentReply>,
 }
 
+impl Run {
+    /// Sends the outbox, through the TLS session when the connection has one: Ok(true) once
+    /// everything left, Ok(false) when the socket would block.
+    fn flush(&mut self) -> io::Result<bool> {
+        let tls_pending = self.tls.as_ref().is_some_and(|t| t.wants_write());
+        if self.outbox.is_empty() && !tls_pending {
+            return Ok(true);
+        }
+        let Some(sock) = self.sock.as_mut() else {
+            return Ok(false);
+        };
+        loop {
+            let written = match self.tls.as_mut() {
+                Some(session) if self.outbox.is_empty() => return session.flush(sock),
+                Some(session) => session.write(sock, &self.outbox),
+                None if self.outbox.is_empty() => return Ok(true),
+                None => sock.write(&self.outbox),
+            };
+            match written {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads what the server sent, decrypted when the connection speaks TLS.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(sock) = self.sock.as_mut() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        match self.tls.as_mut() {
+            Some(session) => session.read(sock, buf),
+            None => sock.read(buf),
+        }
+    }
+}
+
 /// Where a run's connection is: the deadline and the wording of a timeout follow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// connect() is in progress: bounded by the connect limit.
     Connecting,
+    /// Connected; the TLS handshake is in progress, still bounded by the connect limit.
+    Handshake,
     /// Connected (or no connection yet): the script runs, bounded by `timeout check`.
     Open,
 }
@@ -240,23 +332,28 @@ impl HealthThread {
             })
             .collect();
         let mut probes = Vec::new();
+        let mut factory = tls::Factory::default();
         for (i, s) in model.servers.iter().enumerate() {
             let kind = &model.backend(s.backend).check;
             if s.check {
+                let script = protocol::script(kind);
                 probes.push(Probe {
                     server: i,
                     agent: false,
-                    script: Arc::new(protocol::script(kind)),
+                    tls: ProbeTls::new(&mut factory, s, &script),
+                    script: Arc::new(script),
                     armed: None,
                     next: now,
                     run: None,
                 });
             }
             if let Some(agent) = &s.agent {
+                // Agents speak plain text, as in HAProxy.
                 probes.push(Probe {
                     server: i,
                     agent: true,
                     script: Arc::new(protocol::agent_script(agent)),
+                    tls: ProbeTls::default(),
                     armed: None,
                     next: now,
                     run: None,
@@ -342,6 +439,7 @@ impl HealthThread {
                     Some(run) if horizon >= run.deadline => {
                         let trouble = match run.phase {
                             Phase::Connecting => Trouble::ConnectTimeout,
+                            Phase::Handshake => Trouble::HandshakeTimeout,
                             Phase::Open => Trouble::Timeout,
                         };
                         let report = p.script.failure(run.current, trouble);
@@ -447,6 +545,7 @@ impl HealthThread {
         };
         self.probes[k].run = Some(Run {
             sock: None,
+            tls: None,
             phase: Phase::Open,
             step: 0,
             received: Vec::new(),
@@ -464,7 +563,7 @@ impl HealthThread {
         // An implicit connect unless the script starts with its own.
         if !self.probes[k].script.connects_first() {
             let send_proxy = !self.probes[k].agent && s.check_send_proxy;
-            if let Err(e) = self.connect(k, None, None, send_proxy) {
+            if let Err(e) = self.connect(k, None, None, None, send_proxy) {
                 let report = self.probes[k]
                     .script
                     .failure(None, Trouble::ConnectError(&e));
@@ -475,16 +574,25 @@ impl HealthThread {
         self.advance(k, false, false, now);
     }
 
-    /// Opens the probe's connection; the error is the system's words for it.
+    /// Opens the probe's connection for the connect at step `at` (None: the implicit
+    /// connect), with its TLS session if that connect speaks TLS; the error is the system's
+    /// words for it (or why a TLS session could not be made, which config validation
+    /// prevents).
     fn connect(
         &mut self,
         k: usize,
+        at: Option<usize>,
         port: Option<u16>,
         ip: Option<IpAddr>,
         send_proxy: bool,
     ) -> Result<(), String> {
         let Some(addr) = self.target(k, port, ip) else {
             return Err("no address or port to check".to_string());
+        };
+        let mut tls = match self.probes[k].tls.at(at) {
+            None => None,
+            Some(Ok(c)) => Some(Box::new(c.session(addr.ip())?)),
+            Some(Err(e)) => return Err(e.clone()),
         };
         let mut sock = socket::connect(
             addr,
@@ -501,8 +609,14 @@ impl HealthThread {
         let run = self.probes[k].run.as_mut().expect("running");
         if send_proxy {
             let local = sock.local_addr().unwrap_or(addr);
-            run.outbox.extend(protocol::proxy_v1_header(local, addr));
+            let header = protocol::proxy_v1_header(local, addr);
+            // Before any TLS byte, when the connection speaks TLS.
+            match tls.as_mut() {
+                Some(session) => session.preface(header),
+                None => run.outbox.extend(header),
+            }
         }
+        run.tls = tls;
         run.sock = Some(sock);
         run.phase = Phase::Connecting;
         run.eof = false;
@@ -537,6 +651,8 @@ impl HealthThread {
                 return;
             };
             match pending {
+                // A TLS handshake is still part of connecting: the deadline stays.
+                Ok(None) if !error_event && run.tls.is_some() => run.phase = Phase::Handshake,
                 Ok(None) if !error_event => {
                     run.phase = Phase::Open;
                     run.deadline = now + read_limit;
@@ -558,35 +674,52 @@ impl HealthThread {
                 }
             }
         }
+        let run = self.probes[k].run.as_mut().expect("running");
+        if run.phase == Phase::Handshake {
+            let (Some(sock), Some(session)) = (run.sock.as_mut(), run.tls.as_mut()) else {
+                return;
+            };
+            match session.handshake(sock) {
+                Handshake::Pending => return,
+                Handshake::Failed(words) => {
+                    let report = script.failure(run.current, Trouble::Handshake(words));
+                    self.finish(k, Outcome::Fail(report), now);
+                    return;
+                }
+                Handshake::Done => {
+                    run.phase = Phase::Open;
+                    run.deadline = now + read_limit;
+                    let d = run.deadline;
+                    self.timers
+                        .arm(TimerKey::Conn(k), d, &mut self.probes[k].armed);
+                }
+            }
+        }
         loop {
             let run = self.probes[k].run.as_mut().expect("running");
             // Flush pending output first.
-            if !run.outbox.is_empty() {
-                let Some(sock) = run.sock.as_mut() else {
+            match run.flush() {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let report = script.failure(run.current, Trouble::SocketError(&os_reason(&e)));
+                    self.finish(k, Outcome::Fail(report), now);
                     return;
-                };
-                match sock.write(&run.outbox) {
-                    Ok(n) => {
-                        run.outbox.drain(..n);
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) => {
-                        let report =
-                            script.failure(run.current, Trouble::SocketError(&os_reason(&e)));
-                        self.finish(k, Outcome::Fail(report), now);
-                        return;
-                    }
                 }
             }
             let Some(step) = script.steps.get(run.step) else {
+                let transport = if run.tls.is_some() {
+                    Transport::Tls
+                } else {
+                    Transport::Tcp
+                };
                 let outcome = match run.agent.take() {
                     Some(reply) => {
                         let report = reply.report();
                         self.apply_agent(k, reply, now);
                         Outcome::Pass(report)
                     }
-                    None => Outcome::Pass(script.success(run.last_pass.take())),
+                    None => Outcome::Pass(script.success(run.last_pass.take(), transport)),
                 };
                 self.finish(k, outcome, now);
                 return;
@@ -613,10 +746,11 @@ impl HealthThread {
                     let send_proxy =
                         *send_proxy || (*default && self.model.servers[si].check_send_proxy);
                     let (port, addr) = (*port, *addr);
-                    run.current = Some(run.step);
+                    let at = run.step;
+                    run.current = Some(at);
                     run.step += 1;
                     run.sock = None;
-                    if let Err(e) = self.connect(k, port, addr, send_proxy) {
+                    if let Err(e) = self.connect(k, Some(at), port, addr, send_proxy) {
                         let at = self.probes[k].run.as_ref().and_then(|r| r.current);
                         let report = script.failure(at, Trouble::ConnectError(&e));
                         self.finish(k, Outcome::Fail(report), now);
@@ -626,16 +760,16 @@ impl HealthThread {
                 Step::Expect(m) => {
                     run.current = Some(run.step);
                     // Read what is there, then judge.
-                    let Some(sock) = run.sock.as_mut() else {
+                    if run.sock.is_none() {
                         return;
-                    };
+                    }
                     let mut buf = [0u8; 4_096];
                     let mut would_block = false;
                     loop {
                         if run.eof || run.received.len() >= CHECK_BUFSIZE {
                             break;
                         }
-                        match sock.read(&mut buf) {
+                        match run.read(&mut buf) {
                             Ok(0) => run.eof = true,
                             Ok(n) => run.received.extend_from_slice(&buf[..n]),
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -648,8 +782,16 @@ impl HealthThread {
                             // nothing received is reported, as HAProxy does.
                             Err(_) if !run.received.is_empty() => run.eof = true,
                             Err(e) => {
-                                let report = script
-                                    .failure(run.current, Trouble::SocketError(&os_reason(&e)));
+                                // A TLS protocol error has no system words: HAProxy reports
+                                // it with an empty info.
+                                let why = if e.kind() == io::ErrorKind::InvalidData {
+                                    log::debug!("TLS health check: {e}");
+                                    String::new()
+                                } else {
+                                    os_reason(&e)
+                                };
+                                let report =
+                                    script.failure(run.current, Trouble::SocketError(&why));
                                 self.finish(k, Outcome::Fail(report), now);
                                 return;
                             }

@@ -1855,7 +1855,7 @@ mod tests {
                         addr: Some("127.0.0.2".parse().unwrap()),
                         send_proxy: true,
                         default: true,
-                        linger: false,
+                        ..CheckConnect::default()
                     }),
                     send("OPTIONS", "/b", "HTTP/1.0", &[], ""),
                     status(204),
