@@ -92,6 +92,11 @@ pub struct Global {
     pub spread_checks: u32,
     pub noreuseport: bool,
     pub cpu_map: Vec<CpuMap>,
+    /// `ca-base`: where a relative `ca-file` is looked for.
+    pub ca_base: Option<PathBuf>,
+    /// `ssl-server-verify`: true (required, the default) makes `verify required` the default
+    /// of TLS health checks.
+    pub ssl_server_verify: bool,
 }
 
 impl Default for Global {
@@ -119,6 +124,8 @@ impl Default for Global {
             spread_checks: 0,
             noreuseport: false,
             cpu_map: Vec::new(),
+            ca_base: None,
+            ssl_server_verify: true,
         }
     }
 }

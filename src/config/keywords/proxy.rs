@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::bind::parse_bind;
 use super::global::parse_log_target;
 use super::server::{parse_server_options, ServerDraft};
-use super::values::{parse_hex, parse_size, parse_u32_in, split_call, Args};
+use super::values::{parse_alpn, parse_hex, parse_size, parse_sni, parse_u32_in, split_call, Args};
 use super::{scope::*, KeywordSpec, Parsed, Support, SINCE};
 use crate::config::error::Span;
 use crate::config::lexer::Word;
@@ -603,38 +603,32 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
     kw!(
         "tcp-check connect",
         BE,
-        "[port <p>] [send-proxy]",
-        "health-check step: open the connection",
+        "[port <p>] [send-proxy] [ssl] [sni <name>] [alpn <list>]",
+        "health-check step: open the connection (TLS with 'ssl')",
         |d, a| {
-            let mut port = None;
-            let mut send_proxy = false;
+            let mut c = CheckConnect::default();
             while let Some(w) = a.word() {
                 match w {
                     "port" => {
-                        port = Some(super::values::parse_port(a.expect("a port after 'port'")?)?)
+                        c.port = Some(super::values::parse_port(a.expect("a port after 'port'")?)?)
                     }
-                    "send-proxy" => send_proxy = true,
-                    "default" | "addr" | "ssl" | "sni" | "alpn" | "proto" | "via-socks4"
-                    | "linger" | "comment" | "send-proxy-v2" => {
+                    "send-proxy" => c.send_proxy = true,
+                    "ssl" | "sni" | "alpn" => connect_tls_option(&mut c, w, a)?,
+                    "default" | "addr" | "proto" | "via-socks4" | "linger" | "comment"
+                    | "send-proxy-v2" => {
                         return Err(format!(
                             "'tcp-check connect {w}' is not supported by sluice"
                         ))
                     }
                     o => {
                         return Err(format!(
-                            "unknown 'tcp-check connect' option '{o}' (port, send-proxy)"
+                            "unknown 'tcp-check connect' option '{o}' (port, send-proxy, ssl, sni, alpn)"
                         ))
                     }
                 }
             }
-            push_tcp_check(
-                d,
-                TcpCheckRule::Connect(CheckConnect {
-                    port,
-                    send_proxy,
-                    ..CheckConnect::default()
-                }),
-            );
+            warn_tls_without_ssl(&c, a);
+            push_tcp_check(d, TcpCheckRule::Connect(c));
             Ok(())
         }
     ),
@@ -779,8 +773,8 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
     kw!(
         "http-check connect",
         BE,
-        "[port <p>] [addr <ip>] [send-proxy] [linger] [default] [comment <msg>]",
-        "health-check step: open the connection (another port or address)",
+        "[port <p>] [addr <ip>] [send-proxy] [linger] [default] [ssl] [sni <name>] [alpn <list>] [comment <msg>]",
+        "health-check step: open the connection (another port or address; TLS with 'ssl')",
         |d, a| {
             let mut c = CheckConnect::default();
             let mut comment = None;
@@ -799,11 +793,12 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                     "linger" => c.linger = true,
                     "default" => c.default = true,
                     "comment" => comment = Some(a.expect("a message after 'comment'")?),
-                    "ssl" | "sni" | "alpn" | "proto" => {
-                        return Err(format!(
-                            "'{w}': sluice originates no TLS in health checks; for a TLS \
-                             liveness check use 'option ssl-hello-chk'"
-                        ))
+                    "ssl" | "sni" | "alpn" => connect_tls_option(&mut c, w, a)?,
+                    "proto" => {
+                        return Err(
+                            "'proto' is not supported by sluice: its HTTP checks speak HTTP/1.x"
+                                .to_string(),
+                        )
                     }
                     "via-socks4" | "send-proxy-v2" | "check-send-proxy" => {
                         return Err(format!(
@@ -812,11 +807,15 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                     }
                     o => {
                         return Err(format!(
-                        "unknown option '{o}' (port, addr, send-proxy, linger, default, comment)"
+                        "unknown option '{o}' (port, addr, send-proxy, linger, default, ssl, sni, alpn, comment)"
                     ))
                     }
                 }
             }
+            if c.alpn.iter().any(|p| p == "h2") {
+                return Err(H2_ALPN.to_string());
+            }
+            warn_tls_without_ssl(&c, a);
             if let Some(m) = comment {
                 push_http_rule(d, a.span, HttpRuleDraft::Comment(m.to_string()))?;
             }
@@ -1376,6 +1375,32 @@ fn push_stick(d: &mut ProxyDraft, a: &mut Args<'_>, matches: bool, stores: bool)
     Ok(())
 }
 
+/// Why an HTTP check may not offer h2: HAProxy would speak HTTP/2 once it is negotiated.
+pub const H2_ALPN: &str = "sluice's HTTP checks speak HTTP/1.x: offer 'http/1.1', not 'h2' \
+     (HAProxy switches the check to HTTP/2 when the server picks h2)";
+
+/// `ssl`, `sni <name>` or `alpn <list>` on a `tcp-check connect` or `http-check connect`.
+fn connect_tls_option(c: &mut CheckConnect, w: &str, a: &mut Args<'_>) -> Parsed {
+    match w {
+        "ssl" => c.ssl = true,
+        "sni" => c.sni = Some(parse_sni(a.expect("a host name after 'sni'")?)?),
+        _ => c.alpn = parse_alpn(a.expect("a protocol list after 'alpn'")?)?,
+    }
+    Ok(())
+}
+
+/// `sni` and `alpn` apply to TLS connects only: say so when neither `ssl` nor `default` (the
+/// server's `check-ssl`) can make this one TLS.
+fn warn_tls_without_ssl(c: &CheckConnect, a: &mut Args<'_>) {
+    if !c.ssl && !c.default && (c.sni.is_some() || !c.alpn.is_empty()) {
+        a.warnings.push(
+            "'sni' and 'alpn' apply to TLS connections only: add 'ssl' (or 'default' with \
+             the server's 'check-ssl'); ignored here"
+                .to_string(),
+        );
+    }
+}
+
 fn push_tcp_check(d: &mut ProxyDraft, rule: TcpCheckRule) {
     if d.tcp_check_inherited {
         d.tcp_check_rules.clear();
@@ -1915,10 +1940,12 @@ mod tests {
         assert!(e.contains("use 'body' with a fixed value"), "{e}");
         let e = error("option httpchk\nhttp-check send hdr X-A %[src]");
         assert!(e.contains("log-format"), "{e}");
-        for w in ["ssl", "sni x", "alpn h2", "proto h2"] {
-            let e = error(&format!("option httpchk\nhttp-check connect {w}"));
-            assert!(e.contains("option ssl-hello-chk"), "{e}");
-        }
+        let e = error("option httpchk\nhttp-check connect proto h2");
+        assert!(e.contains("HTTP/1.x"), "{e}");
+        let e = error("option httpchk\nhttp-check connect ssl alpn h2,http/1.1");
+        assert!(e.contains("offer 'http/1.1', not 'h2'"), "{e}");
+        let e = error("option httpchk\nhttp-check connect ssl sni 10.0.0.1");
+        assert!(e.contains("host names only"), "{e}");
         let e = error("option httpchk\nhttp-check connect via-socks4");
         assert!(
             e.contains("'http-check connect via-socks4' is not supported by sluice"),
