@@ -486,7 +486,7 @@ fn assemble(
                 })
                 .collect::<Vec<_>>()
         };
-        let log = build_log(d, &global, diags);
+        let log = build_log(p, fe_of[i].is_some(), &global, diags);
         let stats_listener = d.mode == Mode::Http;
         if stats_listener {
             check_http_listener(p, diags);
@@ -818,7 +818,10 @@ fn check_http_listener(p: &ProxySection<'_>, diags: &mut Diags) {
     }
 }
 
-fn build_log(d: &ProxyDraft, global: &Global, diags: &mut Diags) -> ProxyLog {
+/// The logging of a proxy. `option httplog` in tcp mode falls back to tcplog with HAProxy's
+/// warning, for proxies that log connections (frontend capability) only.
+fn build_log(p: &ProxySection<'_>, fe: bool, global: &Global, diags: &mut Diags) -> ProxyLog {
+    let d = &p.draft;
     let mut targets = Vec::new();
     for l in &d.logs {
         match l {
@@ -828,11 +831,19 @@ fn build_log(d: &ProxyDraft, global: &Global, diags: &mut Diags) -> ProxyLog {
     }
     let mut tcplog = d.options.tcplog;
     if let Some(span) = &d.options.httplog {
-        if d.mode == Mode::Tcp {
+        if d.mode == Mode::Tcp && fe {
+            let kind = match p.section.kind {
+                SectionKind::Frontend => "frontend",
+                _ => "proxy",
+            };
             diags.push(Diag::warning(
                 span,
                 "option httplog",
-                "not usable in tcp mode (needs 'mode http'); falling back to 'option tcplog'",
+                format!(
+                    "not usable with {kind} '{}' (needs 'mode http'); falling back to \
+                     'option tcplog'",
+                    p.name
+                ),
             ));
         }
         tcplog = true;
@@ -1531,6 +1542,33 @@ mod tests {
                 "t.cfg:2: 'ssl-default-server-ciphers' is not supported by sluice: it would set \
               the TLS of the health checks, which use rustls's own settings (TLS 1.2 and 1.3, \
               its safe cipher suites)"
+            ]
+        );
+    }
+
+    /// HAProxy 2.6.12 warns for f1, f3 and l only: a later `option tcplog` wins, and a
+    /// backend logs no connection (build order; `load` sorts by line).
+    #[test]
+    fn httplog_in_tcp_mode_warns_where_it_would_log() {
+        let (_, d) = build_text(
+            "defaults\n    mode tcp\n    option httplog\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\
+             frontend f1\n    bind :16001\n    default_backend b\n\
+             frontend f2\n    bind :16002\n    option tcplog\n    default_backend b\n\
+             frontend f3\n    bind :16003\n    option tcplog\n    option httplog\n    default_backend b\n\
+             backend b\n    server s 127.0.0.1:1\n\
+             listen l\n    bind :16004\n    server s 127.0.0.1:1\n",
+        );
+        let fallback = "(needs 'mode http'); falling back to 'option tcplog'";
+        assert_eq!(
+            d,
+            [
+                format!(
+                    "t.cfg:3: warning: 'option httplog': not usable with frontend 'f1' {fallback}"
+                ),
+                format!(
+                    "t.cfg:17: warning: 'option httplog': not usable with frontend 'f3' {fallback}"
+                ),
+                format!("t.cfg:3: warning: 'option httplog': not usable with proxy 'l' {fallback}"),
             ]
         );
     }

@@ -990,11 +990,19 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "extra read timeout of health checks",
         check
     ),
-    flag_option!(
+    kw!(
         "option tcplog",
         PROXY,
+        "",
         "log one line per connection in HAProxy's tcplog format",
-        |d| d.options.tcplog
+        |d, a| {
+            d.options.tcplog = a.flag()?;
+            // The last of tcplog and httplog sets the log format, as in HAProxy.
+            if d.options.tcplog {
+                d.options.httplog = None;
+            }
+            Ok(())
+        }
     ),
     kw!(
         "option httplog",
