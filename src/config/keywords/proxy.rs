@@ -1464,25 +1464,27 @@ fn push_http_rule(d: &mut ProxyDraft, span: &Span, rule: HttpRuleDraft) -> Resul
     let is_real = |r: &&(Span, HttpRuleDraft)| !matches!(r.1, HttpRuleDraft::Comment(_));
     match rule {
         HttpRuleDraft::Send(send) if send.from_option => {
-            // The first rule, skipping a first connect.
+            // The first rule, skipping a first connect: the request goes after it.
             let mut real = rules
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| is_real(r))
                 .map(|(i, _)| i);
-            let first = match real.next() {
-                Some(i) if matches!(rules[i].1, HttpRuleDraft::Connect(_)) => real.next(),
-                other => other,
+            let (first, at) = match real.next() {
+                Some(i) if matches!(rules[i].1, HttpRuleDraft::Connect(_)) => (real.next(), i + 1),
+                other => (other, 0),
             };
             match first.map(|i| (i, &mut rules[i].1)) {
                 Some((i, HttpRuleDraft::Send(old))) if old.from_option => {
                     rules[i] = (span.clone(), HttpRuleDraft::Send(send))
                 }
                 Some((_, HttpRuleDraft::Send(old))) => old.overlay(send),
-                _ => rules.insert(0, (span.clone(), HttpRuleDraft::Send(send))),
+                _ => rules.insert(at, (span.clone(), HttpRuleDraft::Send(send))),
             }
         }
         rule => {
+            // The request of `option httpchk` is no rule in HAProxy until the whole proxy is
+            // read: the checks below do not see it, and a first connect goes before it.
             let from_opt = |r: &HttpRuleDraft| matches!(r, HttpRuleDraft::Send(s) if s.from_option);
             let step = rules.iter().filter(|r| !from_opt(&r.1)).count() + 1;
             let what = match &rule {
@@ -1491,9 +1493,14 @@ fn push_http_rule(d: &mut ProxyDraft, span: &Span, rule: HttpRuleDraft) -> Resul
                 HttpRuleDraft::Expect(_) => "expect",
                 HttpRuleDraft::Comment(_) => "comment",
             };
-            let missing = match (rules.iter().rev().find(is_real).map(|r| &r.1), &rule) {
+            let last = rules
+                .iter()
+                .rev()
+                .filter(|r| !from_opt(&r.1))
+                .find(is_real)
+                .map(|r| &r.1);
+            let missing = match (last, &rule) {
                 (None, _) => None,
-                (Some(last), _) if from_opt(last) => None,
                 (Some(HttpRuleDraft::Connect(_)), HttpRuleDraft::Send(_)) => None,
                 (Some(_), HttpRuleDraft::Send(_)) => Some("connect"),
                 (
@@ -1510,20 +1517,26 @@ fn push_http_rule(d: &mut ProxyDraft, span: &Span, rule: HttpRuleDraft) -> Resul
                     "unable to add http-check {what} rule at step {step} (missing {m} rule)"
                 ));
             }
-            let mut rule = rule;
-            if let HttpRuleDraft::Send(send) = rule {
-                let first = rules.iter().position(|r| is_real(&r));
-                rule = match first.map(|i| (i, &rules[i].1)) {
-                    Some((i, HttpRuleDraft::Send(implicit))) if implicit.from_option => {
-                        let mut merged = implicit.clone();
-                        rules.remove(i);
-                        merged.overlay(send);
-                        merged.from_option = false;
-                        HttpRuleDraft::Send(merged)
-                    }
-                    _ => HttpRuleDraft::Send(send),
-                };
-            }
+            let implicit = rules.iter().position(|r| from_opt(&r.1));
+            let rule = match (rule, implicit) {
+                // The first `http-check send` takes the option's request.
+                (HttpRuleDraft::Send(send), Some(i)) => {
+                    let (_, HttpRuleDraft::Send(mut merged)) = rules.remove(i) else {
+                        unreachable!("from_opt matched a send");
+                    };
+                    merged.overlay(send);
+                    merged.from_option = false;
+                    HttpRuleDraft::Send(merged)
+                }
+                // A first connect: the option's request moves after it (and its comment).
+                (HttpRuleDraft::Connect(c), Some(i)) if last.is_none() => {
+                    let request = rules.remove(i);
+                    rules.push((span.clone(), HttpRuleDraft::Connect(c)));
+                    rules.push(request);
+                    return Ok(());
+                }
+                (rule, _) => rule,
+            };
             rules.push((span.clone(), rule));
         }
     }
@@ -1800,6 +1813,13 @@ mod tests {
         })
     }
 
+    fn tls_connect() -> HttpCheckRule {
+        HttpCheckRule::Connect(CheckConnect {
+            ssl: true,
+            ..CheckConnect::default()
+        })
+    }
+
     #[test]
     fn http_check_send_merges_with_option_httpchk_as_haproxy_does() {
         // Each case was run through HAProxy 2.6.12 (see protocol.rs for the bytes it sent).
@@ -1896,6 +1916,28 @@ mod tests {
                         negate: false,
                         kind: HttpExpectKind::Status(vec![(200, 299)]),
                     }),
+                ],
+            ),
+            // A first connect and no send: the option's request goes after the connect,
+            // whichever is written first (HAProxy sent GET /a and GET /b after the TLS
+            // handshake); the first send still takes it.
+            (
+                "    default-server verify none",
+                "option httpchk GET /a\nhttp-check connect ssl",
+                vec![tls_connect(), send("GET", "/a", "HTTP/1.0", &[], "")],
+            ),
+            (
+                "    default-server verify none",
+                "http-check connect ssl\noption httpchk GET /b",
+                vec![tls_connect(), send("GET", "/b", "HTTP/1.0", &[], "")],
+            ),
+            (
+                "    default-server verify none",
+                "option httpchk GET /d HTTP/1.1\nhttp-check comment tls\nhttp-check connect ssl\nhttp-check send hdr Host x.test",
+                vec![
+                    HttpCheckRule::Comment("tls".into()),
+                    tls_connect(),
+                    send("GET", "/d", "HTTP/1.1", &[("Host", "x.test")], ""),
                 ],
             ),
         ];
