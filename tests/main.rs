@@ -15,3 +15,4 @@ mod monitoring;
 mod monitoring_render;
 mod persistence;
 mod services;
+mod tls_checks;
