@@ -15,6 +15,10 @@ use super::model::CaFile;
 /// HAProxy's name for the system's CA directory.
 pub const SYSTEM_CA: &str = "@system-ca";
 
+/// The largest CA file read: a bundle of every public CA is about 200 KiB. A mistaken path
+/// (a device, a log) must not hold the load up.
+const MAX_SIZE: u64 = 16 << 20;
+
 /// The path a `ca-file` value names: `@system-ca` is `$SSL_CERT_DIR` or OpenSSL's default
 /// directory; a relative path is taken in `ca_base` when set (HAProxy's rule), else as is.
 pub fn resolve(value: &str, ca_base: Option<&Path>) -> PathBuf {
@@ -103,9 +107,16 @@ pub fn load(path: &Path) -> Result<(CaFile, Vec<String>), String> {
     ))
 }
 
-/// The CERTIFICATE blocks of a PEM file.
+/// The CERTIFICATE blocks of a PEM file (a regular file of at most [`MAX_SIZE`] bytes).
 fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let shown = path.display();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_words(&e)))?;
+    if !meta.is_file() || meta.len() > MAX_SIZE {
+        return Err(format!(
+            "couldn't open the ca-file '{shown}' (not a regular file of at most 16 MiB)"
+        ));
+    }
     let bytes = std::fs::read(path)
         .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_words(&e)))?;
     CertificateDer::pem_slice_iter(&bytes)
@@ -166,6 +177,10 @@ mod tests {
         let keys = d.join("key.pem");
         std::fs::write(&keys, KEY).unwrap();
         assert!(load(&keys).unwrap_err().ends_with("(no certificate found)"));
+        // A device is not read (it could be endless).
+        assert!(load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .ends_with("(not a regular file of at most 16 MiB)"));
 
         // A directory: .pem/.crt/.cer files, not dot files nor others.
         let dir = d.join("cas");

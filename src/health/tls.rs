@@ -37,7 +37,7 @@ use rustls::{
 };
 
 use super::protocol::Step;
-use crate::config::model::{CaFile, CheckTls, Verify};
+use crate::config::model::{CheckTls, Verify};
 
 /// HAProxy's words for a handshake that failed (`CO_ER_SSL_HANDSHAKE`).
 pub const HANDSHAKE_FAILURE: &str = "SSL handshake failure";
@@ -91,7 +91,8 @@ pub fn params<'a>(server: &'a CheckTls, step: Option<&'a Step>) -> Option<Params
 /// `ca-file`, shared by every server naming it.
 pub struct Factory {
     provider: Arc<CryptoProvider>,
-    roots: HashMap<*const CaFile, Arc<RootCertStore>>,
+    /// By the address of the model's `Arc<CaFile>` (the model outlives the factory).
+    roots: HashMap<usize, Arc<RootCertStore>>,
 }
 
 impl Default for Factory {
@@ -119,7 +120,8 @@ impl Factory {
         let (roots, name) = match verify {
             Verify::None => (None, None),
             Verify::Required { ca, host } => {
-                let roots = Arc::clone(self.roots.entry(Arc::as_ptr(ca)).or_insert_with(|| {
+                let key = Arc::as_ptr(ca) as usize;
+                let roots = Arc::clone(self.roots.entry(key).or_insert_with(|| {
                     let mut store = RootCertStore::empty();
                     store.add_parsable_certificates(
                         ca.certs.iter().map(|d| CertificateDer::from(d.clone())),
@@ -379,6 +381,7 @@ impl ServerCertVerifier for CheckVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::CaFile;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::PrivateKeyDer;
     use rustls::{ServerConfig, ServerConnection};
