@@ -166,7 +166,7 @@ struct Probe {
 }
 
 /// The TLS connectors of a probe, built at start: Err holds why one could not be built
-/// (config validation prevents it), and such a connect fails its handshake.
+/// (config validation prevents it), and such a connect fails as a connect error.
 #[derive(Default)]
 struct ProbeTls {
     /// The implicit connect's.

@@ -10,6 +10,10 @@
 //! How a runner executes a script (HAProxy's `tcpcheck_main`):
 //! - It connects first unless the script starts with [`Step::Connect`] (HAProxy's implicit
 //!   connect, step 0, which honours the server's `check-send-proxy` and `port`).
+//! - A connect that speaks TLS (`ssl`, or the implicit connect and `default` with the
+//!   server's `check-ssl`) does its handshake before the next step (`tls.rs`); the steps'
+//!   bytes go through the session unchanged. A failed or slow handshake is a layer-6
+//!   failure ([`Trouble::Handshake`], [`Trouble::HandshakeTimeout`]).
 //! - [`Step::Send`] writes bytes; [`Step::Comment`] does nothing (its text is already part of
 //!   the next step's reports).
 //! - [`Step::Expect`] reads, then asks [`Matcher::evaluate`] about *everything received on
