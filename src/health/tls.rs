@@ -37,7 +37,7 @@ use rustls::{
 };
 
 use super::protocol::Step;
-use crate::config::model::{CheckTls, Verify};
+use crate::config::model::{CaFile, CheckTls, Verify};
 
 /// HAProxy's words for a handshake that failed (`CO_ER_SSL_HANDSHAKE`).
 pub const HANDSHAKE_FAILURE: &str = "SSL handshake failure";
@@ -137,7 +137,7 @@ impl Factory {
                     )),
                     (None, None) => None,
                 };
-                (Some(roots), name)
+                (Some((roots, Arc::clone(ca))), name)
             }
         };
         let mismatch = name.as_ref().map_or(HANDSHAKE_FAILURE, |(_, m)| *m);
@@ -319,11 +319,13 @@ impl Session {
 }
 
 /// HAProxy's verification ([`Verify`]): rustls's own verifier always checks a name, and
-/// HAProxy checks none when it has neither SNI nor `verifyhost`.
+/// HAProxy checks none when it has neither SNI nor `verifyhost`; and OpenSSL trusts a
+/// certificate of `ca-file` that the server presents as is, which webpki refuses when it is
+/// a CA (a self-signed certificate made with `openssl req -x509` is one).
 #[derive(Debug)]
 struct CheckVerifier {
-    /// None: `verify none`.
-    roots: Option<Arc<RootCertStore>>,
+    /// The root store and the `ca-file` it was made of; None: `verify none`.
+    roots: Option<(Arc<RootCertStore>, Arc<CaFile>)>,
     /// The name the certificate must carry, if any.
     name: Option<ServerName<'static>>,
     algorithms: WebPkiSupportedAlgorithms,
@@ -338,17 +340,27 @@ impl ServerCertVerifier for CheckVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(roots) = &self.roots else {
+        let Some((roots, ca)) = &self.roots else {
             return Ok(ServerCertVerified::assertion());
         };
         let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
+        let chained = verify_server_cert_signed_by_trust_anchor(
             &cert,
             roots,
             intermediates,
             now,
             self.algorithms.all,
-        )?;
+        );
+        if let Err(e) = chained {
+            // A certificate of ca-file itself is trusted as is, within its dates, as
+            // OpenSSL trusts it.
+            let pinned = ca.certs.iter().any(|c| c.as_slice() == end_entity.as_ref());
+            let current = validity(end_entity)
+                .is_some_and(|(from, until)| (from..=until).contains(&now.as_secs()));
+            if !(pinned && current) {
+                return Err(e);
+            }
+        }
         if let Some(name) = &self.name {
             verify_server_name(&cert, name)?;
         }
@@ -378,10 +390,99 @@ impl ServerCertVerifier for CheckVerifier {
     }
 }
 
+/// A certificate's validity period (notBefore, notAfter) in Unix seconds, read from its DER
+/// (RFC 5280: Certificate, TBSCertificate, then past version, serialNumber, signature and
+/// issuer). None for anything malformed.
+fn validity(der: &[u8]) -> Option<(u64, u64)> {
+    let (cert, _) = der_item(der, 0x30)?;
+    let (mut tbs, _) = der_item(cert, 0x30)?;
+    if tbs.first() == Some(&0xa0) {
+        tbs = der_item(tbs, 0xa0)?.1;
+    }
+    for tag in [0x02, 0x30, 0x30] {
+        tbs = der_item(tbs, tag)?.1;
+    }
+    let (period, _) = der_item(tbs, 0x30)?;
+    let (from, rest) = der_time(period)?;
+    let (until, _) = der_time(rest)?;
+    Some((from, until))
+}
+
+/// One DER item of type `tag` at the start of `input`: (its content, what follows).
+fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&t, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    if t != tag {
+        return None;
+    }
+    let (len, rest) = match first {
+        0..=0x7f => (usize::from(first), rest),
+        0x81..=0x84 => {
+            let n = usize::from(first & 0x7f);
+            let bytes = rest.get(..n)?;
+            let len = bytes.iter().fold(0usize, |l, &b| l << 8 | usize::from(b));
+            (len, &rest[n..])
+        }
+        _ => return None,
+    };
+    (len <= rest.len()).then(|| rest.split_at(len))
+}
+
+/// A UTCTime (YYMMDDHHMMSSZ, years 1950-2049) or GeneralizedTime (YYYYMMDDHHMMSSZ) as Unix
+/// seconds, and what follows it.
+fn der_time(input: &[u8]) -> Option<(u64, &[u8])> {
+    let (text, digits, rest) = match input.first()? {
+        0x17 => {
+            let (t, rest) = der_item(input, 0x17)?;
+            (t, 12, rest)
+        }
+        0x18 => {
+            let (t, rest) = der_item(input, 0x18)?;
+            (t, 14, rest)
+        }
+        _ => return None,
+    };
+    if text.len() != digits + 1
+        || text[digits] != b'Z'
+        || !text[..digits].iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        text[r]
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'))
+    };
+    let (year, at) = if digits == 12 {
+        let yy = num(0..2);
+        (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
+    } else {
+        (num(0..4), 4)
+    };
+    let (month, day) = (num(at..at + 2), num(at + 2..at + 4));
+    let (h, m, s) = (
+        num(at + 4..at + 6),
+        num(at + 6..at + 8),
+        num(at + 8..at + 10),
+    );
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    // Before 1970 counts as 1970: only comparisons with the present are made.
+    let days = (era * 146_097 + doe).saturating_sub(719_468);
+    Some((days * 86_400 + h * 3_600 + m * 60 + s, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::CaFile;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::PrivateKeyDer;
     use rustls::{ServerConfig, ServerConnection};
@@ -392,6 +493,9 @@ mod tests {
     const OTHER_CA: &[u8] = include_bytes!("testdata/other-ca.pem");
     const LEAF: &[u8] = include_bytes!("testdata/check.test.pem");
     const KEY: &[u8] = include_bytes!("testdata/check.test.key");
+    const SELF_SIGNED: &[u8] = include_bytes!("testdata/self.test.pem");
+    const SELF_EXPIRED: &[u8] = include_bytes!("testdata/self.test-expired.pem");
+    const SELF_KEY: &[u8] = include_bytes!("testdata/self.test.key");
 
     /// A non-blocking socket in memory: reads what the test put in `rx` (WouldBlock when
     /// empty, end of data once `eof`), writes at most `room` bytes a call into `tx`.
@@ -462,14 +566,18 @@ mod tests {
 
     /// A rustls server presenting check.test's certificate, offering `alpn`.
     fn tls_server(alpn: &[&str]) -> ServerConnection {
+        tls_server_with(LEAF, KEY, alpn)
+    }
+
+    fn tls_server_with(cert: &[u8], key: &[u8], alpn: &[&str]) -> ServerConnection {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                vec![CertificateDer::from_pem_slice(LEAF).unwrap()],
-                PrivateKeyDer::from_pem_slice(KEY).unwrap(),
+                vec![CertificateDer::from_pem_slice(cert).unwrap()],
+                PrivateKeyDer::from_pem_slice(key).unwrap(),
             )
             .unwrap();
         config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
@@ -623,6 +731,71 @@ mod tests {
             handshake(&mut client, &mut wire, &mut server),
             Handshake::Done
         );
+    }
+
+    /// OpenSSL trusts a certificate of ca-file presented as is, even a CA (webpki alone
+    /// refuses a CA as a server's certificate), within its dates; names are still checked.
+    #[test]
+    fn a_self_signed_certificate_in_ca_file_is_trusted_as_is() {
+        // (certificate presented, ca-file, verifyhost, outcome)
+        type Case<'a> = (&'a [u8], &'a [u8], Option<&'a str>, Handshake);
+        let cases: [Case<'_>; 5] = [
+            (SELF_SIGNED, SELF_SIGNED, None, Handshake::Done),
+            (SELF_SIGNED, SELF_SIGNED, Some("self.test"), Handshake::Done),
+            (
+                SELF_SIGNED,
+                SELF_SIGNED,
+                Some("wrong.test"),
+                Handshake::Failed(HOST_MISMATCH),
+            ),
+            (SELF_SIGNED, CA, None, Handshake::Failed(HANDSHAKE_FAILURE)),
+            (
+                SELF_EXPIRED,
+                SELF_EXPIRED,
+                None,
+                Handshake::Failed(HANDSHAKE_FAILURE),
+            ),
+        ];
+        for (presented, trusted, host, want) in cases {
+            let mut client = session(&required(trusted, host), None, &[]);
+            let mut wire = Wire::new();
+            let mut server = tls_server_with(presented, SELF_KEY, &[]);
+            assert_eq!(
+                handshake(&mut client, &mut wire, &mut server),
+                want,
+                "verifyhost {host:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn validity_is_read_from_both_time_forms_and_never_panics() {
+        let der = CertificateDer::from_pem_slice(CA).unwrap();
+        // UTCTime 000101000000Z and GeneralizedTime 21000101000000Z.
+        assert_eq!(validity(&der), Some((946_684_800, 4_102_444_800)));
+        let der = CertificateDer::from_pem_slice(SELF_EXPIRED).unwrap();
+        assert_eq!(validity(&der), Some((946_684_800, 978_307_200)));
+        for cut in 0..der.len() {
+            assert_eq!(validity(&der[..cut]), None, "cut at {cut}");
+        }
+        let mut seed = 0x2545_f491_u32;
+        for _ in 0..20_000 {
+            let mut bytes = der.to_vec();
+            for _ in 0..3 {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let i = seed as usize % bytes.len();
+                bytes[i] = (seed >> 8) as u8;
+            }
+            let _ = validity(&bytes);
+        }
+        assert_eq!(
+            der_time(b"\x17\x0d991231235959Z"),
+            Some((946_684_799, &b""[..]))
+        );
+        assert_eq!(der_time(b"\x17\x0d001301000000Z"), None);
+        assert_eq!(der_time(b"\x18\x0d001301000000Z"), None);
     }
 
     #[test]

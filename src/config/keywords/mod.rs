@@ -383,7 +383,7 @@ pub fn support_matrix() -> String {
          | `master-worker`, `-W`, `-x` | supported | `sluice -c` accepts them; running refuses to start, naming them (reload with `-sf` under systemd instead) |\n\
          | TLS health checks: protocol versions | what OpenSSL allows | TLS 1.2 and 1.3 (rustls) |\n\
          | TLS health checks: certificate names (`verify required` with an SNI or `verifyhost`) | subjectAltName DNS names, then the subject's CN | subjectAltName only (DNS and address entries): a CN-only certificate fails |\n\
-         | TLS health checks: a CA (CA:TRUE) or X.509 v1 certificate as the server's own | accepted | handshake failure (webpki refuses them as end-entity certificates) |\n\
+         | TLS health checks: an X.509 v1 certificate, or a CA certificate (CA:TRUE) signed by a `ca-file` CA, as the server's own | accepted | handshake failure (webpki refuses them; a certificate of `ca-file` itself, such as a self-signed one, is trusted as is, as OpenSSL trusts it) |\n\
          | TLS health checks: session reuse | resumed (`ssl-reuse`) | a full handshake every check: the certificate is verified each time |\n\
          | `check-sni <address>` | sent as SNI | error: TLS sends host names only |\n\
          | `ssl-default-server-*` in `global` | applied to TLS servers and checks | warning, ignored; an error when a health check speaks TLS |\n\n",
