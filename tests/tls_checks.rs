@@ -122,8 +122,8 @@ fn kubeadm(sock: &Path, api: std::net::SocketAddr) -> String {
 #[test]
 fn kubeadm_https_check_is_up_on_200_and_down_on_500_or_a_missing_path() {
     let Some(pki) = TestPki::new() else { return };
-    let Some(api) = Nginx::start_tls(&[("/healthz", 200, "ok"), ("/sick", 500, "sick")], &pki)
-    else {
+    let routes = [("/healthz", 200, "ok"), ("/sick", 500, "sick")];
+    let Some(api) = Nginx::start_tls(&routes, &pki.cert(), &pki.key()) else {
         return;
     };
     let dir = TempDir::new("kubeadm");
@@ -161,10 +161,12 @@ fn kubeadm_https_check_is_up_on_200_and_down_on_500_or_a_missing_path() {
     assert!(!log.contains("apiserverbackend/cp1 is DOWN"), "{log}");
 }
 
-/// The same backends for HAProxy and sluice: every way a TLS check can end.
-fn verify_cases(sock: &Path, pki: &TestPki, tls: &str, plain: &str, silent: &str) -> String {
-    let (ca, other) = (pki.ca(), pki.other_ca());
-    let (ca, other) = (ca.display(), other.display());
+/// The same backends for HAProxy and sluice: every way a TLS check can end. `addrs`: the TLS
+/// nginx, the plain one, a silent listener, and the nginx with a self-signed certificate.
+fn verify_cases(sock: &Path, pki: &TestPki, addrs: &[String; 4]) -> String {
+    let [tls, plain, silent, selfie] = addrs;
+    let (ca, other, self_cert) = (pki.ca(), pki.other_ca(), pki.self_signed().0);
+    let (ca, other, self_cert) = (ca.display(), other.display(), self_cert.display());
     let host = TestPki::HOST;
     format!(
         "global\n    stats socket {} level admin\n\
@@ -179,7 +181,8 @@ fn verify_cases(sock: &Path, pki: &TestPki, tls: &str, plain: &str, silent: &str
          server wrong-sni {tls} check check-ssl ca-file {ca} check-sni wrong.test\n    \
          server verify-none {tls} check check-ssl verify none ca-file {other}\n    \
          server plain {plain} check check-ssl verify none\n    \
-         server silent {silent} check check-ssl verify none\n\
+         server silent {silent} check check-ssl verify none\n    \
+         server self-signed {selfie} check check-ssl ca-file {self_cert} verifyhost {host}\n\
          backend tcp\n    option tcp-check\n    tcp-check connect ssl\n    \
          server tls {tls} check verify none\n    \
          server plain {plain} check verify none\n",
@@ -191,18 +194,29 @@ fn verify_cases(sock: &Path, pki: &TestPki, tls: &str, plain: &str, silent: &str
 fn check_ssl_verifies_with_the_ca_file_and_fails_as_haproxy_does() {
     let Some(pki) = TestPki::new() else { return };
     let routes = [("/healthz", 200, "ok")];
-    let (Some(tls), Some(plain)) = (Nginx::start_tls(&routes, &pki), Nginx::start(&routes)) else {
+    let (self_cert, self_key) = pki.self_signed();
+    let (Some(tls), Some(plain), Some(selfie)) = (
+        Nginx::start_tls(&routes, &pki.cert(), &pki.key()),
+        Nginx::start(&routes),
+        Nginx::start_tls(&routes, &self_cert, &self_key),
+    ) else {
         return;
     };
     // Accepted by the kernel, never read: the ClientHello waits forever.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addrs = [tls.addr(), plain.addr(), silent.local_addr().unwrap()].map(|a| a.to_string());
+    let addrs = [
+        tls.addr(),
+        plain.addr(),
+        silent.local_addr().unwrap(),
+        selfie.addr(),
+    ]
+    .map(|a| a.to_string());
     let dir = TempDir::new("tls-verify");
-    let cfg = |sock: &Path| verify_cases(sock, &pki, &addrs[0], &addrs[1], &addrs[2]);
+    let cfg = |sock: &Path| verify_cases(sock, &pki, &addrs);
 
     let ssock = dir.path().join("sluice.sock");
     let s = Sluice::start(&cfg(&ssock));
-    let ours = settled(&ssock, 11);
+    let ours = settled(&ssock, 12);
     let log = s.stop();
 
     let handshake = "SSL handshake failure";
@@ -239,6 +253,11 @@ fn check_ssl_verifies_with_the_ca_file_and_fails_as_haproxy_does() {
             "https/silent",
             row("DOWN", "L6TOUT", "", "", "Layer6 timeout"),
         ),
+        // Its own ca-file: trusted as is (though a CA), as OpenSSL trusts it.
+        (
+            "https/self-signed",
+            row("UP", "L7OK", "200", "", "Layer7 check passed"),
+        ),
         (
             "tcp/tls",
             row("UP", "L6OK", "", "(tcp-check)", "Layer6 check passed"),
@@ -259,7 +278,7 @@ fn check_ssl_verifies_with_the_ca_file_and_fails_as_haproxy_does() {
     let hsock = dir.path().join("haproxy.sock");
     let hcfg = dir.write("haproxy.cfg", &cfg(&hsock));
     let h = Haproxy::start_with_stats(haproxy, &hcfg, &hsock);
-    let theirs = settled(&hsock, 11);
+    let theirs = settled(&hsock, 12);
     drop(h);
     for (server, _) in &want {
         assert_eq!(

@@ -300,12 +300,13 @@ impl Nginx {
         Nginx::start_with(routes, None)
     }
 
-    /// The same over TLS (1.2 and 1.3), presenting `pki`'s server certificate.
-    pub fn start_tls(routes: &[(&str, u16, &str)], pki: &TestPki) -> Option<Nginx> {
-        Nginx::start_with(routes, Some(pki))
+    /// The same over TLS (1.2 and 1.3), presenting the certificate `cert` (PEM) with its
+    /// key.
+    pub fn start_tls(routes: &[(&str, u16, &str)], cert: &Path, key: &Path) -> Option<Nginx> {
+        Nginx::start_with(routes, Some((cert, key)))
     }
 
-    fn start_with(routes: &[(&str, u16, &str)], tls: Option<&TestPki>) -> Option<Nginx> {
+    fn start_with(routes: &[(&str, u16, &str)], tls: Option<(&Path, &Path)>) -> Option<Nginx> {
         let bin = binary("nginx", "nginx-light")?;
         let dir = TempDir::new("nginx");
         let p = dir.path().to_path_buf();
@@ -330,14 +331,14 @@ impl Nginx {
         let ready_sock = p.join("ready.sock");
         let (listen, ready_server) = match tls {
             None => (String::new(), String::new()),
-            Some(pki) => (
+            Some((cert, key)) => (
                 format!(
                     " ssl;\n\
                      \x20       ssl_certificate {};\n\
                      \x20       ssl_certificate_key {};\n\
                      \x20       ssl_protocols TLSv1.2 TLSv1.3",
-                    pki.cert().display(),
-                    pki.key().display()
+                    cert.display(),
+                    key.display()
                 ),
                 format!(
                     "\x20   server {{\n\
@@ -424,8 +425,9 @@ fn unix_http_get(path: &Path, uri: &str) -> io::Result<String> {
 // TLS certificates
 
 /// A certificate authority and a server certificate it signed, made at test time with the
-/// `openssl` command (P-256 keys, valid a day), and a second CA that signed nothing here.
-/// The server certificate names `apiserver.test` and 127.0.0.1.
+/// `openssl` command (P-256 keys, valid a day), a second CA that signed nothing here, and a
+/// self-signed server certificate as `openssl req -x509` makes them (a CA, CA:TRUE). The
+/// server certificates name `apiserver.test` and 127.0.0.1.
 pub struct TestPki {
     dir: TempDir,
 }
@@ -460,6 +462,7 @@ impl TestPki {
         for (name, cn) in [
             ("ca", "sluice test CA"),
             ("other-ca", "sluice other test CA"),
+            ("self-signed", TestPki::HOST),
         ] {
             let (key, pem, subj) = (
                 format!("{name}.key"),
@@ -479,9 +482,13 @@ impl TestPki {
                 &subj,
                 "-addext",
                 "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
             ]);
+            let san = format!("subjectAltName=DNS:{},IP:127.0.0.1", TestPki::HOST);
+            if name == "self-signed" {
+                args.extend(["-addext", &san]);
+            } else {
+                args.extend(["-addext", "keyUsage=critical,keyCertSign"]);
+            }
             run(&args);
         }
         let mut args = vec!["req"];
@@ -540,6 +547,14 @@ impl TestPki {
 
     pub fn key(&self) -> PathBuf {
         self.dir.path().join("server.key")
+    }
+
+    /// The self-signed server certificate (a CA), and its key.
+    pub fn self_signed(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.path().join("self-signed.pem"),
+            self.dir.path().join("self-signed.key"),
+        )
     }
 }
 
