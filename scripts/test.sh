@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of README.md and of CI: installs what the tests need (from Debian's
 # packages: haproxy, and the MariaDB, Redis and nginx that the health-check tests start,
-# promtool to check the Prometheus exporter, headless Chromium for the stats page),
+# openssl to make the certificates of the TLS check tests, promtool to check the
+# Prometheus exporter, headless Chromium for the stats page),
 # then runs the formatting check, clippy and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ have haproxy || need+=(haproxy)
 have mariadbd || need+=(mariadb-server)
 have redis-server || need+=(redis-server)
 have nginx || need+=(nginx-light)
+have openssl || need+=(openssl)
 have promtool || need+=(prometheus)
 have chromium || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then

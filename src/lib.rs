@@ -10,7 +10,9 @@
 //! - [`config`]: text -> AST -> immutable typed model; no sockets, threads or clocks.
 //! - [`cli`]: the command line, HAProxy's flags where they overlap.
 //! - [`balance`]: which server: one algorithm per file, shared lock-free counters.
-//! - [`health`]: the health thread: checks, rise/fall, state sent to the workers.
+//! - [`health`]: the health thread: checks, rise/fall, state sent to the workers; the only
+//!   TLS sluice speaks (rustls, for `check-ssl` and `connect ssl` checks), never on the data
+//!   path.
 //! - [`stick`]: stick tables, the per-address counters shared by every worker.
 //! - [`worker`]: the data plane: one mio event loop per core, splice forwarding.
 //! - [`supervisor`]: boot, signals, soft and hard stop; the only code that knows every thread.

@@ -190,10 +190,10 @@ fn tcp_check_rules_of_a_proxy_replace_inherited_ones() {
     };
     assert_eq!(
         b,
-        &[TcpCheckRule::Connect {
+        &[TcpCheckRule::Connect(CheckConnect {
             port: Some(9),
-            send_proxy: false
-        }]
+            ..CheckConnect::default()
+        })]
     );
 }
 

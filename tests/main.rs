@@ -17,3 +17,4 @@ mod monitoring;
 mod monitoring_render;
 mod persistence;
 mod services;
+mod tls_checks;

@@ -7,6 +7,7 @@
 
 pub mod acl;
 pub mod ast;
+pub mod cafile;
 pub mod cond;
 pub mod error;
 pub mod keywords;

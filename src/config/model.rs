@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::Span;
@@ -93,6 +94,11 @@ pub struct Global {
     pub spread_checks: u32,
     pub noreuseport: bool,
     pub cpu_map: Vec<CpuMap>,
+    /// `ca-base`: where a relative `ca-file` is looked for.
+    pub ca_base: Option<PathBuf>,
+    /// `ssl-server-verify`: true (required, the default) makes `verify required` the default
+    /// of TLS health checks.
+    pub ssl_server_verify: bool,
 }
 
 impl Default for Global {
@@ -121,6 +127,8 @@ impl Default for Global {
             spread_checks: 0,
             noreuseport: false,
             cpu_map: Vec::new(),
+            ca_base: None,
+            ssl_server_verify: true,
         }
     }
 }
@@ -552,6 +560,45 @@ pub struct Server {
     pub on_error: OnError,
     pub on_marked_down_shutdown: bool,
     pub on_marked_up_shutdown_backup: bool,
+    /// `check-ssl`, `check-sni`, `check-alpn`.
+    pub check_tls: CheckTls,
+    /// How a TLS check authenticates this server: `verify`, `ca-file`, `verifyhost` and the
+    /// global `ssl-server-verify`. [`Verify::None`] when no check of the server uses TLS.
+    pub check_verify: Verify,
+}
+
+/// The TLS options of a server's implicit check connect, which `connect default` takes too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckTls {
+    /// `check-ssl`: speak TLS.
+    pub ssl: bool,
+    /// `check-sni`: the SNI to send (none by default).
+    pub sni: Option<String>,
+    /// `check-alpn`: the ALPN protocols to offer (none by default).
+    pub alpn: Vec<String>,
+}
+
+/// How a TLS health check judges the server's certificate (HAProxy's `verify`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// `verify none`: any certificate.
+    #[default]
+    None,
+    /// `verify required`: the chain must lead to a CA of `ca`. The certificate's names are
+    /// checked against the SNI sent, else against `host` (`verifyhost`), else not at all.
+    Required {
+        ca: Arc<CaFile>,
+        host: Option<String>,
+    },
+}
+
+/// A `ca-file`, read once at load (before any chroot) and shared by the servers naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    /// The path as resolved against `ca-base`, for messages.
+    pub path: PathBuf,
+    /// The CA certificates (DER), each usable as a trust anchor.
+    pub certs: Vec<Vec<u8>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -580,10 +627,9 @@ pub enum CheckKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpCheckRule {
-    Connect {
-        port: Option<u16>,
-        send_proxy: bool,
-    },
+    /// `tcp-check connect`: the same options as `http-check connect` (sluice's parser takes
+    /// fewer of them here).
+    Connect(CheckConnect),
     Send(Vec<u8>),
     Expect {
         negate: bool,
@@ -609,7 +655,7 @@ pub enum HttpCheckRule {
     Comment(String),
 }
 
-/// `http-check connect`: where and how a step opens its connection.
+/// `http-check connect` and `tcp-check connect`: where and how a step opens its connection.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckConnect {
     /// Overrides the server's (check) port.
@@ -620,6 +666,12 @@ pub struct CheckConnect {
     /// `default`: also apply the server's check options (`check-send-proxy`).
     pub default: bool,
     pub linger: bool,
+    /// `ssl`: the connection speaks TLS (with `default`, the server's `check-ssl` does too).
+    pub ssl: bool,
+    /// `sni <name>`: the SNI of the TLS handshake (with `default`, else `check-sni`).
+    pub sni: Option<String>,
+    /// `alpn <list>`: the ALPN protocols offered (with `default`, else `check-alpn`).
+    pub alpn: Vec<String>,
 }
 
 /// An HTTP check request, with HAProxy's defaults already applied (OPTIONS / HTTP/1.0).

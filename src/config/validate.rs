@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::acl::{self, AclCtx};
 use super::ast::{Ast, Directive, Section, SectionKind};
@@ -208,6 +210,8 @@ pub fn build(ast: &Ast, opts: &LoadOptions) -> (Option<Model>, Diags) {
     let mut named_defaults: HashMap<String, ProxyDraft> = HashMap::new();
     let mut last_defaults = ProxyDraft::default();
     let mut proxies: Vec<ProxySection<'_>> = Vec::new();
+    // The TLS defaults of servers: inert, unless a health check speaks TLS.
+    let mut tls_server_defaults: Vec<&Directive> = Vec::new();
 
     for s in &ast.sections {
         let base = match &s.from {
@@ -227,6 +231,10 @@ pub fn build(ast: &Ast, opts: &LoadOptions) -> (Option<Model>, Diags) {
         match s.kind {
             SectionKind::Global => {
                 for d in &s.directives {
+                    if keywords::TLS_SERVER_DEFAULTS.contains(&d.keyword()) {
+                        tls_server_defaults.push(d);
+                        continue;
+                    }
                     apply(
                         keywords::global::KEYWORDS,
                         &mut global,
@@ -278,11 +286,50 @@ pub fn build(ast: &Ast, opts: &LoadOptions) -> (Option<Model>, Diags) {
 
     check_unique_names(&proxies, &mut diags);
     let model = assemble(global, proxies, opts, &mut diags);
+    let tls_checks = model.as_ref().is_some_and(checks_speak_tls);
+    for d in tls_server_defaults {
+        let kw = d.keyword();
+        if tls_checks {
+            diags.push(Diag::error(
+                &d.span,
+                "",
+                format!(
+                    "'{kw}' is not supported by sluice: it would set the TLS of the health \
+                     checks, which use rustls's own settings (TLS 1.2 and 1.3, its safe \
+                     cipher suites)"
+                ),
+            ));
+        } else {
+            diags.push(Diag::warning(
+                &d.span,
+                kw,
+                keywords::inert("global", kw).unwrap_or_default(),
+            ));
+        }
+    }
     if diags.has_errors() {
         (None, diags)
     } else {
         (model, diags)
     }
+}
+
+/// True when some server's health checks speak TLS: its `check-ssl`, or a `connect ssl` in
+/// its backend's check rules.
+fn checks_speak_tls(model: &Model) -> bool {
+    model.servers.iter().any(|s| {
+        s.check
+            && (s.check_tls.ssl
+                || match &model.backend(s.backend).check {
+                    CheckKind::TcpCheck(rules) => rules
+                        .iter()
+                        .any(|r| matches!(r, TcpCheckRule::Connect(c) if c.ssl)),
+                    CheckKind::HttpChk(rules) => rules
+                        .iter()
+                        .any(|r| matches!(r, HttpCheckRule::Connect(c) if c.ssl)),
+                    _ => false,
+                })
+    })
 }
 
 fn caps(kind: SectionKind) -> (bool, bool) {
@@ -393,6 +440,7 @@ fn assemble(
     let mut frontends = Vec::new();
     let mut backends = Vec::new();
     let mut servers = Vec::new();
+    let mut ca_files = CaFiles::new();
     for (i, p) in proxies.iter().enumerate() {
         let d = &p.draft;
         let span = &p.section.span;
@@ -438,7 +486,7 @@ fn assemble(
                 })
                 .collect::<Vec<_>>()
         };
-        let log = build_log(d, &global, diags);
+        let log = build_log(p, fe_of[i].is_some(), &global, diags);
         let stats_listener = d.mode == Mode::Http;
         if stats_listener {
             check_http_listener(p, diags);
@@ -644,7 +692,7 @@ fn assemble(
                 CheckKind::TcpCheck(rules) => {
                     matches!(
                         rules.first(),
-                        Some(TcpCheckRule::Connect { port: Some(_), .. })
+                        Some(TcpCheckRule::Connect(CheckConnect { port: Some(_), .. }))
                     )
                 }
                 CheckKind::HttpChk(rules) => rules
@@ -652,6 +700,17 @@ fn assemble(
                     .find(|r| !matches!(r, HttpCheckRule::Comment(_)))
                     .is_some_and(|r| matches!(r, HttpCheckRule::Connect(c) if c.port.is_some())),
                 _ => false,
+            };
+            // HAProxy: a `connect ssl` rule makes every server of the proxy prepare its TLS.
+            let connect_ssl = d.tcp_check_rules.iter().any(|r| {
+                matches!(r, TcpCheckRule::Connect(c) if c.ssl)
+            }) || d.http_rules.iter().any(|(_, r)| {
+                matches!(r, super::keywords::proxy::HttpRuleDraft::Connect(c) if c.ssl)
+            });
+            let tls_ctx = TlsCtx {
+                global: &global,
+                connect_ssl,
+                http_check: matches!(check, CheckKind::HttpChk(_)),
             };
             let mut ids = Vec::new();
             let suids = assign_uids(
@@ -675,12 +734,19 @@ fn assemble(
                     continue;
                 }
                 let sid = ServerId(servers.len() as u32);
-                if let Some(srv) =
+                let Some(mut srv) =
                     build_server(s, check_has_port, sid, bid, suids[k], &p.name, opts, diags)
-                {
-                    servers.push(srv);
-                    ids.push(sid);
-                }
+                else {
+                    continue;
+                };
+                let Some((check_tls, verify)) =
+                    server_tls(s, &p.name, &tls_ctx, &mut ca_files, diags)
+                else {
+                    continue;
+                };
+                (srv.check_tls, srv.check_verify) = (check_tls, verify);
+                servers.push(srv);
+                ids.push(sid);
             }
             let mut use_server = Vec::new();
             for line in &d.use_server {
@@ -809,7 +875,10 @@ fn check_http_listener(p: &ProxySection<'_>, diags: &mut Diags) {
     }
 }
 
-fn build_log(d: &ProxyDraft, global: &Global, diags: &mut Diags) -> ProxyLog {
+/// The logging of a proxy. `option httplog` in tcp mode falls back to tcplog with HAProxy's
+/// warning, for proxies that log connections (frontend capability) only.
+fn build_log(p: &ProxySection<'_>, fe: bool, global: &Global, diags: &mut Diags) -> ProxyLog {
+    let d = &p.draft;
     let mut targets = Vec::new();
     for l in &d.logs {
         match l {
@@ -819,11 +888,19 @@ fn build_log(d: &ProxyDraft, global: &Global, diags: &mut Diags) -> ProxyLog {
     }
     let mut tcplog = d.options.tcplog;
     if let Some(span) = &d.options.httplog {
-        if d.mode == Mode::Tcp {
+        if d.mode == Mode::Tcp && fe {
+            let kind = match p.section.kind {
+                SectionKind::Frontend => "frontend",
+                _ => "proxy",
+            };
             diags.push(Diag::warning(
                 span,
                 "option httplog",
-                "not usable in tcp mode (needs 'mode http'); falling back to 'option tcplog'",
+                format!(
+                    "not usable with {kind} '{}' (needs 'mode http'); falling back to \
+                     'option tcplog'",
+                    p.name
+                ),
             ));
         }
         tcplog = true;
@@ -1149,6 +1226,107 @@ fn compile_tcp_rule(
     })
 }
 
+/// The `ca-file`s read so far, by resolved path: each is read once, however many servers
+/// name it.
+type CaFiles = HashMap<PathBuf, Result<(Arc<CaFile>, Vec<String>), String>>;
+
+/// What settling a server's TLS check options needs to know of its surroundings.
+struct TlsCtx<'a> {
+    global: &'a Global,
+    /// A `connect ssl` in the backend's check rules.
+    connect_ssl: bool,
+    /// The backend checks with `option httpchk`.
+    http_check: bool,
+}
+
+/// A server's TLS check options, settled as HAProxy 2.6 settles them: `verify` defaults to
+/// the global `ssl-server-verify`; `ca-file` is resolved against `ca-base` and read (HAProxy
+/// reads it while parsing, so a missing file is an error even where nothing verifies); a
+/// server whose checks may speak TLS (its `check-ssl`, or a `connect ssl` in its backend,
+/// with or without `check`) and verify required needs a CA. None after an error.
+fn server_tls(
+    s: &ServerDraft,
+    be_name: &str,
+    ctx: &TlsCtx<'_>,
+    ca_files: &mut CaFiles,
+    diags: &mut Diags,
+) -> Option<(CheckTls, Verify)> {
+    let say = |diags: &mut Diags, error: bool, m: &str| {
+        let m = format!("'server {be_name}/{}': {m}", s.name);
+        diags.push(if error {
+            Diag::error(&s.span, "server", m)
+        } else {
+            Diag::warning(&s.span, "server", m)
+        });
+    };
+    let ca = match &s.ca_file {
+        None => None,
+        Some(value) => {
+            let path = super::cafile::resolve(value, ctx.global.ca_base.as_deref());
+            let loaded = ca_files.entry(path.clone()).or_insert_with(|| {
+                super::cafile::load(&path).map(|(ca, warnings)| (Arc::new(ca), warnings))
+            });
+            match loaded {
+                Ok((ca, warnings)) => {
+                    for w in warnings.iter() {
+                        say(diags, false, w);
+                    }
+                    Some(Arc::clone(ca))
+                }
+                Err(e) => {
+                    say(diags, true, e);
+                    return None;
+                }
+            }
+        }
+    };
+    if ctx.http_check && s.check_alpn.iter().any(|p| p == "h2") {
+        say(
+            diags,
+            true,
+            &format!("'check-alpn': {}", super::keywords::proxy::H2_ALPN),
+        );
+        return None;
+    }
+    let check_tls = CheckTls {
+        ssl: s.check_ssl,
+        sni: s.check_sni.clone(),
+        alpn: s.check_alpn.clone(),
+    };
+    let required = s.verify.unwrap_or(ctx.global.ssl_server_verify);
+    if !(required && (s.check_ssl || ctx.connect_ssl)) {
+        return Some((check_tls, Verify::None));
+    }
+    let Some(ca) = ca else {
+        // HAProxy's words, then how to verify.
+        let why = if ctx.global.ssl_server_verify {
+            "verify is enabled by default but no CA file specified. If you're running on a \
+             LAN where you're certain to trust the server's certificate, please set an \
+             explicit 'verify none' statement on the 'server' line, or use \
+             'ssl-server-verify none' in the global section to disable server-side \
+             verifications by default."
+        } else {
+            "verify is enabled but no CA file specified."
+        };
+        say(
+            diags,
+            true,
+            &format!(
+                "{why} To verify the server, name the CA that signed its certificate with \
+                 'ca-file <file>'."
+            ),
+        );
+        return None;
+    };
+    Some((
+        check_tls,
+        Verify::Required {
+            ca,
+            host: s.verifyhost.clone(),
+        },
+    ))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_server(
     s: &ServerDraft,
@@ -1299,5 +1477,192 @@ fn build_server(
         on_error: s.on_error,
         on_marked_down_shutdown: s.on_marked_down_shutdown,
         on_marked_up_shutdown_backup: s.on_marked_up_shutdown_backup,
+        check_tls: CheckTls::default(),
+        check_verify: Verify::None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CA: &str = include_str!("../health/testdata/ca.pem");
+
+    /// The model, or every diagnostic, of `text`.
+    fn build_text(text: &str) -> (Option<Model>, Vec<String>) {
+        let mut ast = Ast::default();
+        let mut diags = Diags::default();
+        let env: HashMap<String, String> = HashMap::new();
+        super::super::parse_text("t.cfg", text, &env, &mut ast, &mut diags);
+        let (model, more) = build(&ast, &LoadOptions::default());
+        diags.extend(more);
+        let shown = diags.items.iter().map(ToString::to_string).collect();
+        (model.filter(|_| !diags.has_errors()), shown)
+    }
+
+    fn cfg(global: &str, backend: &str) -> String {
+        format!(
+            "global\n{global}\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nbackend be\n{backend}\n"
+        )
+    }
+
+    fn ca_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sluice-validate-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("ca.pem"), CA).unwrap();
+        d
+    }
+
+    #[test]
+    fn tls_checks_want_a_ca_unless_told_verify_none() {
+        const BY_DEFAULT: &str = "t.cfg:9: 'server': 'server be/s1': verify is enabled by \
+            default but no CA file specified. If you're running on a LAN where you're certain \
+            to trust the server's certificate, please set an explicit 'verify none' statement \
+            on the 'server' line, or use 'ssl-server-verify none' in the global section to \
+            disable server-side verifications by default. To verify the server, name the CA \
+            that signed its certificate with 'ca-file <file>'.";
+        let (m, d) = build_text(&cfg("", "    server s1 127.0.0.1:443 check check-ssl"));
+        assert!(m.is_none());
+        assert_eq!(d, [BY_DEFAULT]);
+        // HAProxy: a `connect ssl` rule concerns every server, checked or not.
+        let (_, d) = build_text(&cfg(
+            "",
+            "    option tcp-check\n    tcp-check connect ssl\n    server s1 127.0.0.1:443",
+        ));
+        assert_eq!(d, [BY_DEFAULT.replace("t.cfg:9", "t.cfg:11")]);
+        let (_, d) = build_text(&cfg(
+            "    ssl-server-verify none",
+            "    server s1 127.0.0.1:443 check check-ssl verify required",
+        ));
+        assert_eq!(
+            d,
+            [
+                "t.cfg:9: 'server': 'server be/s1': verify is enabled but no CA file \
+              specified. To verify the server, name the CA that signed its certificate with \
+              'ca-file <file>'."
+            ]
+        );
+        // No TLS check: nothing to verify, whatever 'verify' says.
+        let (m, d) = build_text(&cfg(
+            "",
+            "    server s1 127.0.0.1:443 check verify required",
+        ));
+        assert_eq!(
+            (m.unwrap().servers[0].check_verify.clone(), d.len()),
+            (Verify::None, 0)
+        );
+        for (global, opts) in [
+            ("", "check check-ssl verify none"),
+            ("    ssl-server-verify none", "check check-ssl"),
+        ] {
+            let (m, d) = build_text(&cfg(global, &format!("    server s1 127.0.0.1:443 {opts}")));
+            assert!(d.is_empty(), "{d:?}");
+            let s = &m.unwrap().servers[0];
+            assert!(s.check_tls.ssl);
+            assert_eq!(s.check_verify, Verify::None);
+        }
+    }
+
+    #[test]
+    fn ca_file_is_read_at_load_relative_to_ca_base() {
+        let dir = ca_dir();
+        let (m, d) = build_text(&cfg(
+            &format!("    ca-base {}", dir.display()),
+            "    default-server check-ssl check-sni api.test verifyhost kubernetes\n    \
+             server s1 127.0.0.1:443 check ca-file ca.pem\n    \
+             server s2 127.0.0.1:443 check ca-file ca.pem no-check-ssl check-alpn http/1.1",
+        ));
+        assert!(d.is_empty(), "{d:?}");
+        let m = m.unwrap();
+        let Verify::Required { ca, host } = &m.servers[0].check_verify else {
+            panic!("verify required: {:?}", m.servers[0].check_verify);
+        };
+        assert_eq!((ca.path.clone(), ca.certs.len()), (dir.join("ca.pem"), 1));
+        assert_eq!(host.as_deref(), Some("kubernetes"));
+        assert_eq!(m.servers[0].check_tls.sni.as_deref(), Some("api.test"));
+        // Read once for both servers; s2 speaks no TLS, so verifies nothing.
+        assert_eq!(m.servers[1].check_verify, Verify::None);
+        assert_eq!(m.servers[1].check_tls.alpn, ["http/1.1"]);
+        assert!(!m.servers[1].check_tls.ssl);
+        // A missing file is an error even where nothing verifies (HAProxy reads it at parse).
+        let (_, d) = build_text(&cfg(
+            "",
+            "    server s1 127.0.0.1:443 verify none ca-file /nonexistent/ca.pem",
+        ));
+        assert_eq!(
+            d,
+            [
+                "t.cfg:9: 'server': 'server be/s1': couldn't open the ca-file \
+              '/nonexistent/ca.pem' (No such file or directory)"
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn server_tls_defaults_are_errors_once_a_check_speaks_tls() {
+        let inert = cfg(
+            "    ssl-default-server-ciphers ECDHE+AESGCM",
+            "    server s1 127.0.0.1:443 check",
+        );
+        let (m, d) = build_text(&inert);
+        assert!(m.is_some());
+        assert_eq!(d.len(), 1);
+        assert!(d[0].starts_with("t.cfg:2: warning: 'ssl-default-server-ciphers': ignored"));
+        let (m, d) = build_text(&inert.replace("check", "check check-ssl verify none"));
+        assert!(m.is_none());
+        assert_eq!(
+            d,
+            [
+                "t.cfg:2: 'ssl-default-server-ciphers' is not supported by sluice: it would set \
+              the TLS of the health checks, which use rustls's own settings (TLS 1.2 and 1.3, \
+              its safe cipher suites)"
+            ]
+        );
+    }
+
+    /// HAProxy 2.6.12 warns for f1, f3 and l only: a later `option tcplog` wins, and a
+    /// backend logs no connection (build order; `load` sorts by line).
+    #[test]
+    fn httplog_in_tcp_mode_warns_where_it_would_log() {
+        let (_, d) = build_text(
+            "defaults\n    mode tcp\n    option httplog\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\n\
+             frontend f1\n    bind :16001\n    default_backend b\n\
+             frontend f2\n    bind :16002\n    option tcplog\n    default_backend b\n\
+             frontend f3\n    bind :16003\n    option tcplog\n    option httplog\n    default_backend b\n\
+             backend b\n    server s 127.0.0.1:1\n\
+             listen l\n    bind :16004\n    server s 127.0.0.1:1\n",
+        );
+        let fallback = "(needs 'mode http'); falling back to 'option tcplog'";
+        assert_eq!(
+            d,
+            [
+                format!(
+                    "t.cfg:3: warning: 'option httplog': not usable with frontend 'f1' {fallback}"
+                ),
+                format!(
+                    "t.cfg:17: warning: 'option httplog': not usable with frontend 'f3' {fallback}"
+                ),
+                format!("t.cfg:3: warning: 'option httplog': not usable with proxy 'l' {fallback}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn http_checks_do_not_offer_h2() {
+        let (_, d) = build_text(&cfg(
+            "",
+            "    option httpchk\n    server s1 127.0.0.1:443 check check-ssl verify none check-alpn h2",
+        ));
+        assert_eq!(d.len(), 1);
+        assert!(
+            d[0].contains("'check-alpn': sluice's HTTP checks speak HTTP/1.x"),
+            "{d:?}"
+        );
+        let (m, _) = build_text(&cfg(
+            "",
+            "    option tcp-check\n    server s1 127.0.0.1:443 check check-ssl verify none check-alpn h2",
+        ));
+        assert!(m.is_some());
+    }
 }

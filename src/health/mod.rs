@@ -7,11 +7,12 @@
 //!
 //! Timing is HAProxy's: `inter` when steady, `fastinter` while changing state, `downinter`
 //! while down, first checks spread over one interval, `spread-checks` jitter; a check's
-//! connect is bounded by `timeout connect` (and `inter`), its reading by `timeout check` if
-//! set, else by `inter`.
+//! connect (and its TLS handshake, `tls.rs`) is bounded by `timeout connect` (and `inter`),
+//! its reading by `timeout check` if set, else by `inter`.
 
 pub mod protocol;
 pub mod state;
+pub mod tls;
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -28,10 +29,11 @@ use crate::sys::socket::{self, ConnectOpts};
 use crate::worker::timer::{TimerKey, Timers};
 use crate::worker::{Control, ServerUpdate};
 use protocol::{
-    AgentAdmin, AgentHealth, AgentReply, CheckStatus, Report, Script, Step, Trouble, Verdict,
-    CHECK_BUFSIZE,
+    AgentAdmin, AgentHealth, AgentReply, CheckStatus, Report, Script, Step, Transport, Trouble,
+    Verdict, CHECK_BUFSIZE,
 };
 use state::{Admin, Health, Pace, Transition};
+use tls::Handshake;
 
 pub const WAKER: Token = Token(usize::MAX);
 /// How early a check timer may fire to share a wakeup with others.
@@ -156,15 +158,61 @@ struct Probe {
     server: usize,
     agent: bool,
     script: Arc<Script>,
+    /// The TLS connector of each connect that speaks TLS.
+    tls: ProbeTls,
     armed: Option<Instant>,
     next: Instant,
     run: Option<Run>,
 }
 
+/// The TLS connectors of a probe, built at start: Err holds why one could not be built
+/// (config validation prevents it), and such a connect fails as a connect error.
+#[derive(Default)]
+struct ProbeTls {
+    /// The implicit connect's.
+    implicit: Option<Result<tls::Connector, String>>,
+    /// Each connect step's, by step index.
+    steps: Vec<Option<Result<tls::Connector, String>>>,
+}
+
+impl ProbeTls {
+    fn new(factory: &mut tls::Factory, server: &Server, script: &Script) -> ProbeTls {
+        let mut build = |step: Option<&Step>| {
+            let params = tls::params(&server.check_tls, step)?;
+            let c = factory.connector(&server.check_verify, &params);
+            if let Err(e) = &c {
+                log::error!(
+                    "server {}: TLS health checks cannot start: {e}",
+                    server.name
+                );
+            }
+            Some(c)
+        };
+        ProbeTls {
+            implicit: if script.connects_first() {
+                None
+            } else {
+                build(None)
+            },
+            steps: script.steps.iter().map(|s| build(Some(s))).collect(),
+        }
+    }
+
+    /// The connector of the connect at step `at` (None: the implicit connect).
+    fn at(&self, at: Option<usize>) -> Option<&Result<tls::Connector, String>> {
+        match at {
+            None => self.implicit.as_ref(),
+            Some(i) => self.steps.get(i).and_then(Option::as_ref),
+        }
+    }
+}
+
 /// A probe in progress on one connection.
 struct Run {
     sock: Option<TcpStream>,
-    connecting: bool,
+    /// The TLS session over `sock`, when this connection speaks TLS.
+    tls: Option<Box<tls::Session>>,
+    phase: Phase,
     step: usize,
     received: Vec<u8>,
     outbox: Vec<u8>,
@@ -176,6 +224,59 @@ struct Run {
     /// The report of the last expect that passed.
     last_pass: Option<Report>,
     agent: Option<AgentReply>,
+}
+
+impl Run {
+    /// Sends the outbox, through the TLS session when the connection has one: Ok(true) once
+    /// everything left, Ok(false) when the socket would block.
+    fn flush(&mut self) -> io::Result<bool> {
+        let tls_pending = self.tls.as_ref().is_some_and(|t| t.wants_write());
+        if self.outbox.is_empty() && !tls_pending {
+            return Ok(true);
+        }
+        let Some(sock) = self.sock.as_mut() else {
+            return Ok(false);
+        };
+        loop {
+            let written = match self.tls.as_mut() {
+                Some(session) if self.outbox.is_empty() => return session.flush(sock),
+                Some(session) => session.write(sock, &self.outbox),
+                None if self.outbox.is_empty() => return Ok(true),
+                None => sock.write(&self.outbox),
+            };
+            match written {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads what the server sent, decrypted when the connection speaks TLS.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(sock) = self.sock.as_mut() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        match self.tls.as_mut() {
+            Some(session) => session.read(sock, buf),
+            None => sock.read(buf),
+        }
+    }
+}
+
+/// Where a run's connection is: the deadline and the wording of a timeout follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// connect() is in progress: bounded by the connect limit.
+    Connecting,
+    /// Connected; the TLS handshake is in progress, still bounded by the connect limit.
+    Handshake,
+    /// Connected (or no connection yet): the script runs, bounded by `timeout check`.
+    Open,
 }
 
 enum Outcome {
@@ -231,23 +332,28 @@ impl HealthThread {
             })
             .collect();
         let mut probes = Vec::new();
+        let mut factory = tls::Factory::default();
         for (i, s) in model.servers.iter().enumerate() {
             let kind = &model.backend(s.backend).check;
             if s.check {
+                let script = protocol::script(kind);
                 probes.push(Probe {
                     server: i,
                     agent: false,
-                    script: Arc::new(protocol::script(kind)),
+                    tls: ProbeTls::new(&mut factory, s, &script),
+                    script: Arc::new(script),
                     armed: None,
                     next: now,
                     run: None,
                 });
             }
             if let Some(agent) = &s.agent {
+                // Agents speak plain text, as in HAProxy.
                 probes.push(Probe {
                     server: i,
                     agent: true,
                     script: Arc::new(protocol::agent_script(agent)),
+                    tls: ProbeTls::default(),
                     armed: None,
                     next: now,
                     run: None,
@@ -331,10 +437,10 @@ impl HealthThread {
                 p.armed = None;
                 match &p.run {
                     Some(run) if horizon >= run.deadline => {
-                        let trouble = if run.connecting {
-                            Trouble::ConnectTimeout
-                        } else {
-                            Trouble::Timeout
+                        let trouble = match run.phase {
+                            Phase::Connecting => Trouble::ConnectTimeout,
+                            Phase::Handshake => Trouble::HandshakeTimeout,
+                            Phase::Open => Trouble::Timeout,
                         };
                         let report = p.script.failure(run.current, trouble);
                         self.finish(k, Outcome::Fail(report), now);
@@ -439,7 +545,8 @@ impl HealthThread {
         };
         self.probes[k].run = Some(Run {
             sock: None,
-            connecting: false,
+            tls: None,
+            phase: Phase::Open,
             step: 0,
             received: Vec::new(),
             outbox: Vec::new(),
@@ -456,7 +563,7 @@ impl HealthThread {
         // An implicit connect unless the script starts with its own.
         if !self.probes[k].script.connects_first() {
             let send_proxy = !self.probes[k].agent && s.check_send_proxy;
-            if let Err(e) = self.connect(k, None, None, send_proxy) {
+            if let Err(e) = self.connect(k, None, None, None, send_proxy) {
                 let report = self.probes[k]
                     .script
                     .failure(None, Trouble::ConnectError(&e));
@@ -467,16 +574,25 @@ impl HealthThread {
         self.advance(k, false, false, now);
     }
 
-    /// Opens the probe's connection; the error is the system's words for it.
+    /// Opens the probe's connection for the connect at step `at` (None: the implicit
+    /// connect), with its TLS session if that connect speaks TLS; the error is the system's
+    /// words for it (or why a TLS session could not be made, which config validation
+    /// prevents).
     fn connect(
         &mut self,
         k: usize,
+        at: Option<usize>,
         port: Option<u16>,
         ip: Option<IpAddr>,
         send_proxy: bool,
     ) -> Result<(), String> {
         let Some(addr) = self.target(k, port, ip) else {
             return Err("no address or port to check".to_string());
+        };
+        let mut tls = match self.probes[k].tls.at(at) {
+            None => None,
+            Some(Ok(c)) => Some(Box::new(c.session(addr.ip())?)),
+            Some(Err(e)) => return Err(e.clone()),
         };
         let mut sock = socket::connect(
             addr,
@@ -493,10 +609,16 @@ impl HealthThread {
         let run = self.probes[k].run.as_mut().expect("running");
         if send_proxy {
             let local = sock.local_addr().unwrap_or(addr);
-            run.outbox.extend(protocol::proxy_v1_header(local, addr));
+            let header = protocol::proxy_v1_header(local, addr);
+            // Before any TLS byte, when the connection speaks TLS.
+            match tls.as_mut() {
+                Some(session) => session.preface(header),
+                None => run.outbox.extend(header),
+            }
         }
+        run.tls = tls;
         run.sock = Some(sock);
-        run.connecting = true;
+        run.phase = Phase::Connecting;
         run.eof = false;
         run.received.clear();
         Ok(())
@@ -516,7 +638,7 @@ impl HealthThread {
         let Some(run) = self.probes[k].run.as_mut() else {
             return;
         };
-        if run.connecting {
+        if run.phase == Phase::Connecting {
             let Some(sock) = run.sock.as_ref() else {
                 return;
             };
@@ -529,8 +651,10 @@ impl HealthThread {
                 return;
             };
             match pending {
+                // A TLS handshake is still part of connecting: the deadline stays.
+                Ok(None) if !error_event && run.tls.is_some() => run.phase = Phase::Handshake,
                 Ok(None) if !error_event => {
-                    run.connecting = false;
+                    run.phase = Phase::Open;
                     run.deadline = now + read_limit;
                     let d = run.deadline;
                     self.timers
@@ -550,35 +674,52 @@ impl HealthThread {
                 }
             }
         }
+        let run = self.probes[k].run.as_mut().expect("running");
+        if run.phase == Phase::Handshake {
+            let (Some(sock), Some(session)) = (run.sock.as_mut(), run.tls.as_mut()) else {
+                return;
+            };
+            match session.handshake(sock) {
+                Handshake::Pending => return,
+                Handshake::Failed(words) => {
+                    let report = script.failure(run.current, Trouble::Handshake(words));
+                    self.finish(k, Outcome::Fail(report), now);
+                    return;
+                }
+                Handshake::Done => {
+                    run.phase = Phase::Open;
+                    run.deadline = now + read_limit;
+                    let d = run.deadline;
+                    self.timers
+                        .arm(TimerKey::Conn(k), d, &mut self.probes[k].armed);
+                }
+            }
+        }
         loop {
             let run = self.probes[k].run.as_mut().expect("running");
             // Flush pending output first.
-            if !run.outbox.is_empty() {
-                let Some(sock) = run.sock.as_mut() else {
+            match run.flush() {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let report = script.failure(run.current, Trouble::SocketError(&os_reason(&e)));
+                    self.finish(k, Outcome::Fail(report), now);
                     return;
-                };
-                match sock.write(&run.outbox) {
-                    Ok(n) => {
-                        run.outbox.drain(..n);
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) => {
-                        let report =
-                            script.failure(run.current, Trouble::SocketError(&os_reason(&e)));
-                        self.finish(k, Outcome::Fail(report), now);
-                        return;
-                    }
                 }
             }
             let Some(step) = script.steps.get(run.step) else {
+                let transport = if run.tls.is_some() {
+                    Transport::Tls
+                } else {
+                    Transport::Tcp
+                };
                 let outcome = match run.agent.take() {
                     Some(reply) => {
                         let report = reply.report();
                         self.apply_agent(k, reply, now);
                         Outcome::Pass(report)
                     }
-                    None => Outcome::Pass(script.success(run.last_pass.take())),
+                    None => Outcome::Pass(script.success(run.last_pass.take(), transport)),
                 };
                 self.finish(k, outcome, now);
                 return;
@@ -605,10 +746,11 @@ impl HealthThread {
                     let send_proxy =
                         *send_proxy || (*default && self.model.servers[si].check_send_proxy);
                     let (port, addr) = (*port, *addr);
-                    run.current = Some(run.step);
+                    let at = run.step;
+                    run.current = Some(at);
                     run.step += 1;
                     run.sock = None;
-                    if let Err(e) = self.connect(k, port, addr, send_proxy) {
+                    if let Err(e) = self.connect(k, Some(at), port, addr, send_proxy) {
                         let at = self.probes[k].run.as_ref().and_then(|r| r.current);
                         let report = script.failure(at, Trouble::ConnectError(&e));
                         self.finish(k, Outcome::Fail(report), now);
@@ -618,16 +760,16 @@ impl HealthThread {
                 Step::Expect(m) => {
                     run.current = Some(run.step);
                     // Read what is there, then judge.
-                    let Some(sock) = run.sock.as_mut() else {
+                    if run.sock.is_none() {
                         return;
-                    };
+                    }
                     let mut buf = [0u8; 4_096];
                     let mut would_block = false;
                     loop {
                         if run.eof || run.received.len() >= CHECK_BUFSIZE {
                             break;
                         }
-                        match sock.read(&mut buf) {
+                        match run.read(&mut buf) {
                             Ok(0) => run.eof = true,
                             Ok(n) => run.received.extend_from_slice(&buf[..n]),
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -640,8 +782,16 @@ impl HealthThread {
                             // nothing received is reported, as HAProxy does.
                             Err(_) if !run.received.is_empty() => run.eof = true,
                             Err(e) => {
-                                let report = script
-                                    .failure(run.current, Trouble::SocketError(&os_reason(&e)));
+                                // A TLS protocol error has no system words: HAProxy reports
+                                // it with an empty info.
+                                let why = if e.kind() == io::ErrorKind::InvalidData {
+                                    log::debug!("TLS health check: {e}");
+                                    String::new()
+                                } else {
+                                    os_reason(&e)
+                                };
+                                let report =
+                                    script.failure(run.current, Trouble::SocketError(&why));
                                 self.finish(k, Outcome::Fail(report), now);
                                 return;
                             }
@@ -1041,13 +1191,17 @@ impl HealthThread {
     }
 }
 
-/// The check status code HAProxy shows (L4OK, L4CON, L4TOUT, L7OK, L7STS, L7TOUT, L7RSP).
+/// What `show stat` shows of a check, as HAProxy fills it: the status code (L4OK, L6RSP,
+/// L7STS...) in `check_status`, its words ("Layer6 invalid response") in `check_desc`, and
+/// the report's info ("SSL handshake failure", "Connection refused", the HTTP reason) in
+/// `last_chk`.
 fn check_info(report: &Report, took: Duration) -> crate::admin::snapshot::CheckInfo {
     crate::admin::snapshot::CheckInfo {
         status: report.status.tag().to_string(),
         code: report.status.shows_code().then_some(report.code as _),
         duration_ms: Some(took.as_millis() as u64),
-        desc: report.to_string(),
+        desc: report.status.description().to_string(),
+        output: String::from_utf8_lossy(&report.info).into_owned(),
         // rise, fall and health are filled from the server's view when a snapshot is taken.
         ..Default::default()
     }
@@ -1059,5 +1213,31 @@ fn os_reason(e: &io::Error) -> String {
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_stat_splits_the_description_from_the_info() {
+        let r = Report::new(CheckStatus::L4Con, 0, b"Connection refused");
+        let c = check_info(&r, Duration::from_millis(3));
+        assert_eq!(
+            (c.status.as_str(), c.desc.as_str(), c.output.as_str()),
+            ("L4CON", "Layer4 connection problem", "Connection refused")
+        );
+        assert_eq!((c.code, c.duration_ms), (None, Some(3)));
+        let r = Report::new(CheckStatus::L7Sts, 500, b"Internal Server Error");
+        let c = check_info(&r, Duration::ZERO);
+        assert_eq!(c.desc, "Layer7 wrong status");
+        assert_eq!(c.output, "Internal Server Error");
+        assert_eq!(c.code, Some(500));
+        let c = check_info(&Report::new(CheckStatus::L7Ok, 200, b""), Duration::ZERO);
+        assert_eq!(
+            (c.desc.as_str(), c.output.as_str()),
+            ("Layer7 check passed", "")
+        );
     }
 }

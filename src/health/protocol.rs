@@ -10,6 +10,10 @@
 //! How a runner executes a script (HAProxy's `tcpcheck_main`):
 //! - It connects first unless the script starts with [`Step::Connect`] (HAProxy's implicit
 //!   connect, step 0, which honours the server's `check-send-proxy` and `port`).
+//! - A connect that speaks TLS (`ssl`, or the implicit connect and `default` with the
+//!   server's `check-ssl`) does its handshake before the next step (`tls.rs`); the steps'
+//!   bytes go through the session unchanged. A failed or slow handshake is a layer-6
+//!   failure ([`Trouble::Handshake`], [`Trouble::HandshakeTimeout`]).
 //! - [`Step::Send`] writes bytes; [`Step::Comment`] does nothing (its text is already part of
 //!   the next step's reports).
 //! - [`Step::Expect`] reads, then asks [`Matcher::evaluate`] about *everything received on
@@ -83,6 +87,13 @@ pub enum Step {
         /// HAProxy's `connect linger`: close cleanly with a FIN. Without it a check closes
         /// with a reset (SO_LINGER 0), which is what HAProxy does for every other check.
         linger: bool,
+        /// `connect ssl`: TLS over this connection (with `default`, also when the server has
+        /// `check-ssl`). The runner does the handshake before the next step.
+        ssl: bool,
+        /// `connect sni`: the SNI of that handshake (with `default`, else `check-sni`).
+        sni: Option<String>,
+        /// `connect alpn`: the ALPN protocols offered (with `default`, else `check-alpn`).
+        alpn: Vec<String>,
     },
     /// Writes these bytes.
     Send(Vec<u8>),
@@ -169,6 +180,14 @@ pub enum Verdict {
     Agent(AgentReply),
 }
 
+/// What carried the connection a script ended on: a check over TLS that ends with its
+/// connect passes at layer 6 (L6OK) rather than layer 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Tls,
+}
+
 /// What went wrong outside the expects, for [`Script::failure`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trouble<'a> {
@@ -177,6 +196,11 @@ pub enum Trouble<'a> {
     ConnectError(&'a str),
     /// The connection was not established in time.
     ConnectTimeout,
+    /// The TLS handshake failed; the text is HAProxy's words for why ("SSL handshake
+    /// failure", or a certificate whose names do not match).
+    Handshake(&'a str),
+    /// Connected, but the TLS handshake did not finish within the connect limit.
+    HandshakeTimeout,
     /// Connected, but the script did not finish in time (`timeout check`).
     Timeout,
     /// A send or receive failed on an established connection ("Connection reset by peer").
@@ -201,8 +225,13 @@ impl Script {
     /// The report of a check that ran every step. `last_pass` is the report of the last
     /// [`Verdict::Pass`], if any: HAProxy reports on the last step it ran, so an expect's own
     /// report wins when the script ends with it, a trailing send or connect reports
-    /// "(tcp-check)", and a bare connect reports nothing more than Layer4 success.
-    pub fn success(&self, last_pass: Option<Report>) -> Report {
+    /// "(tcp-check)", and a bare connect reports nothing more than Layer4 success (Layer6
+    /// when the connection it ended on spoke TLS).
+    pub fn success(&self, last_pass: Option<Report>, transport: Transport) -> Report {
+        let connected = match transport {
+            Transport::Tcp => CheckStatus::L4Ok,
+            Transport::Tls => CheckStatus::L6Ok,
+        };
         let last = self
             .steps
             .iter()
@@ -213,8 +242,8 @@ impl Script {
                 last_pass.unwrap_or_else(|| Report::new(CheckStatus::L7Ok, 0, b""))
             }
             Some(Step::Send(_)) => Report::new(CheckStatus::L7Ok, 0, b"(tcp-check)"),
-            Some(Step::Connect { .. }) => Report::new(CheckStatus::L4Ok, 0, b"(tcp-check)"),
-            None | Some(Step::Comment(_)) => Report::new(CheckStatus::L4Ok, 0, b""),
+            Some(Step::Connect { .. }) => Report::new(connected, 0, b"(tcp-check)"),
+            None | Some(Step::Comment(_)) => Report::new(connected, 0, b""),
         }
     }
 
@@ -225,10 +254,10 @@ impl Script {
         let step = at.and_then(|i| self.steps.get(i));
         let mut info = Vec::new();
         match trouble {
-            Trouble::ConnectError(e) | Trouble::SocketError(e) => {
+            Trouble::ConnectError(e) | Trouble::SocketError(e) | Trouble::Handshake(e) => {
                 info.extend_from_slice(e.as_bytes())
             }
-            Trouble::ConnectTimeout | Trouble::Timeout => {}
+            Trouble::ConnectTimeout | Trouble::HandshakeTimeout | Trouble::Timeout => {}
         }
         if self.origin == Origin::TcpCheck {
             self.where_in_tcp_check(at, &mut info);
@@ -237,6 +266,8 @@ impl Script {
             Trouble::ConnectError(_) => CheckStatus::L4Con,
             Trouble::ConnectTimeout => CheckStatus::L4Tout,
             Trouble::SocketError(_) => CheckStatus::SockErr,
+            Trouble::Handshake(_) => CheckStatus::L6Rsp,
+            Trouble::HandshakeTimeout => CheckStatus::L6Tout,
             Trouble::Timeout => match step {
                 Some(Step::Expect(m)) => m.timeout_status(),
                 _ => CheckStatus::L7Tout,
@@ -1101,6 +1132,9 @@ fn connect_step(c: &CheckConnect) -> Step {
         send_proxy: c.send_proxy,
         default: c.default,
         linger: c.linger,
+        ssl: c.ssl,
+        sni: c.sni.clone(),
+        alpn: c.alpn.clone(),
     }
 }
 
@@ -1253,13 +1287,7 @@ fn tcp_check_script(rules: &[TcpCheckRule]) -> Script {
     let mut steps: Vec<Step> = Vec::with_capacity(rules.len());
     for rule in rules {
         let step = match rule {
-            TcpCheckRule::Connect { port, send_proxy } => Step::Connect {
-                port: *port,
-                addr: None,
-                send_proxy: *send_proxy,
-                default: false,
-                linger: false,
-            },
+            TcpCheckRule::Connect(c) => connect_step(c),
             TcpCheckRule::Send(bytes) => Step::Send(bytes.clone()),
             TcpCheckRule::Comment(c) => Step::Comment(c.clone()),
             TcpCheckRule::Expect { negate, pattern } => {
@@ -1305,6 +1333,9 @@ fn own_connect() -> Step {
         send_proxy: false,
         default: true,
         linger: true,
+        ssl: false,
+        sni: None,
+        alpn: Vec::new(),
     }
 }
 
@@ -1823,7 +1854,9 @@ mod tests {
                 addr: Some(_),
                 linger: true,
                 send_proxy: false,
-                default: false
+                default: false,
+                ssl: false,
+                ..
             }
         ));
         let e = expects(&s);
@@ -1874,7 +1907,9 @@ mod tests {
                 addr: None,
                 send_proxy: false,
                 default: true,
-                linger: true
+                linger: true,
+                ssl: false,
+                ..
             }
         ));
         let e = expects(&post);
@@ -2067,10 +2102,10 @@ mod tests {
     fn tcp_check_failures_name_the_step() {
         let s = tcp(vec![
             TcpCheckRule::Comment("hello".into()),
-            TcpCheckRule::Connect {
+            TcpCheckRule::Connect(CheckConnect {
                 port: Some(47_031),
-                send_proxy: false,
-            },
+                ..CheckConnect::default()
+            }),
             TcpCheckRule::Send(b"info\r\n".to_vec()),
             exp_str("role:master"),
             TcpCheckRule::Comment("bincomment".into()),
@@ -2112,10 +2147,7 @@ mod tests {
             implicit.failure(None, Trouble::ConnectTimeout).to_string(),
             "Layer4 timeout, info: \" at initial connection step of tcp-check\""
         );
-        let explicit = tcp(vec![TcpCheckRule::Connect {
-            port: None,
-            send_proxy: false,
-        }]);
+        let explicit = tcp(vec![TcpCheckRule::Connect(CheckConnect::default())]);
         assert_eq!(
             explicit
                 .failure(Some(0), Trouble::ConnectError("Connection refused"))
@@ -2161,23 +2193,23 @@ mod tests {
     #[test]
     fn success_reports_the_last_step() {
         let plain = script(&CheckKind::Connect);
-        assert_eq!(plain.success(None).to_string(), "Layer4 check passed");
+        assert_eq!(
+            plain.success(None, Transport::Tcp).to_string(),
+            "Layer4 check passed"
+        );
         let send_only = tcp(vec![TcpCheckRule::Send(b"hi\r\n".to_vec())]);
         assert_eq!(
-            send_only.success(None).to_string(),
+            send_only.success(None, Transport::Tcp).to_string(),
             "Layer7 check passed, code: 0, info: \"(tcp-check)\""
         );
         let comments_only = tcp(vec![TcpCheckRule::Comment("nothing".into())]);
         assert_eq!(
-            comments_only.success(None).to_string(),
+            comments_only.success(None, Transport::Tcp).to_string(),
             "Layer4 check passed"
         );
-        let connect_only = tcp(vec![TcpCheckRule::Connect {
-            port: None,
-            send_proxy: false,
-        }]);
+        let connect_only = tcp(vec![TcpCheckRule::Connect(CheckConnect::default())]);
         assert_eq!(
-            connect_only.success(None).to_string(),
+            connect_only.success(None, Transport::Tcp).to_string(),
             "Layer4 check passed, info: \"(tcp-check)\""
         );
         let redis = script(&CheckKind::Redis);
@@ -2185,8 +2217,103 @@ mod tests {
             panic!("redis pass");
         };
         assert_eq!(
-            redis.success(Some(r)).to_string(),
+            redis.success(Some(r), Transport::Tcp).to_string(),
             "Layer7 check passed, code: 0, info: \"Redis server is ok\""
+        );
+    }
+
+    /// HAProxy 2.6.12's reports for checks over TLS: a check that ends on its connect passes
+    /// at layer 6; a failed or slow handshake is a layer-6 failure, worded like a connect
+    /// error (tcp-check scripts name the connect step).
+    #[test]
+    fn tls_checks_pass_and_fail_at_layer_6() {
+        let plain = script(&CheckKind::Connect);
+        assert_eq!(
+            plain.success(None, Transport::Tls).to_string(),
+            "Layer6 check passed"
+        );
+        let connect_only = tcp(vec![TcpCheckRule::Connect(CheckConnect {
+            ssl: true,
+            ..CheckConnect::default()
+        })]);
+        assert_eq!(
+            connect_only.success(None, Transport::Tls).to_string(),
+            "Layer6 check passed, info: \"(tcp-check)\""
+        );
+        let send_only = tcp(vec![
+            TcpCheckRule::Connect(CheckConnect {
+                ssl: true,
+                ..CheckConnect::default()
+            }),
+            TcpCheckRule::Send(b"x".to_vec()),
+        ]);
+        assert_eq!(
+            send_only.success(None, Transport::Tls).to_string(),
+            "Layer7 check passed, code: 0, info: \"(tcp-check)\""
+        );
+        assert_eq!(
+            plain
+                .failure(None, Trouble::Handshake("SSL handshake failure"))
+                .to_string(),
+            "Layer6 invalid response, info: \"SSL handshake failure\""
+        );
+        assert_eq!(
+            plain.failure(None, Trouble::HandshakeTimeout).to_string(),
+            "Layer6 timeout"
+        );
+        assert_eq!(
+            connect_only
+                .failure(Some(0), Trouble::Handshake("SSL handshake failure"))
+                .to_string(),
+            "Layer6 invalid response, info: \"SSL handshake failure at step 1 of tcp-check \
+             (connect)\""
+        );
+        assert_eq!(
+            connect_only
+                .failure(Some(0), Trouble::HandshakeTimeout)
+                .to_string(),
+            "Layer6 timeout, info: \" at step 1 of tcp-check (connect)\""
+        );
+        let implicit = tcp(vec![TcpCheckRule::Send(b"hello\r\n".to_vec())]);
+        assert_eq!(
+            implicit
+                .failure(None, Trouble::Handshake("SSL handshake failure"))
+                .to_string(),
+            "Layer6 invalid response, info: \"SSL handshake failure at initial connection \
+             step of tcp-check\""
+        );
+        let commented = tcp(vec![
+            TcpCheckRule::Comment("tls please".into()),
+            TcpCheckRule::Connect(CheckConnect {
+                port: Some(18_080),
+                ssl: true,
+                ..CheckConnect::default()
+            }),
+        ]);
+        assert_eq!(
+            commented
+                .failure(Some(1), Trouble::Handshake("SSL handshake failure"))
+                .to_string(),
+            "Layer6 invalid response, info: \"SSL handshake failure at step 2 of tcp-check \
+             (connect port 18080) comment: 'tls please'\""
+        );
+        let httpchk = script(&CheckKind::HttpChk(vec![HttpCheckRule::Connect(
+            CheckConnect {
+                ssl: true,
+                ..CheckConnect::default()
+            },
+        )]));
+        assert_eq!(
+            httpchk
+                .failure(
+                    Some(0),
+                    Trouble::Handshake(
+                        "Server presented an SSL certificate different from the expected one"
+                    )
+                )
+                .to_string(),
+            "Layer6 invalid response, info: \"Server presented an SSL certificate different \
+             from the expected one\""
         );
     }
 

@@ -1,5 +1,6 @@
-//! Real services for the health-check tests: MariaDB, Redis and nginx from Debian's packages
-//! (`mariadb-server`, `redis-server`, `nginx-light`, which `scripts/test.sh` installs). Each
+//! Real services for the health-check tests: MariaDB, Redis and nginx (plain or TLS) from
+//! Debian's packages (`mariadb-server`, `redis-server`, `nginx-light`, which `scripts/test.sh`
+//! installs), and TLS certificates made with the `openssl` command ([`TestPki`]). Each
 //! runs as a child process on 127.0.0.1 with an ephemeral port, keeps all its files in a
 //! private temporary directory, is waited for with a deadline (never a fixed sleep), and is
 //! killed and reaped when dropped. A start that loses its port to another process (the port is
@@ -296,6 +297,16 @@ impl Nginx {
     /// the body (for a redirect status, nginx takes the text as the Location). Any other path
     /// is a 404.
     pub fn start(routes: &[(&str, u16, &str)]) -> Option<Nginx> {
+        Nginx::start_with(routes, None)
+    }
+
+    /// The same over TLS (1.2 and 1.3), presenting the certificate `cert` (PEM) with its
+    /// key.
+    pub fn start_tls(routes: &[(&str, u16, &str)], cert: &Path, key: &Path) -> Option<Nginx> {
+        Nginx::start_with(routes, Some((cert, key)))
+    }
+
+    fn start_with(routes: &[(&str, u16, &str)], tls: Option<(&Path, &Path)>) -> Option<Nginx> {
         let bin = binary("nginx", "nginx-light")?;
         let dir = TempDir::new("nginx");
         let p = dir.path().to_path_buf();
@@ -314,10 +325,35 @@ impl Nginx {
                 "        location = {path} {{ return {status} \"{text}\"; }}\n"
             ));
         }
+        // Over TLS the readiness probe asks a plain listener on a Unix socket of the
+        // directory: nginx binds every listener before it serves, so an answer there means
+        // the TCP port is this nginx's too.
+        let ready_sock = p.join("ready.sock");
+        let (listen, ready_server) = match tls {
+            None => (String::new(), String::new()),
+            Some((cert, key)) => (
+                format!(
+                    " ssl;\n\
+                     \x20       ssl_certificate {};\n\
+                     \x20       ssl_certificate_key {};\n\
+                     \x20       ssl_protocols TLSv1.2 TLSv1.3",
+                    cert.display(),
+                    key.display()
+                ),
+                format!(
+                    "\x20   server {{\n\
+                     \x20       listen unix:{};\n\
+                     \x20       location = /.sluice-ready {{ return 200 \"{token}\"; }}\n\
+                     \x20   }}\n",
+                    ready_sock.display()
+                ),
+            ),
+        };
         let service = Service::start(
             "nginx",
             dir,
             |port| {
+                let _ = fs::remove_file(&ready_sock);
                 let d = p.display();
                 let conf = format!(
                     "daemon off;\n\
@@ -335,10 +371,11 @@ impl Nginx {
                      \x20   uwsgi_temp_path {d}/uwsgi;\n\
                      \x20   scgi_temp_path {d}/scgi;\n\
                      \x20   server {{\n\
-                     \x20       listen 127.0.0.1:{port};\n\
+                     \x20       listen 127.0.0.1:{port}{listen};\n\
                      \x20       root {d}/www;\n\
                      {locations}\
                      \x20   }}\n\
+                     {ready_server}\
                      }}\n"
                 );
                 fs::write(p.join("nginx.conf"), conf).expect("write nginx.conf");
@@ -351,7 +388,12 @@ impl Nginx {
                     .arg(p.join("nginx.conf"));
                 c
             },
-            |addr| http_get(addr, "/.sluice-ready").is_ok_and(|r| r.ends_with(&token)),
+            |addr| match tls {
+                None => http_get(addr, "/.sluice-ready").is_ok_and(|r| r.ends_with(&token)),
+                Some(_) => {
+                    unix_http_get(&ready_sock, "/.sluice-ready").is_ok_and(|r| r.ends_with(&token))
+                }
+            },
         );
         Some(Nginx { service })
     }
@@ -367,6 +409,153 @@ impl Nginx {
 
     /// Stops the server (as dropping it does).
     pub fn stop(self) {}
+}
+
+/// A plain HTTP/1.0 GET on a Unix socket; returns the whole response as text.
+fn unix_http_get(path: &Path, uri: &str) -> io::Result<String> {
+    let mut s = std::os::unix::net::UnixStream::connect(path)?;
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.write_all(format!("GET {uri} HTTP/1.0\r\nHost: test\r\n\r\n").as_bytes())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS certificates
+
+/// A certificate authority and a server certificate it signed, made at test time with the
+/// `openssl` command (P-256 keys, valid a day), a second CA that signed nothing here, and a
+/// self-signed server certificate as `openssl req -x509` makes them (a CA, CA:TRUE). The
+/// server certificates name `apiserver.test` and 127.0.0.1.
+pub struct TestPki {
+    dir: TempDir,
+}
+
+impl TestPki {
+    /// The name in the server certificate.
+    pub const HOST: &'static str = "apiserver.test";
+
+    pub fn new() -> Option<TestPki> {
+        let openssl = binary("openssl", "openssl")?;
+        let dir = TempDir::new("pki");
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for (name, cn) in [
+            ("ca", "sluice test CA"),
+            ("other-ca", "sluice other test CA"),
+            ("self-signed", TestPki::HOST),
+        ] {
+            let (key, pem, subj) = (
+                format!("{name}.key"),
+                format!("{name}.pem"),
+                format!("/CN={cn}"),
+            );
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            args.extend([
+                "-keyout",
+                &key,
+                "-out",
+                &pem,
+                "-days",
+                "1",
+                "-subj",
+                &subj,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+            ]);
+            let san = format!("subjectAltName=DNS:{},IP:127.0.0.1", TestPki::HOST);
+            if name == "self-signed" {
+                args.extend(["-addext", &san]);
+            } else {
+                args.extend(["-addext", "keyUsage=critical,keyCertSign"]);
+            }
+            run(&args);
+        }
+        let mut args = vec!["req"];
+        args.extend(ec);
+        let subj = format!("/CN={}", TestPki::HOST);
+        args.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            &subj,
+        ]);
+        run(&args);
+        dir.write(
+            "server.ext",
+            &format!(
+                "subjectAltName=DNS:{},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+                 extendedKeyUsage=serverAuth\n",
+                TestPki::HOST
+            ),
+        );
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+        ]);
+        Some(TestPki { dir })
+    }
+
+    /// The CA that signed the server certificate (PEM).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A CA that signed nothing here (PEM).
+    pub fn other_ca(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+
+    /// The self-signed server certificate (a CA), and its key.
+    pub fn self_signed(&self) -> (PathBuf, PathBuf) {
+        (
+            self.dir.path().join("self-signed.pem"),
+            self.dir.path().join("self-signed.key"),
+        )
+    }
 }
 
 /// A plain HTTP/1.0 GET; returns the whole response as text.

@@ -222,6 +222,31 @@ pub static KEYWORDS: &[KeywordSpec<Global>] = &[
         }
     ),
     kw!(
+        "ca-base",
+        "<dir>",
+        "directory of a relative 'ca-file' (TLS health checks)",
+        |g, a| {
+            if g.ca_base.is_some() {
+                return Err("already specified".to_string());
+            }
+            g.ca_base = Some(PathBuf::from(a.expect("a directory")?));
+            a.done()
+        }
+    ),
+    kw!(
+        "ssl-server-verify",
+        "none|required",
+        "default 'verify' of TLS health checks (default: required)",
+        |g, a| {
+            g.ssl_server_verify = match a.expect("'none' or 'required'")? {
+                "none" => false,
+                "required" => true,
+                m => return Err(format!("expects 'none' or 'required', not '{m}'")),
+            };
+            a.done()
+        }
+    ),
+    kw!(
         "noreuseport",
         "",
         "do not set SO_REUSEPORT (one shared listener, no seamless reload)",

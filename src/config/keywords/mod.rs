@@ -154,7 +154,10 @@ pub enum Lookup<'t, T: 'static> {
 
 /// Why TLS settings are inert in sluice.
 const INERT_TLS: &str =
-    "ignored: TLS defaults for TLS-terminating binds and servers, and sluice terminates no TLS (a 'bind ... ssl' is refused)";
+    "ignored: TLS defaults for TLS-terminating binds and client certificates, and sluice terminates no TLS (a 'bind ... ssl' is refused)";
+/// Why the TLS defaults of servers are inert when no health check speaks TLS.
+const INERT_TLS_SERVER: &str =
+    "ignored: TLS defaults for servers, and no health check here speaks TLS (sluice originates TLS only there; with a TLS check this is an error)";
 /// Why HTTP settings in a defaults section are inert in sluice.
 const INERT_HTTP: &str =
     "ignored: only HTTP proxies use it, and sluice runs tcp-mode proxies (a 'mode http' proxy other than a stats page is refused)";
@@ -168,20 +171,16 @@ pub const INERT: &[(&str, &[&str], &str)] = &[
     (
         "global",
         &[
-            "ca-base",
             "crt-base",
             "ssl-default-bind-ciphers",
             "ssl-default-bind-ciphersuites",
             "ssl-default-bind-options",
-            "ssl-default-server-ciphers",
-            "ssl-default-server-ciphersuites",
-            "ssl-default-server-options",
             "ssl-dh-param-file",
-            "ssl-server-verify",
             "tune.ssl.default-dh-param",
         ],
         INERT_TLS,
     ),
+    ("global", TLS_SERVER_DEFAULTS, INERT_TLS_SERVER),
     (
         "defaults",
         &[
@@ -203,6 +202,14 @@ pub const INERT: &[(&str, &[&str], &str)] = &[
         ],
         INERT_HTTP,
     ),
+];
+
+/// The TLS defaults of servers: HAProxy applies them to TLS health checks too, which sluice
+/// speaks with settings of its own; validation refuses them when a check speaks TLS.
+pub const TLS_SERVER_DEFAULTS: &[&str] = &[
+    "ssl-default-server-ciphers",
+    "ssl-default-server-ciphersuites",
+    "ssl-default-server-options",
 ];
 
 /// Why `name` is ignored in a `section` section, if it is inert there ([`INERT`]).
@@ -379,12 +386,19 @@ pub fn support_matrix() -> String {
          | `-Ws` at start | `RELOADING=1`, then `READY=1\\nMAINPID=<pid>` | `READY=1\\nMAINPID=<pid>` (a reload sends `RELOADING=1` once, not twice) |\n\
          | a worker's end on SIGTERM / SIGINT | killed by the signal (the master reports 143 / 130) | exits with 143 / 130 once its threads are stopped (the master reports the same) |\n\
          | `-x <socket>` | listening sockets from the old process's stats socket | `sluice -c` accepts it; running refuses to start, naming it (master-worker reloads need no `-x`) |\n\
-         | `-S <socket>` (master CLI) | supported | refused: not supported (Debian's unit passes it in `EXTRAOPTS`) |\n\n",
+         | `-S <socket>` (master CLI) | supported | refused: not supported (Debian's unit passes it in `EXTRAOPTS`) |\n\
+         | TLS health checks: protocol versions | what OpenSSL allows | TLS 1.2 and 1.3 (rustls) |\n\
+         | TLS health checks: certificate names (`verify required` with an SNI or `verifyhost`) | subjectAltName DNS names, then the subject's CN | subjectAltName only (DNS and address entries): a CN-only certificate fails |\n\
+         | TLS health checks: an X.509 v1 certificate, or a CA certificate (CA:TRUE) signed by a `ca-file` CA, as the server's own | accepted | handshake failure (webpki refuses them; a certificate of `ca-file` itself, such as a self-signed one, is trusted as is, as OpenSSL trusts it) |\n\
+         | TLS health checks: session reuse | resumed (`ssl-reuse`) | a full handshake every check: the certificate is verified each time |\n\
+         | `check-sni <address>` | sent as SNI | error: TLS sends host names only |\n\
+         | `ssl-default-server-*` in `global` | applied to TLS servers and checks | warning, ignored; an error when a health check speaks TLS |\n\n",
     );
     s.push_str(
         "## Accepted and ignored, with a warning\n\n\
-         Inert in sluice: HAProxy applies them only to TLS binds and HTTP proxies, which sluice \
-         refuses. Anywhere else they are errors.\n\n| section | keyword | why |\n|---|---|---|\n",
+         Inert in sluice: HAProxy applies them only to TLS binds, TLS servers and HTTP proxies, \
+         which sluice refuses (TLS health checks aside: with one, the server TLS defaults are \
+         errors). Anywhere else they are errors.\n\n| section | keyword | why |\n|---|---|---|\n",
     );
     for (section, names, why) in INERT {
         for name in *names {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::bind::parse_bind;
 use super::global::parse_log_target;
 use super::server::{parse_server_options, ServerDraft};
-use super::values::{parse_hex, parse_size, parse_u32_in, split_call, Args};
+use super::values::{parse_alpn, parse_hex, parse_size, parse_sni, parse_u32_in, split_call, Args};
 use super::{scope::*, KeywordSpec, Parsed, Support, SINCE};
 use crate::config::error::Span;
 use crate::config::lexer::Word;
@@ -612,31 +612,32 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
     kw!(
         "tcp-check connect",
         BE,
-        "[port <p>] [send-proxy]",
-        "health-check step: open the connection",
+        "[port <p>] [send-proxy] [ssl] [sni <name>] [alpn <list>]",
+        "health-check step: open the connection (TLS with 'ssl')",
         |d, a| {
-            let mut port = None;
-            let mut send_proxy = false;
+            let mut c = CheckConnect::default();
             while let Some(w) = a.word() {
                 match w {
                     "port" => {
-                        port = Some(super::values::parse_port(a.expect("a port after 'port'")?)?)
+                        c.port = Some(super::values::parse_port(a.expect("a port after 'port'")?)?)
                     }
-                    "send-proxy" => send_proxy = true,
-                    "default" | "addr" | "ssl" | "sni" | "alpn" | "proto" | "via-socks4"
-                    | "linger" | "comment" | "send-proxy-v2" => {
+                    "send-proxy" => c.send_proxy = true,
+                    "ssl" | "sni" | "alpn" => connect_tls_option(&mut c, w, a)?,
+                    "default" | "addr" | "proto" | "via-socks4" | "linger" | "comment"
+                    | "send-proxy-v2" => {
                         return Err(format!(
                             "'tcp-check connect {w}' is not supported by sluice"
                         ))
                     }
                     o => {
                         return Err(format!(
-                            "unknown 'tcp-check connect' option '{o}' (port, send-proxy)"
+                            "unknown 'tcp-check connect' option '{o}' (port, send-proxy, ssl, sni, alpn)"
                         ))
                     }
                 }
             }
-            push_tcp_check(d, TcpCheckRule::Connect { port, send_proxy });
+            warn_tls_without_ssl(&c, a);
+            push_tcp_check(d, TcpCheckRule::Connect(c));
             Ok(())
         }
     ),
@@ -781,8 +782,8 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
     kw!(
         "http-check connect",
         BE,
-        "[port <p>] [addr <ip>] [send-proxy] [linger] [default] [comment <msg>]",
-        "health-check step: open the connection (another port or address)",
+        "[port <p>] [addr <ip>] [send-proxy] [linger] [default] [ssl] [sni <name>] [alpn <list>] [comment <msg>]",
+        "health-check step: open the connection (another port or address; TLS with 'ssl')",
         |d, a| {
             let mut c = CheckConnect::default();
             let mut comment = None;
@@ -801,11 +802,12 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                     "linger" => c.linger = true,
                     "default" => c.default = true,
                     "comment" => comment = Some(a.expect("a message after 'comment'")?),
-                    "ssl" | "sni" | "alpn" | "proto" => {
-                        return Err(format!(
-                            "'{w}': sluice originates no TLS in health checks; for a TLS \
-                             liveness check use 'option ssl-hello-chk'"
-                        ))
+                    "ssl" | "sni" | "alpn" => connect_tls_option(&mut c, w, a)?,
+                    "proto" => {
+                        return Err(
+                            "'proto' is not supported by sluice: its HTTP checks speak HTTP/1.x"
+                                .to_string(),
+                        )
                     }
                     "via-socks4" | "send-proxy-v2" | "check-send-proxy" => {
                         return Err(format!(
@@ -814,11 +816,15 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
                     }
                     o => {
                         return Err(format!(
-                        "unknown option '{o}' (port, addr, send-proxy, linger, default, comment)"
+                        "unknown option '{o}' (port, addr, send-proxy, linger, default, ssl, sni, alpn, comment)"
                     ))
                     }
                 }
             }
+            if c.alpn.iter().any(|p| p == "h2") {
+                return Err(H2_ALPN.to_string());
+            }
+            warn_tls_without_ssl(&c, a);
             if let Some(m) = comment {
                 push_http_rule(d, a.span, HttpRuleDraft::Comment(m.to_string()))?;
             }
@@ -993,11 +999,19 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "extra read timeout of health checks",
         check
     ),
-    flag_option!(
+    kw!(
         "option tcplog",
         PROXY,
+        "",
         "log one line per connection in HAProxy's tcplog format",
-        |d| d.options.tcplog
+        |d, a| {
+            d.options.tcplog = a.flag()?;
+            // The last of tcplog and httplog sets the log format, as in HAProxy.
+            if d.options.tcplog {
+                d.options.httplog = None;
+            }
+            Ok(())
+        }
     ),
     kw!(
         "option httplog",
@@ -1391,6 +1405,32 @@ fn push_stick(d: &mut ProxyDraft, a: &mut Args<'_>, matches: bool, stores: bool)
     Ok(())
 }
 
+/// Why an HTTP check may not offer h2: HAProxy would speak HTTP/2 once it is negotiated.
+pub const H2_ALPN: &str = "sluice's HTTP checks speak HTTP/1.x: offer 'http/1.1', not 'h2' \
+     (HAProxy switches the check to HTTP/2 when the server picks h2)";
+
+/// `ssl`, `sni <name>` or `alpn <list>` on a `tcp-check connect` or `http-check connect`.
+fn connect_tls_option(c: &mut CheckConnect, w: &str, a: &mut Args<'_>) -> Parsed {
+    match w {
+        "ssl" => c.ssl = true,
+        "sni" => c.sni = Some(parse_sni(a.expect("a host name after 'sni'")?)?),
+        _ => c.alpn = parse_alpn(a.expect("a protocol list after 'alpn'")?)?,
+    }
+    Ok(())
+}
+
+/// `sni` and `alpn` apply to TLS connects only: say so when neither `ssl` nor `default` (the
+/// server's `check-ssl`) can make this one TLS.
+fn warn_tls_without_ssl(c: &CheckConnect, a: &mut Args<'_>) {
+    if !c.ssl && !c.default && (c.sni.is_some() || !c.alpn.is_empty()) {
+        a.warnings.push(
+            "'sni' and 'alpn' apply to TLS connections only: add 'ssl' (or 'default' with \
+             the server's 'check-ssl'); ignored here"
+                .to_string(),
+        );
+    }
+}
+
 fn push_tcp_check(d: &mut ProxyDraft, rule: TcpCheckRule) {
     if d.tcp_check_inherited {
         d.tcp_check_rules.clear();
@@ -1446,25 +1486,27 @@ fn push_http_rule(d: &mut ProxyDraft, span: &Span, rule: HttpRuleDraft) -> Resul
     let is_real = |r: &&(Span, HttpRuleDraft)| !matches!(r.1, HttpRuleDraft::Comment(_));
     match rule {
         HttpRuleDraft::Send(send) if send.from_option => {
-            // The first rule, skipping a first connect.
+            // The first rule, skipping a first connect: the request goes after it.
             let mut real = rules
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| is_real(r))
                 .map(|(i, _)| i);
-            let first = match real.next() {
-                Some(i) if matches!(rules[i].1, HttpRuleDraft::Connect(_)) => real.next(),
-                other => other,
+            let (first, at) = match real.next() {
+                Some(i) if matches!(rules[i].1, HttpRuleDraft::Connect(_)) => (real.next(), i + 1),
+                other => (other, 0),
             };
             match first.map(|i| (i, &mut rules[i].1)) {
                 Some((i, HttpRuleDraft::Send(old))) if old.from_option => {
                     rules[i] = (span.clone(), HttpRuleDraft::Send(send))
                 }
                 Some((_, HttpRuleDraft::Send(old))) => old.overlay(send),
-                _ => rules.insert(0, (span.clone(), HttpRuleDraft::Send(send))),
+                _ => rules.insert(at, (span.clone(), HttpRuleDraft::Send(send))),
             }
         }
         rule => {
+            // The request of `option httpchk` is no rule in HAProxy until the whole proxy is
+            // read: the checks below do not see it, and a first connect goes before it.
             let from_opt = |r: &HttpRuleDraft| matches!(r, HttpRuleDraft::Send(s) if s.from_option);
             let step = rules.iter().filter(|r| !from_opt(&r.1)).count() + 1;
             let what = match &rule {
@@ -1473,9 +1515,14 @@ fn push_http_rule(d: &mut ProxyDraft, span: &Span, rule: HttpRuleDraft) -> Resul
                 HttpRuleDraft::Expect(_) => "expect",
                 HttpRuleDraft::Comment(_) => "comment",
             };
-            let missing = match (rules.iter().rev().find(is_real).map(|r| &r.1), &rule) {
+            let last = rules
+                .iter()
+                .rev()
+                .filter(|r| !from_opt(&r.1))
+                .find(is_real)
+                .map(|r| &r.1);
+            let missing = match (last, &rule) {
                 (None, _) => None,
-                (Some(last), _) if from_opt(last) => None,
                 (Some(HttpRuleDraft::Connect(_)), HttpRuleDraft::Send(_)) => None,
                 (Some(_), HttpRuleDraft::Send(_)) => Some("connect"),
                 (
@@ -1492,20 +1539,26 @@ fn push_http_rule(d: &mut ProxyDraft, span: &Span, rule: HttpRuleDraft) -> Resul
                     "unable to add http-check {what} rule at step {step} (missing {m} rule)"
                 ));
             }
-            let mut rule = rule;
-            if let HttpRuleDraft::Send(send) = rule {
-                let first = rules.iter().position(|r| is_real(&r));
-                rule = match first.map(|i| (i, &rules[i].1)) {
-                    Some((i, HttpRuleDraft::Send(implicit))) if implicit.from_option => {
-                        let mut merged = implicit.clone();
-                        rules.remove(i);
-                        merged.overlay(send);
-                        merged.from_option = false;
-                        HttpRuleDraft::Send(merged)
-                    }
-                    _ => HttpRuleDraft::Send(send),
-                };
-            }
+            let implicit = rules.iter().position(|r| from_opt(&r.1));
+            let rule = match (rule, implicit) {
+                // The first `http-check send` takes the option's request.
+                (HttpRuleDraft::Send(send), Some(i)) => {
+                    let (_, HttpRuleDraft::Send(mut merged)) = rules.remove(i) else {
+                        unreachable!("from_opt matched a send");
+                    };
+                    merged.overlay(send);
+                    merged.from_option = false;
+                    HttpRuleDraft::Send(merged)
+                }
+                // A first connect: the option's request moves after it (and its comment).
+                (HttpRuleDraft::Connect(c), Some(i)) if last.is_none() => {
+                    let request = rules.remove(i);
+                    rules.push((span.clone(), HttpRuleDraft::Connect(c)));
+                    rules.push(request);
+                    return Ok(());
+                }
+                (rule, _) => rule,
+            };
             rules.push((span.clone(), rule));
         }
     }
@@ -1793,6 +1846,13 @@ mod tests {
         })
     }
 
+    fn tls_connect() -> HttpCheckRule {
+        HttpCheckRule::Connect(CheckConnect {
+            ssl: true,
+            ..CheckConnect::default()
+        })
+    }
+
     #[test]
     fn http_check_send_merges_with_option_httpchk_as_haproxy_does() {
         // Each case was run through HAProxy 2.6.12 (see protocol.rs for the bytes it sent).
@@ -1881,7 +1941,7 @@ mod tests {
                         addr: Some("127.0.0.2".parse().unwrap()),
                         send_proxy: true,
                         default: true,
-                        linger: false,
+                        ..CheckConnect::default()
                     }),
                     send("OPTIONS", "/b", "HTTP/1.0", &[], ""),
                     status(204),
@@ -1889,6 +1949,28 @@ mod tests {
                         negate: false,
                         kind: HttpExpectKind::Status(vec![(200, 299)]),
                     }),
+                ],
+            ),
+            // A first connect and no send: the option's request goes after the connect,
+            // whichever is written first (HAProxy sent GET /a and GET /b after the TLS
+            // handshake); the first send still takes it.
+            (
+                "    default-server verify none",
+                "option httpchk GET /a\nhttp-check connect ssl",
+                vec![tls_connect(), send("GET", "/a", "HTTP/1.0", &[], "")],
+            ),
+            (
+                "    default-server verify none",
+                "http-check connect ssl\noption httpchk GET /b",
+                vec![tls_connect(), send("GET", "/b", "HTTP/1.0", &[], "")],
+            ),
+            (
+                "    default-server verify none",
+                "option httpchk GET /d HTTP/1.1\nhttp-check comment tls\nhttp-check connect ssl\nhttp-check send hdr Host x.test",
+                vec![
+                    HttpCheckRule::Comment("tls".into()),
+                    tls_connect(),
+                    send("GET", "/d", "HTTP/1.1", &[("Host", "x.test")], ""),
                 ],
             ),
         ];
@@ -1941,10 +2023,12 @@ mod tests {
         assert!(e.contains("use 'body' with a fixed value"), "{e}");
         let e = error("option httpchk\nhttp-check send hdr X-A %[src]");
         assert!(e.contains("log-format"), "{e}");
-        for w in ["ssl", "sni x", "alpn h2", "proto h2"] {
-            let e = error(&format!("option httpchk\nhttp-check connect {w}"));
-            assert!(e.contains("option ssl-hello-chk"), "{e}");
-        }
+        let e = error("option httpchk\nhttp-check connect proto h2");
+        assert!(e.contains("HTTP/1.x"), "{e}");
+        let e = error("option httpchk\nhttp-check connect ssl alpn h2,http/1.1");
+        assert!(e.contains("offer 'http/1.1', not 'h2'"), "{e}");
+        let e = error("option httpchk\nhttp-check connect ssl sni 10.0.0.1");
+        assert!(e.contains("host names only"), "{e}");
         let e = error("option httpchk\nhttp-check connect via-socks4");
         assert!(
             e.contains("'http-check connect via-socks4' is not supported by sluice"),

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::values::{parse_port, Args};
+use super::values::{parse_alpn, parse_port, parse_sni, parse_verifyhost, Args};
 use super::{scope::BE, KeywordSpec, Parsed, Support, SINCE};
 use crate::config::error::Span;
 use crate::config::model::{OnError, ProxyProtocol};
@@ -55,6 +55,15 @@ pub struct ServerDraft {
     pub on_marked_down_shutdown: bool,
     pub on_marked_up_shutdown_backup: bool,
     pub init_addr: Vec<InitAddr>,
+    /// `check-ssl` / `no-check-ssl`.
+    pub check_ssl: bool,
+    pub check_sni: Option<String>,
+    pub check_alpn: Vec<String>,
+    /// `verify required` (true) or `verify none`; None: the global `ssl-server-verify`.
+    pub verify: Option<bool>,
+    /// `ca-file` as written (validation resolves it against `ca-base` and reads it).
+    pub ca_file: Option<String>,
+    pub verifyhost: Option<String>,
 }
 
 impl Default for ServerDraft {
@@ -92,6 +101,12 @@ impl Default for ServerDraft {
             on_marked_down_shutdown: false,
             on_marked_up_shutdown_backup: false,
             init_addr: vec![InitAddr::Last, InitAddr::Libc],
+            check_ssl: false,
+            check_sni: None,
+            check_alpn: Vec::new(),
+            verify: None,
+            ca_file: None,
+            verifyhost: None,
         }
     }
 }
@@ -132,7 +147,7 @@ fn time_opt(a: &mut Args<'_>, name: &str) -> Result<Duration, String> {
     Ok(t)
 }
 
-const NO_TLS: &str = "sluice forwards TCP and does not originate TLS; use TLS passthrough";
+const NO_TLS: &str = "sluice forwards TCP and originates no TLS on the data path; use TLS passthrough (health checks can speak TLS: 'check-ssl')";
 
 pub static KEYWORDS: &[KeywordSpec<ServerDraft>] = &[
     opt!("check", "", "enable health checks", |s, _| {
@@ -483,12 +498,85 @@ pub static KEYWORDS: &[KeywordSpec<ServerDraft>] = &[
             Ok(())
         }
     ),
+    opt!(
+        "check-ssl",
+        "",
+        "health checks speak TLS (the data path stays plain TCP)",
+        |s, _| {
+            s.check_ssl = true;
+            Ok(())
+        }
+    ),
+    opt!(
+        "no-check-ssl",
+        "",
+        "undo check-ssl from default-server",
+        |s, _| {
+            s.check_ssl = false;
+            Ok(())
+        }
+    ),
+    opt!(
+        "check-sni",
+        "<name>",
+        "SNI sent by TLS health checks",
+        |s, a| {
+            s.check_sni = Some(parse_sni(a.expect("a host name after 'check-sni'")?)?);
+            Ok(())
+        }
+    ),
+    opt!(
+        "check-alpn",
+        "<protocols>",
+        "ALPN protocols offered by TLS health checks (comma-separated)",
+        |s, a| {
+            s.check_alpn = parse_alpn(a.expect("a protocol list after 'check-alpn'")?)?;
+            Ok(())
+        }
+    ),
+    opt!(
+        "verify",
+        "none|required",
+        "TLS health checks verify the server's certificate (default: ssl-server-verify)",
+        |s, a| {
+            s.verify = Some(match a.expect("'none' or 'required' after 'verify'")? {
+                "none" => false,
+                "required" => true,
+                m => {
+                    return Err(format!(
+                        "unknown verify method '{m}', only 'none' and 'required' are supported"
+                    ))
+                }
+            });
+            Ok(())
+        }
+    ),
+    opt!(
+        "ca-file",
+        "<file>",
+        "CA certificates (PEM file or directory, @system-ca) for verify required; relative to ca-base",
+        |s, a| {
+            s.ca_file = Some(a.expect("a file after 'ca-file'")?.to_string());
+            Ok(())
+        }
+    ),
+    opt!(
+        "verifyhost",
+        "<name>",
+        "the name a verified certificate must carry when no SNI is sent",
+        |s, a| {
+            s.verifyhost = Some(parse_verifyhost(
+                a.expect("a host name after 'verifyhost'")?,
+            )?);
+            Ok(())
+        }
+    ),
     refused!("ssl", NO_TLS),
-    refused!("check-ssl", NO_TLS),
-    refused!("verify", NO_TLS),
     refused!("sni", NO_TLS),
-    refused!("ca-file", NO_TLS),
-    refused!("crt", NO_TLS),
+    refused!(
+        "crt",
+        "sluice presents no client certificate, on the data path or in TLS health checks"
+    ),
     refused!("alpn", NO_TLS),
     refused!(
         "resolvers",

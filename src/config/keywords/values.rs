@@ -404,6 +404,45 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
+/// An SNI for TLS health checks (`check-sni`, `connect sni`): a host name. HAProxy sends any
+/// string; TLS (RFC 6066) allows host names only, and sluice's TLS library sends nothing
+/// else, so an address or a malformed name is refused rather than silently not sent.
+pub fn parse_sni(s: &str) -> Result<String, String> {
+    if s.parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "'{s}' is an address: TLS sends host names only as SNI (use 'verifyhost' to check \
+             a certificate's name without SNI)"
+        ));
+    }
+    rustls::pki_types::DnsName::try_from(s)
+        .map(|_| s.to_string())
+        .map_err(|_| format!("'{s}' is not a valid host name to send as SNI"))
+}
+
+/// A `verifyhost` name: a host name (or an address, matched against the certificate's
+/// address names).
+pub fn parse_verifyhost(s: &str) -> Result<String, String> {
+    rustls::pki_types::ServerName::try_from(s)
+        .map(|_| s.to_string())
+        .map_err(|_| format!("'{s}' is not a valid host name"))
+}
+
+/// An ALPN list (`check-alpn`, `connect alpn`): protocol names separated by commas, as
+/// HAProxy writes them ("h2,http/1.1"), each 1 to 255 bytes.
+pub fn parse_alpn(s: &str) -> Result<Vec<String>, String> {
+    s.split(',')
+        .map(|p| {
+            if p.is_empty() || p.len() > 255 {
+                Err(format!(
+                    "'{s}': ALPN protocol names are 1 to 255 bytes, separated by commas"
+                ))
+            } else {
+                Ok(p.to_string())
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,6 +504,30 @@ mod tests {
         assert!(parse_net("10.0.0.0/33").is_err());
         assert!(parse_net("10.0.0.0/255.0.255.0").is_err());
         assert!(parse_net("nope").is_err());
+    }
+
+    #[test]
+    fn tls_names() {
+        assert_eq!(
+            parse_sni("api.cluster.local"),
+            Ok("api.cluster.local".into())
+        );
+        assert!(parse_sni("10.0.0.1").unwrap_err().contains("verifyhost"));
+        assert!(parse_sni("::1").is_err());
+        assert!(parse_sni("bad name").is_err());
+        assert!(parse_sni("").is_err());
+        assert_eq!(parse_verifyhost("10.0.0.1"), Ok("10.0.0.1".into()));
+        assert!(parse_verifyhost("*.pool.test").is_err());
+        assert_eq!(
+            parse_verifyhost("kubernetes.default"),
+            Ok("kubernetes.default".into())
+        );
+        assert_eq!(
+            parse_alpn("h2,http/1.1"),
+            Ok(vec!["h2".to_string(), "http/1.1".to_string()])
+        );
+        assert!(parse_alpn("h2,,http/1.1").is_err());
+        assert!(parse_alpn("").is_err());
     }
 
     #[test]
