@@ -16,5 +16,6 @@ mod master;
 mod monitoring;
 mod monitoring_render;
 mod persistence;
+mod protocol_checks;
 mod services;
 mod tls_checks;

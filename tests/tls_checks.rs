@@ -5,89 +5,15 @@
 //! silent one, judged exactly as a live HAProxy 2.6 judges them (`show stat`); and `-c`
 //! refusing verify required without a CA.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use crate::common::backends::{cli, connect};
+use crate::common::backends::connect;
+use crate::common::checks::{row, settled};
 use crate::common::running::{reference_haproxy, Haproxy, Sluice};
 use crate::common::services::{Nginx, TestPki};
 use crate::common::{repo_root, sluice, stderr, stdout, TempDir};
-
-/// What `show stat` says of a server's checks: status, check_status, check_code, last_chk,
-/// check_desc.
-type CheckRow = (String, String, String, String, String);
-
-/// The server rows of `show stat` on `sock`, by "backend/server", polled until `want` servers
-/// have a check result, within 10 s. HAProxy says INI before a server's first check ends,
-/// and while a check runs shows "* " before the last status with its code reset: such rows
-/// are skipped, and a server keeps the last row seen between checks.
-fn settled(sock: &Path, want: usize) -> HashMap<String, CheckRow> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut rows: HashMap<String, CheckRow> = HashMap::new();
-    loop {
-        let csv = cli(sock, "show stat");
-        let mut lines = csv.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
-        let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-        let (px, sv, status, chk, code, last, desc) = (
-            col("pxname"),
-            col("svname"),
-            col("status"),
-            col("check_status"),
-            col("check_code"),
-            col("last_chk"),
-            col("check_desc"),
-        );
-        for f in lines.map(|l| l.split(',').collect::<Vec<_>>()) {
-            if f.len() <= desc
-                || f[sv] == "FRONTEND"
-                || f[sv] == "BACKEND"
-                || f[chk].is_empty()
-                || f[chk] == "INI"
-                || f[chk].starts_with("* ")
-            {
-                continue;
-            }
-            rows.insert(
-                format!("{}/{}", f[px], f[sv]),
-                (
-                    f[status].to_string(),
-                    f[chk].to_string(),
-                    f[code].to_string(),
-                    f[last].to_string(),
-                    f[desc].to_string(),
-                ),
-            );
-        }
-        if rows.len() >= want {
-            return rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {want} servers checked:\n{csv}",
-            rows.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn row(status: &str, chk: &str, code: &str, last: &str, desc: &str) -> CheckRow {
-    (
-        status.into(),
-        chk.into(),
-        code.into(),
-        last.into(),
-        desc.into(),
-    )
-}
 
 /// kubeadm's documented configuration (HAProxy 2.1+ variant, minus `daemon`), on
 /// loopback, with one backend per path checked and a stats socket.

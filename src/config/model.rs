@@ -623,6 +623,13 @@ pub enum CheckKind {
         user: String,
     },
     SslHello,
+    /// `option ldap-check`: an anonymous LDAPv3 bind must succeed.
+    Ldap,
+    /// `option smtpchk [EHLO|HELO <domain>]`: a 2xx greeting, then a 2xx reply to the
+    /// command (`HELO localhost` by default).
+    Smtp {
+        command: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

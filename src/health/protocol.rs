@@ -66,6 +66,8 @@ pub enum Origin {
     Pgsql,
     Redis,
     SslHello,
+    Ldap,
+    Smtp,
     Agent,
 }
 
@@ -141,8 +143,27 @@ pub enum MatchKind {
     /// ssl-hello-chk: the reply starts with a TLS record of type handshake (0x16) or alert
     /// (0x15).
     SslHello,
+    /// ldap-check, first expect: an LDAP message (`rbinary ^30`, min-recv 14).
+    LdapMessage,
+    /// ldap-check, second expect: a BindResponse to message 1 with resultCode 0.
+    LdapBindResponse,
+    /// smtpchk: a reply line (`rstring ^[0-9]{3}[ \r]`, min-recv 4).
+    SmtpReply,
+    /// smtpchk: a 2xx reply, its code and text reported: the greeting (`^2[0-9]{2}[ \r]`,
+    /// min-recv 4), the reply to HELO/EHLO (`^(2[0-9]{2}-[^\r]*\r\n)*2[0-9]{2}[ \r]`:
+    /// every line of a multi-line reply, waiting for the last) and the reply to QUIT
+    /// (`^2[0-9]{2}[- \r]`, min-recv 4).
+    SmtpOk(SmtpStep),
     /// agent-check: one line of HAProxy's agent grammar.
     Agent,
+}
+
+/// Which 2xx reply an smtpchk expect judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpStep {
+    Greeting,
+    Hello,
+    Quit,
 }
 
 /// An HTTP expectation on one response.
@@ -338,6 +359,27 @@ pub fn script(kind: &CheckKind) -> Script {
             steps: vec![
                 Step::Send(REDIS_PING.to_vec()),
                 expect(2, MatchKind::RedisPong),
+            ],
+        },
+        CheckKind::Ldap => Script {
+            origin: Origin::Ldap,
+            steps: vec![
+                Step::Send(LDAP_BIND.to_vec()),
+                expect(2, MatchKind::LdapMessage),
+                expect(3, MatchKind::LdapBindResponse),
+            ],
+        },
+        CheckKind::Smtp { command } => Script {
+            origin: Origin::Smtp,
+            steps: vec![
+                own_connect(),
+                expect(2, MatchKind::SmtpReply),
+                expect(3, MatchKind::SmtpOk(SmtpStep::Greeting)),
+                Step::Send(format!("{command}\r\n").into_bytes()),
+                expect(5, MatchKind::SmtpOk(SmtpStep::Hello)),
+                // A clean goodbye, as HAProxy 2.6 says one (its issue 1812).
+                Step::Send(b"QUIT\r\n".to_vec()),
+                expect(7, MatchKind::SmtpOk(SmtpStep::Quit)),
             ],
         },
         CheckKind::SslHello => Script {
@@ -727,6 +769,56 @@ impl Matcher {
                     Verdict::Fail(Report::new(CheckStatus::L7Sts, 0, &received[..end]))
                 }
             }
+            MatchKind::LdapMessage => {
+                if !last_read && received.len() < 14 {
+                    return Verdict::NeedMore;
+                }
+                if received.first() == Some(&0x30) {
+                    Verdict::Pass(Report::new(CheckStatus::L7Ok, 0, b""))
+                } else {
+                    Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, b"Not LDAPv3 protocol"))
+                }
+            }
+            MatchKind::LdapBindResponse => ldap_bind_response(received, last_read),
+            MatchKind::SmtpReply => {
+                if !last_read && received.len() < 4 {
+                    return Verdict::NeedMore;
+                }
+                let ok = received.len() >= 4
+                    && received[..3].iter().all(u8::is_ascii_digit)
+                    && matches!(received[3], b' ' | b'\r');
+                if ok {
+                    Verdict::Pass(Report::new(CheckStatus::L7Ok, 0, b""))
+                } else {
+                    Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, first_line(received)))
+                }
+            }
+            MatchKind::SmtpOk(step) => {
+                // The hello reply has no min-recv: a mismatch waits for more data.
+                let min_recv = *step != SmtpStep::Hello;
+                if min_recv && !last_read && received.len() < 4 {
+                    return Verdict::NeedMore;
+                }
+                let two_xx = |ends: &[u8]| {
+                    received.len() >= 4
+                        && received[0] == b'2'
+                        && received[1..3].iter().all(u8::is_ascii_digit)
+                        && ends.contains(&received[3])
+                };
+                let ok = match step {
+                    SmtpStep::Greeting => two_xx(b" \r"),
+                    SmtpStep::Hello => smtp_multiline_ok(received),
+                    SmtpStep::Quit => two_xx(b"- \r"),
+                };
+                let report = |status| Report::new(status, smtp_code(received), smtp_text(received));
+                if ok {
+                    Verdict::Pass(report(CheckStatus::L7Ok))
+                } else if !min_recv && !last_read {
+                    Verdict::NeedMore
+                } else {
+                    Verdict::Fail(report(CheckStatus::L7Sts))
+                }
+            }
             MatchKind::SslHello => {
                 // `rbinary ^1[56]` with min-recv 5, conclusive.
                 if !last_read && received.len() < 5 {
@@ -767,7 +859,9 @@ impl Matcher {
     /// The status of a response HAProxy finds wrong at this expect.
     fn error_status(&self) -> CheckStatus {
         match self.kind {
-            MatchKind::RedisPong | MatchKind::PgsqlAuth => CheckStatus::L7Sts,
+            MatchKind::RedisPong | MatchKind::PgsqlAuth | MatchKind::SmtpOk(_) => {
+                CheckStatus::L7Sts
+            }
             MatchKind::SslHello => CheckStatus::L6Rsp,
             _ => CheckStatus::L7Rsp,
         }
@@ -1326,6 +1420,127 @@ fn comment_before(steps: &[Step], i: usize) -> Option<&str> {
 }
 
 /// mysql-check's and pgsql-check's own first step: `tcp-check connect default linger`.
+/// ldap-check's request: an anonymous simple bind, LDAPv3, message id 1 (HAProxy's bytes).
+const LDAP_BIND: &[u8] = b"\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00";
+
+/// ldap-check's judgement of the reply, as HAProxy 2.6 judges it: the LDAPMessage's length
+/// (short form, or long form on 2 or 4 bytes) must be all there (else wait, or fail with no
+/// text once the server is done), the message must be id 1 and a BindResponse, whose
+/// result is an ENUMERATED resultCode; 0 passes.
+fn ldap_bind_response(r: &[u8], last_read: bool) -> Verdict {
+    let at = |i: usize| r.get(i).copied();
+    let not_ldap = || Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, b"Not LDAPv3 protocol"));
+    let too_short = || {
+        if last_read {
+            Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, b""))
+        } else {
+            Verdict::NeedMore
+        }
+    };
+    let Some(first) = at(1) else {
+        return too_short();
+    };
+    let (nbytes, msglen) = if first & 0x80 == 0 {
+        (0, usize::from(first))
+    } else {
+        let n = usize::from(first & 0x7f);
+        if r.len() < 1 + n {
+            return too_short();
+        }
+        let be = |len: usize| {
+            r.get(2..2 + len)
+                .map(|b| b.iter().fold(0usize, |v, &x| (v << 8) | usize::from(x)))
+        };
+        match n {
+            2 | 4 => match be(n) {
+                Some(len) => (n, len),
+                None => return too_short(),
+            },
+            _ => return not_ldap(),
+        }
+    };
+    if r.len() < (2 + nbytes).saturating_add(msglen) {
+        return too_short();
+    }
+    let mut p = 2 + nbytes;
+    if r.get(p..p + 4) != Some(b"\x02\x01\x01\x61") {
+        return not_ldap();
+    }
+    p += 4;
+    let bind_len_bytes = at(p).map_or(0, |b| {
+        if b & 0x80 != 0 {
+            usize::from(b & 0x7f)
+        } else {
+            0
+        }
+    });
+    p += 1 + bind_len_bytes;
+    if r.get(p..p + 2) != Some(b"\x0a\x01") {
+        return not_ldap();
+    }
+    match at(p + 2) {
+        // HAProxy sets "Success" here, then the end of the script reports the last
+        // expect's on-success message, which this one has not: the text is empty.
+        Some(0) => Verdict::Pass(Report::new(CheckStatus::L7Ok, 0, b"")),
+        Some(code) => Verdict::Fail(Report::new(
+            CheckStatus::L7Sts,
+            u32::from(code),
+            b"See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9",
+        )),
+        None => not_ldap(),
+    }
+}
+
+/// Whether `r` starts with the lines of a complete 2xx reply to HELO/EHLO:
+/// `^(2[0-9]{2}-[^\r]*\r\n)*2[0-9]{2}[ \r]` (a continuation line runs to its first CR).
+fn smtp_multiline_ok(r: &[u8]) -> bool {
+    let code = |s: &[u8]| s.len() >= 4 && s[0] == b'2' && s[1..3].iter().all(u8::is_ascii_digit);
+    let mut s = r;
+    loop {
+        if !code(s) {
+            return false;
+        }
+        match s[3] {
+            b' ' | b'\r' => return true,
+            b'-' => {
+                let Some(cr) = s[4..].iter().position(|&b| b == b'\r') else {
+                    return false;
+                };
+                let end = 4 + cr;
+                if s.get(end + 1) != Some(&b'\n') {
+                    return false;
+                }
+                s = &s[end + 2..];
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// `res.payload(4,0),ltrim(' '),cut_crlf`: an SMTP reply's text after its code.
+fn smtp_text(r: &[u8]) -> &[u8] {
+    let rest = r.get(4..).unwrap_or(b"");
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    first_line(&rest[start..])
+}
+
+/// `cut_crlf`: up to the first CR or LF.
+fn first_line(r: &[u8]) -> &[u8] {
+    let end = r
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(r.len());
+    &r[..end]
+}
+
+/// `status-code res.payload(0,3)`: the reply's code, 0 when it is not a number.
+fn smtp_code(r: &[u8]) -> u32 {
+    r.get(..3)
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 fn own_connect() -> Step {
     Step::Connect {
         port: None,
@@ -1921,6 +2136,87 @@ mod tests {
         });
         assert!(sent(&bare).is_empty());
         assert_eq!(expects(&bare)[0].step, 2);
+    }
+
+    #[test]
+    fn ldap_and_smtp_scripts_are_haproxys() {
+        let ldap = script(&CheckKind::Ldap);
+        assert_eq!(sent(&ldap), hex("300C020101600702010304008000"));
+        assert!(
+            !ldap.connects_first(),
+            "ldap-check uses the implicit connect"
+        );
+        let smtp = script(&CheckKind::Smtp {
+            command: "EHLO lb.example.com".into(),
+        });
+        assert!(smtp.connects_first());
+        assert_eq!(sent(&smtp), b"EHLO lb.example.com\r\nQUIT\r\n");
+    }
+
+    #[test]
+    fn ldap_bind_responses_are_judged_as_haproxy_2_6_does() {
+        let verdict = |h: &str, last| match ldap_bind_response(&hex(h), last) {
+            Verdict::Pass(r) => format!("pass {:?} {}", r.status, r.code),
+            Verdict::Fail(r) => format!(
+                "fail {:?} {} {}",
+                r.status,
+                r.code,
+                String::from_utf8_lossy(&r.info)
+            ),
+            Verdict::NeedMore => "more".into(),
+            Verdict::Agent(_) => "agent".into(),
+        };
+        let not_ldap = "fail L7Rsp 0 Not LDAPv3 protocol";
+        assert_eq!(
+            verdict("300c02010161070a010004000400", false),
+            "pass L7Ok 0"
+        );
+        // Long form lengths on 2 or 4 bytes; any for the BindResponse.
+        assert_eq!(
+            verdict("3082000c02010161070a010004000400", false),
+            "pass L7Ok 0"
+        );
+        assert_eq!(
+            verdict("308400000010020101618500000000070a010004000400", false),
+            "pass L7Ok 0"
+        );
+        assert_eq!(verdict("30810c02010161070a010004000400", false), not_ldap);
+        assert_eq!(
+            verdict("308300000c02010161070a010004000400", false),
+            not_ldap
+        );
+        // resultCode 49 (invalidCredentials).
+        assert!(verdict("300c02010161070a013104000400", false).starts_with("fail L7Sts 49 See RFC"));
+        // Not a BindResponse to message 1.
+        assert_eq!(verdict("300c02010261070a010004000400", false), not_ldap);
+        assert_eq!(verdict("300c02010165070a010004000400", false), not_ldap);
+        // Shorter than announced: wait, and once the server is done, fail with no text.
+        assert_eq!(verdict("302002010161070a010004000400", false), "more");
+        assert_eq!(
+            verdict("302002010161070a010004000400", true),
+            "fail L7Rsp 0 "
+        );
+        // Hostile lengths never read out of bounds.
+        assert_eq!(verdict("3084ffffffff", true), "fail L7Rsp 0 ");
+        assert_eq!(verdict("3005020101618f", true), not_ldap);
+        assert_eq!(verdict("30", true), "fail L7Rsp 0 ");
+    }
+
+    #[test]
+    fn smtp_hello_replies_may_span_lines() {
+        assert!(smtp_multiline_ok(b"250 hi\r\n"));
+        assert!(smtp_multiline_ok(b"250-a\r\n250-b\r\n250 c\r\n"));
+        assert!(
+            !smtp_multiline_ok(b"250-a\r\n250-b\r\n"),
+            "the last line is missing"
+        );
+        assert!(
+            !smtp_multiline_ok(b"250-a\n250 b\r\n"),
+            "a continuation ends with CRLF"
+        );
+        assert!(!smtp_multiline_ok(b"250-a\r\n502 no\r\n"));
+        assert!(!smtp_multiline_ok(b"502 no\r\n"));
+        assert!(!smtp_multiline_ok(b"25"));
     }
 
     #[test]

@@ -111,5 +111,6 @@ pub fn rel(path: &Path) -> String {
 }
 
 pub mod backends;
+pub mod checks;
 pub mod running;
 pub mod services;

@@ -1306,15 +1306,46 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         PROXY,
         "needs HTTP mode, which sluice does not proxy"
     ),
-    refused!(
+    kw!(
         "option ldap-check",
         BE,
-        "use 'option tcp-check' with send-binary/expect binary"
+        "",
+        "health checks make an anonymous LDAPv3 bind",
+        |d, a| {
+            a.done()?;
+            d.check = if a.negated {
+                CheckKind::Connect
+            } else {
+                CheckKind::Ldap
+            };
+            Ok(())
+        }
     ),
-    refused!(
+    kw!(
         "option smtpchk",
         BE,
-        "use 'option tcp-check' with 'expect string 220'"
+        "[EHLO|HELO <domain>]",
+        "health checks expect an SMTP greeting and a reply to HELO",
+        |d, a| {
+            let words: Vec<String> = a.rest().iter().map(|w| w.text.clone()).collect();
+            if words.len() > 2 {
+                return Err(format!(
+                    "cannot handle unexpected argument '{}'",
+                    words[2]
+                ));
+            }
+            // HAProxy: anything but 'EHLO <domain>' or 'HELO <domain>' means the default.
+            let command = match words.as_slice() {
+                [verb, domain] if verb == "EHLO" || verb == "HELO" => format!("{verb} {domain}"),
+                _ => "HELO localhost".to_string(),
+            };
+            d.check = if a.negated {
+                CheckKind::Connect
+            } else {
+                CheckKind::Smtp { command }
+            };
+            Ok(())
+        }
     ),
     refused!(
         "option external-check",
