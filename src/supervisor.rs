@@ -502,7 +502,7 @@ pub fn serve(
         let (tx, rx) = crossbeam_channel::unbounded();
         inboxes.push((poll, waker, tx, rx));
     }
-    let views: health::Views = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let views: health::Views = Arc::new(std::sync::Mutex::new(health::Published::default()));
     let health = if health::needed(&model) || crate::admin::needed(&model) {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let waker = Arc::new(

@@ -220,3 +220,95 @@ fn ldap_and_smtp_checks_judge_as_haproxy_does() {
         }
     }
 }
+
+/// `show stat` rows (selected columns, the check duration left out) of every server and
+/// backend, as soon as `ready` holds for the CSV.
+fn stat_rows(sock: &Path, ready: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut csv = String::new();
+    crate::common::backends::wait_until(Duration::from_secs(5), "the first check results", || {
+        csv = crate::common::backends::cli(sock, "show stat");
+        ready(&csv)
+    });
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let cols: Vec<usize> = [
+        "pxname",
+        "svname",
+        "status",
+        "chkfail",
+        "chkdown",
+        "check_status",
+        "check_code",
+        "last_chk",
+        "check_desc",
+        "check_rise",
+        "check_fall",
+        "check_health",
+        "agent_status",
+        "agent_desc",
+        "agent_rise",
+        "agent_fall",
+        "agent_health",
+    ]
+    .iter()
+    .map(|c| header.iter().position(|h| h == c).expect(c))
+    .collect();
+    lines
+        .filter(|l| !l.is_empty() && !l.contains(",FRONTEND,"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            cols.iter()
+                .map(|&i| f.get(i).copied().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+/// A server whose first check has not run yet shows INI ("Initializing"), a server starts
+/// at the bottom of UP (one failure takes it down), and a backend's chkdown counts the times
+/// it went down as a whole, not its servers' transitions (here: none).
+fn ini_cfg(sock: &Path, refused: SocketAddr) -> String {
+    format!(
+        "global\n    stats socket {}\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         backend two\n    server a {refused} check inter 60s\n    server b {refused} check inter 60s rise 3 fall 4\n",
+        sock.display(),
+    )
+}
+
+#[test]
+fn checks_not_run_yet_and_backend_chkdown_show_as_haproxys() {
+    let refused = crate::common::backends::Backend::refusing();
+    let dir = TempDir::new("ini");
+    let sock = dir.path().join("sluice.sock");
+    let s = Sluice::start(&ini_cfg(&sock, refused.addr()));
+    // Checks start spread over `inter`: the first server at once, the second 30 s later.
+    let ready = |csv: &str| {
+        csv.lines()
+            .any(|l| l.starts_with("two,a,") && l.contains(",DOWN,"))
+    };
+    let ours = stat_rows(&sock, ready);
+    s.stop();
+    assert_eq!(
+        ours,
+        [
+            "two,a,DOWN,1,1,L4CON,,Connection refused,Layer4 connection problem,2,3,0,,,,,",
+            "two,b,UP 1/4,0,0,INI,,,Initializing,3,4,3,,,,,",
+            "two,BACKEND,UP,,0,,,,,,,,,,,,",
+        ]
+    );
+    let theirs = on_reference_haproxy(
+        &dir,
+        |sock| ini_cfg(sock, refused.addr()),
+        |sock, _| stat_rows(sock, ready),
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "sluice vs HAProxy");
+    }
+}

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::snapshot::{BackendRow, FrontendRow, Info, ServerRow, ServerStatus, Snapshot};
+use super::snapshot::{
+    BackendRow, CheckInfo, FrontendRow, Info, ServerRow, ServerStatus, Snapshot,
+};
 use crate::balance::Counters;
 use crate::config::model::{Model, ServerAddr};
 use crate::health::state::Admin;
@@ -54,7 +56,11 @@ impl Sources {
     pub fn snapshot(&self) -> Snapshot {
         let m = &self.model;
         let mut c = self.worker_counters();
-        let views: Vec<ServerView> = self.views.lock().map(|v| v.clone()).unwrap_or_default();
+        let (views, backend_down): (Vec<ServerView>, Vec<u64>) = self
+            .views
+            .lock()
+            .map(|v| (v.servers.clone(), v.backend_down.clone()))
+            .unwrap_or_default();
         let now = Instant::now();
         c.fe.resize(m.frontends.len(), Default::default());
         c.be.resize(m.backends.len(), Default::default());
@@ -89,7 +95,9 @@ impl Sources {
             let mut bt = c.be[b.id.index()];
             bt.scur = 0;
             bt.qcur = u64::from(self.counters.queued(b.id));
-            let (mut weight, mut act, mut bck, mut chkdown) = (0u64, 0u64, 0u64, 0u64);
+            let (mut weight, mut act, mut bck) = (0u64, 0u64, 0u64);
+            // The backend's own UP -> DOWN transitions, not the sum of its servers'.
+            let chkdown = backend_down.get(b.id.index()).copied().unwrap_or(0);
             let mut uweight = 0u64;
             let mut lastchg = None::<Instant>;
             let mut down_since = None;
@@ -111,7 +119,6 @@ impl Sources {
                         uweight += u64::from(s.weight);
                     }
                 }
-                chkdown += v.map_or(0, |v| v.chkdown);
                 if let Some(v) = v {
                     lastchg =
                         Some(lastchg.map_or(v.last_change, |l: Instant| l.max(v.last_change)));
@@ -143,18 +150,29 @@ impl Sources {
                                 .map_or(Duration::ZERO, |d| now.saturating_duration_since(d))
                     }),
                     check: if s.check {
-                        v.and_then(|v| {
-                            v.last_check.clone().map(|mut c| {
-                                (c.rise, c.fall, c.health) =
-                                    (v.health.rise, v.health.fall, v.health.health);
-                                c
-                            })
+                        v.map(|v| {
+                            let mut c = v
+                                .last_check
+                                .clone()
+                                .unwrap_or_else(|| CheckInfo::initializing(None));
+                            (c.rise, c.fall, c.health) =
+                                (v.health.rise, v.health.fall, v.health.health);
+                            c
                         })
                     } else {
                         None
                     },
                     agent: if s.agent.is_some() {
-                        v.and_then(|v| v.last_agent.clone())
+                        v.map(|v| {
+                            let mut a = v
+                                .last_agent
+                                .clone()
+                                .unwrap_or_else(|| CheckInfo::initializing(Some(0)));
+                            // HAProxy's agent counters read 1/1/1: an agent's reply, not a
+                            // count of results, decides (checked against 2.6.12).
+                            (a.rise, a.fall, a.health) = (1, 1, 1);
+                            a
+                        })
                     } else {
                         None
                     },

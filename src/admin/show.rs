@@ -872,7 +872,9 @@ fn server_vals(sv: &ServerRow) -> Vec<Val> {
     }
     if let Some(a) = sv.agent.as_ref().filter(|_| active) {
         v.s(Fld::AgentStatus, &a.status);
-        v.u(Fld::AgentCode, a.code.unwrap_or(0).into());
+        // As HAProxy: a code only for the layer 5-7 results that carry data (0 if none).
+        let data = matches!(a.status.as_str(), "L7OK" | "L7OKC" | "L7STS");
+        v.opt(Fld::AgentCode, a.code.map(u64::from).or(data.then_some(0)));
         v.opt(Fld::AgentDuration, a.duration_ms);
         v.s(Fld::LastAgt, &a.output);
         v.s(Fld::AgentDesc, &a.desc);

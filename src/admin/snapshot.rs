@@ -153,6 +153,23 @@ pub struct CheckInfo {
     pub health: u32,
 }
 
+impl CheckInfo {
+    /// What HAProxy shows before the first result: `INI`, "Initializing" (a check shows no
+    /// duration, an agent 0 ms).
+    pub fn initializing(duration_ms: Option<u64>) -> CheckInfo {
+        CheckInfo {
+            status: "INI".to_string(),
+            code: None,
+            duration_ms,
+            desc: "Initializing".to_string(),
+            output: String::new(),
+            rise: 0,
+            fall: 0,
+            health: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrontendRow {
     pub name: String,

@@ -91,8 +91,18 @@ pub struct ServerView {
     pub downtime: Duration,
 }
 
-/// The published server views, indexed by server id.
-pub type Views = Arc<std::sync::Mutex<Vec<ServerView>>>;
+/// What the health thread publishes for the stats.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// Per server id: its view.
+    pub servers: Vec<ServerView>,
+    /// Per backend id: how many times it went down, with no server left (HAProxy's
+    /// backend `chkdown`).
+    pub backend_down: Vec<u64>,
+}
+
+/// The published views.
+pub type Views = Arc<std::sync::Mutex<Published>>;
 
 /// A worker's inbox, as the health thread reaches it.
 #[derive(Clone)]
@@ -1000,6 +1010,13 @@ impl HealthThread {
         }
         if active + backup == 0 && before.0 + before.1 > 0 {
             log::error!("backend {} has no server available!", be.name);
+            if let Ok(mut v) = self.views.lock() {
+                if v.backend_down.len() <= b.index() {
+                    v.backend_down
+                        .resize(model.backends.len().max(b.index() + 1), 0);
+                }
+                v.backend_down[b.index()] += 1;
+            }
         }
     }
 
@@ -1149,7 +1166,7 @@ impl HealthThread {
     fn publish(&self) {
         let views: Vec<ServerView> = (0..self.servers.len()).map(|i| self.view(i)).collect();
         if let Ok(mut v) = self.views.lock() {
-            *v = views;
+            v.servers = views;
         }
     }
 
@@ -1157,7 +1174,7 @@ impl HealthThread {
     fn publish_one(&self, i: usize) {
         let view = self.view(i);
         if let Ok(mut v) = self.views.lock() {
-            match v.get_mut(i) {
+            match v.servers.get_mut(i) {
                 Some(slot) => *slot = view,
                 None => {
                     drop(v);
