@@ -363,6 +363,22 @@ pub struct StatsPage {
     pub prometheus: Option<Option<Condition>>,
 }
 
+/// One `stats auth <user>:<passwd>` account. Its Debug output hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StatsUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for StatsUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsUser")
+            .field("name", &self.name)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // bind
 
