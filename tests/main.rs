@@ -17,4 +17,5 @@ mod monitoring;
 mod monitoring_render;
 mod persistence;
 mod services;
+mod stats_page;
 mod tls_checks;

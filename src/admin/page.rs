@@ -9,6 +9,8 @@
 //! HTML-escaped. Values come from the same rows as `show stat`.
 //!
 //! [`handle_http`] maps a request to a response:
+//! - a request for the stats URI without the credentials of a `stats auth` account -> 401
+//!   with HAProxy's challenge and body (see [`super::auth`]), before anything else;
 //! - `GET <stats uri>[;up][;norefresh]` -> the page (`;up` hides servers that are down);
 //! - `GET <stats uri>;csv` -> `show stat` CSV, `text/plain`;
 //! - `GET <metrics path>` -> the Prometheus exporter;
@@ -22,6 +24,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::auth::{BasicAuth, UNAUTHORIZED_BODY};
 use super::command::{Command, ServerState, StatFilter};
 use super::prometheus::prometheus;
 use super::show::{show_stat_csv, stat_rows, uptime_text, Fld, Obj, Source, StatRow, Val};
@@ -40,6 +43,19 @@ pub struct Site<'a> {
     /// The exact path (query string ignored) served by the Prometheus exporter, when
     /// `http-request use-service prometheus-exporter` applies to this request.
     pub metrics_path: Option<&'a str>,
+    /// `stats auth`: the stats URI needs one of these accounts.
+    pub auth: Option<BasicAuth<'a>>,
+    /// What the page shows beyond the statistics.
+    pub look: Look<'a>,
+}
+
+/// `stats hide-version`, `stats show-node`, `stats show-desc`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Look<'a> {
+    pub hide_version: bool,
+    /// The node name after the pid: `Some(None)` for the host name.
+    pub node: Option<Option<&'a str>>,
+    pub desc: Option<&'a str>,
 }
 
 /// An HTTP response, with the admin actions a POST asks for.
@@ -54,6 +70,8 @@ pub struct Response {
     pub head_only: bool,
     /// Runtime commands to run, in order, before sending the response (admin POST).
     pub commands: Vec<Command>,
+    /// `WWW-Authenticate` of a 401, which is sent as HAProxy sends its error replies.
+    pub challenge: Option<String>,
 }
 
 impl Response {
@@ -65,7 +83,15 @@ impl Response {
             body,
             head_only: false,
             commands: Vec::new(),
+            challenge: None,
         }
+    }
+
+    /// HAProxy 2.6's 401 reply to a request without valid `stats auth` credentials.
+    pub fn unauthorized(auth: &BasicAuth<'_>) -> Response {
+        let mut r = Response::new(401, "text/html", UNAUTHORIZED_BODY.to_string());
+        r.challenge = Some(auth.challenge());
+        r
     }
 
     /// The response on the wire: HTTP/1.1, `Connection: close`.
@@ -74,16 +100,27 @@ impl Response {
             200 => "OK",
             303 => "See Other",
             400 => "Bad Request",
+            401 => "Unauthorized",
             404 => "Not Found",
             405 => "Method Not Allowed",
             _ => "Error",
         };
-        let mut head = format!(
-            "HTTP/1.1 {} {reason}\r\ncache-control: no-cache\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
-            self.status,
-            self.content_type,
-            self.body.len()
-        );
+        let mut head = match &self.challenge {
+            // HAProxy's error replies put the length first.
+            Some(challenge) => format!(
+                "HTTP/1.1 {} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: {}\r\nwww-authenticate: {}\r\n",
+                self.status,
+                self.body.len(),
+                self.content_type,
+                challenge.replace(['\r', '\n'], "")
+            ),
+            None => format!(
+                "HTTP/1.1 {} {reason}\r\ncache-control: no-cache\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
+                self.status,
+                self.content_type,
+                self.body.len()
+            ),
+        };
         if let Some(l) = &self.location {
             let _ = write!(head, "location: {}\r\n", l.replace(['\r', '\n'], ""));
         }
@@ -123,12 +160,15 @@ pub fn handle_http(
     let stats_uri = site
         .stats_uri
         .filter(|u| !u.is_empty() && target.starts_with(u));
+    let metrics = matches!(method, "GET" | "HEAD") && site.metrics_path.is_some_and(|p| p == path);
 
-    let mut resp = match (method, stats_uri) {
-        ("GET" | "HEAD", _) if site.metrics_path.is_some_and(|p| p == path) => {
-            Response::new(200, "text/plain; version=0.0.4", prometheus(&snapshot()))
+    let mut resp = match (method, stats_uri, site.auth) {
+        _ if metrics => Response::new(200, "text/plain; version=0.0.4", prometheus(&snapshot())),
+        // HAProxy asks for credentials on the methods its stats page answers.
+        ("GET" | "HEAD" | "POST", Some(_), Some(auth)) if !auth.admits(request_head) => {
+            Response::unauthorized(&auth)
         }
-        ("GET" | "HEAD", Some(uri)) => {
+        ("GET" | "HEAD", Some(uri), _) => {
             let opts = &target[uri.len()..];
             if opts.contains(";csv") {
                 Response::new(200, "text/plain", show_stat_csv(&snapshot()))
@@ -143,11 +183,12 @@ pub fn handle_http(
                         .split(";st=")
                         .nth(1)
                         .map(|s| s.split(';').next().unwrap_or("")),
+                    look: site.look,
                 };
                 Response::new(200, "text/html; charset=utf-8", page(&snapshot(), &view))
             }
         }
-        ("POST", Some(uri)) => {
+        ("POST", Some(uri), _) => {
             let opts = &target[uri.len()..];
             let (st, commands) = if site.admin {
                 admin_post(body)
@@ -164,7 +205,7 @@ pub fn handle_http(
             r.commands = commands;
             r
         }
-        ("GET" | "HEAD" | "POST", _) => {
+        ("GET" | "HEAD" | "POST", _, _) => {
             Response::new(404, "text/plain", "Not Found.\n".to_string())
         }
         _ => Response::new(405, "text/plain", "Method Not Allowed.\n".to_string()),
@@ -185,6 +226,7 @@ pub fn stats_page(s: &Snapshot, uri: &str, refresh: Option<Duration>, admin: boo
             up_only: false,
             norefresh: false,
             status: None,
+            look: Look::default(),
         },
     )
 }
@@ -276,6 +318,7 @@ struct View<'a> {
     up_only: bool,
     norefresh: bool,
     status: Option<&'a str>,
+    look: Look<'a>,
 }
 
 const CSS: &str = r#"
@@ -346,14 +389,36 @@ fn page(s: &Snapshot, v: &View<'_>) -> String {
     out.push_str(CSS);
     out.push_str("</style></head>\n<body>\n");
 
+    // HAProxy's header: the version unless `stats hide-version`, then "Statistics Report
+    // for pid <pid>[ on <node>][: <desc>]" as `stats show-node` and `stats show-desc` ask.
+    let version = if v.look.hide_version {
+        String::new()
+    } else {
+        format!(
+            "<span class=\"ver\">version {}{}</span>",
+            esc(&i.version),
+            if i.release_date.is_empty() {
+                String::new()
+            } else {
+                format!(", released {}", esc(&i.release_date))
+            }
+        )
+    };
+    let node = match v.look.node {
+        Some(Some(name)) => Some(name),
+        Some(None) => Some(i.node.as_str()).filter(|n| !n.is_empty()),
+        None => None,
+    };
     let _ = writeln!(
         out,
-        "<header><h1>{}<span class=\"ver\">version {}{}</span></h1><p>Statistics report for pid {}{}</p></header>",
+        "<header><h1>{}{version}</h1><p>Statistics report for pid {}{}{}</p></header>",
         esc(&i.name),
-        esc(&i.version),
-        if i.release_date.is_empty() { String::new() } else { format!(", released {}", esc(&i.release_date)) },
         i.pid,
-        if i.node.is_empty() { String::new() } else { format!(" on {}", esc(&i.node)) }
+        node.map(|n| format!(" on {}", esc(n))).unwrap_or_default(),
+        v.look
+            .desc
+            .map(|d| format!(": {}", esc(d)))
+            .unwrap_or_default(),
     );
 
     out.push_str("<div class=\"top\">\n");
@@ -435,9 +500,13 @@ fn page(s: &Snapshot, v: &View<'_>) -> String {
 
     let _ = writeln!(
         out,
-        "<footer>Generated by {} {} &middot; uptime {}</footer>\n</body></html>",
+        "<footer>Generated by {}{} &middot; uptime {}</footer>\n</body></html>",
         esc(&i.name),
-        esc(&i.version),
+        if v.look.hide_version {
+            String::new()
+        } else {
+            format!(" {}", esc(&i.version))
+        },
         uptime_text(i.uptime)
     );
     out

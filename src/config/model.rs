@@ -353,6 +353,9 @@ pub struct SampleExpr {
     pub convs: Vec<Conv>,
 }
 
+/// What a `mode http` proxy serves: HAProxy's `stats` settings of the proxy (its
+/// `uri_auth`) and its Prometheus exporter rule. Conditions refer to the ACLs of the proxy
+/// the page belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsPage {
     pub enabled: bool,
@@ -361,6 +364,16 @@ pub struct StatsPage {
     pub admin: Option<Condition>,
     /// `http-request use-service prometheus-exporter [if cond]`.
     pub prometheus: Option<Option<Condition>>,
+    /// `stats auth`: when not empty, the stats URI answers only requests carrying one of
+    /// these accounts (HTTP Basic authentication).
+    pub users: Vec<StatsUser>,
+    /// `stats realm`, HAProxy's "HAProxy Statistics" by default.
+    pub realm: String,
+    pub hide_version: bool,
+    /// `stats show-node [name]`; None: the page shows no node name.
+    pub show_node: Option<ShowNode>,
+    /// `stats show-desc <text>`.
+    pub show_desc: Option<String>,
 }
 
 /// One `stats auth <user>:<passwd>` account. Its Debug output hides the password.
@@ -377,6 +390,14 @@ impl std::fmt::Debug for StatsUser {
             .field("password", &"<hidden>")
             .finish()
     }
+}
+
+/// The node name `stats show-node` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShowNode {
+    /// No name given: the host name (HAProxy's global `node`, which defaults to it).
+    HostName,
+    Named(String),
 }
 
 // ---------------------------------------------------------------------------------------------

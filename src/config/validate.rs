@@ -264,7 +264,9 @@ pub fn build(ast: &Ast, opts: &LoadOptions) -> (Option<Model>, Diags) {
             }
             _ => {
                 let name = s.name.clone().unwrap_or_default();
-                let mut draft = base.unwrap_or_else(|| last_defaults.clone()).inherited();
+                let mut draft = base
+                    .unwrap_or_else(|| last_defaults.clone())
+                    .inherited_by_proxy();
                 for d in &s.directives {
                     apply(
                         keywords::proxy::KEYWORDS,
@@ -488,6 +490,33 @@ fn assemble(
         };
         let log = build_log(p, fe_of[i].is_some(), &global, diags);
         let stats_listener = d.mode == Mode::Http;
+        let stats_page = stats_listener.then(|| {
+            let st = &d.stats;
+            StatsPage {
+                enabled: st.enable,
+                uri: st
+                    .uri
+                    .clone()
+                    .unwrap_or_else(|| "/haproxy?stats".to_string()),
+                refresh: st.refresh,
+                admin: st
+                    .admin
+                    .as_ref()
+                    .and_then(|l| cond(l, &l.words, "stats admin", diags)),
+                prometheus: st
+                    .prometheus
+                    .as_ref()
+                    .map(|l| cond(l, &l.words, "http-request use-service", diags)),
+                users: st.users.clone(),
+                realm: st
+                    .realm
+                    .clone()
+                    .unwrap_or_else(|| "HAProxy Statistics".to_string()),
+                hide_version: st.hide_version,
+                show_node: st.show_node.clone(),
+                show_desc: st.show_desc.clone(),
+            }
+        });
         if stats_listener {
             check_http_listener(p, diags);
         } else if d.enabled {
@@ -626,25 +655,6 @@ fn assemble(
                     ));
                 }
             }
-            let stats = stats_listener.then(|| {
-                let st = &d.stats;
-                StatsPage {
-                    enabled: st.enable,
-                    uri: st
-                        .uri
-                        .clone()
-                        .unwrap_or_else(|| "/haproxy?stats".to_string()),
-                    refresh: st.refresh,
-                    admin: st
-                        .admin
-                        .as_ref()
-                        .and_then(|l| cond(l, &l.words, "stats admin", diags)),
-                    prometheus: st
-                        .prometheus
-                        .as_ref()
-                        .map(|l| cond(l, &l.words, "http-request use-service", diags)),
-                }
-            });
             frontends.push(Frontend {
                 id: fid,
                 name: p.name.clone(),
@@ -671,7 +681,7 @@ fn assemble(
                 log: log.clone(),
                 client: d.options.client,
                 splice: d.options.splice,
-                stats,
+                stats: stats_page.clone(),
             });
         }
 
