@@ -127,31 +127,23 @@ fn requests_without_valid_credentials_get_haproxys_401() {
     s.stop();
 }
 
-/// The same requests to a live HAProxy 2.6 on the same configuration: sluice answers each
-/// byte for byte as HAProxy does.
-#[test]
-fn the_401_is_haproxys_byte_for_byte() {
+/// Sends `requests` to a live HAProxy 2.6 running `cfg` (given its stats socket path),
+/// then to sluice on the same configuration, at the `{port:stats}` listener: sluice must
+/// answer each byte for byte as HAProxy did.
+fn same_answers_as_haproxy(cfg: impl Fn(&Path) -> String, requests: &[(&str, Vec<u8>)]) {
     let Some(haproxy) = reference_haproxy() else {
         return;
     };
     let dir = TempDir::new("stats-auth-live");
     let hsock = dir.path().join("h.sock");
-    let (text, ports) = fill_ports(&rabbitmq_cfg(&hsock));
+    let (text, ports) = fill_ports(&cfg(&hsock));
     let hcfg = dir.write("h.cfg", &text);
     let addr = SocketAddr::from(([127, 0, 0, 1], ports["stats"]));
     let h = Haproxy::start_with_stats(haproxy, &hcfg, &hsock);
-    let theirs: Vec<(&str, Vec<u8>)> = refused_requests()
-        .into_iter()
-        .map(|(what, req)| (what, exchange(addr, &req)))
-        .collect();
+    let theirs: Vec<Vec<u8>> = requests.iter().map(|(_, r)| exchange(addr, r)).collect();
     drop(h);
-    let s = Sluice::start(&rabbitmq_cfg(&dir.path().join("s.sock")));
-    for (what, want) in &theirs {
-        let req = &refused_requests()
-            .into_iter()
-            .find(|(w, _)| w == what)
-            .unwrap()
-            .1;
+    let s = Sluice::start(&cfg(&dir.path().join("s.sock")));
+    for ((what, req), want) in requests.iter().zip(&theirs) {
         let ours = exchange(s.addr("stats"), req);
         assert_eq!(
             String::from_utf8_lossy(&ours),
@@ -160,6 +152,11 @@ fn the_401_is_haproxys_byte_for_byte() {
         );
     }
     s.stop();
+}
+
+#[test]
+fn the_401_is_haproxys_byte_for_byte() {
+    same_answers_as_haproxy(rabbitmq_cfg, &refused_requests());
 }
 
 #[test]
@@ -316,4 +313,81 @@ fn stats_auth_warnings() {
              the global section is not supported by sluice); ignored\n"
         )
     );
+}
+
+/// Percona's PXC pattern (haproxy-compat/valid/38-percona-pxc-stats.cfg): a `mode http`
+/// frontend whose `default_backend` is a serverless stats backend with `stats auth`, next
+/// to tcp traffic; and a second frontend reaching it with `use_backend`, which also has an
+/// exporter of its own (a frontend's settings answer before its backend's).
+fn percona_cfg(sock: &Path, server: &str) -> String {
+    format!(
+        "global\n    nbthread 1\n    stats socket {} level admin\n\
+         defaults\n    log global\n    mode http\n    option tcplog\n    maxconn 2000\n\
+         \x20   timeout connect 5s\n    timeout client 50s\n    timeout server 50s\n\
+         frontend pxc-front\n    bind 127.0.0.1:{{port:pxc}}\n    mode tcp\n    default_backend pxc-back\n\
+         frontend stats-front\n    bind 127.0.0.1:{{port:stats}}\n    mode http\n    default_backend stats-back\n\
+         frontend stats-front2\n    bind 127.0.0.1:{{port:stats2}}\n    mode http\n    use_backend stats-back\n\
+         \x20   http-request use-service prometheus-exporter if {{ path /metrics }}\n\
+         backend pxc-back\n    mode tcp\n    balance leastconn\n    server c1 {server}\n\
+         backend stats-back\n    mode http\n    balance roundrobin\n    stats uri /haproxy/stats\n\
+         \x20   stats auth pxcstats:secret\n",
+        sock.display()
+    )
+}
+
+#[test]
+fn a_stats_backend_behind_an_http_frontend_serves_the_page_and_the_csv() {
+    let c1 = Backend::tagged("c1");
+    let dir = TempDir::new("percona");
+    let s = Sluice::start(&percona_cfg(
+        &dir.path().join("s.sock"),
+        &c1.addr().to_string(),
+    ));
+    assert_eq!(read_line(&connect(s.addr("pxc"))), "c1");
+    for fe in ["stats", "stats2"] {
+        let ask = |path: &str, auth: Option<&str>| parse(&exchange(s.addr(fe), &get(path, auth)));
+        let (code, head, _) = ask("/haproxy/stats", None);
+        assert_eq!(code, 401, "{fe}: {head}");
+        assert!(head.contains("www-authenticate: Basic realm=\"HAProxy Statistics\""));
+        assert_eq!(ask("/haproxy/stats", Some(&basic("pxcstats:wrong"))).0, 401);
+        let creds = basic("pxcstats:secret");
+        let (code, _, html) = ask("/haproxy/stats", Some(&creds));
+        assert_eq!(code, 200, "{fe}");
+        assert!(html.contains("id=\"pxc-back/c1\""), "{html}");
+        let (code, _, csv) = ask("/haproxy/stats;csv", Some(&creds));
+        assert_eq!(code, 200);
+        for row in [
+            "\nstats-front,FRONTEND,",
+            "\nstats-back,BACKEND,",
+            "\npxc-back,c1,",
+        ] {
+            assert!(csv.contains(row), "{fe}: no {row:?} in\n{csv}");
+        }
+        // Outside the stats URI: nothing (HAProxy would answer 503: no server).
+        assert_eq!(ask("/", Some(&creds)).0, 404);
+    }
+    // The frontend's own exporter.
+    let (code, _, metrics) = parse(&exchange(s.addr("stats2"), &get("/metrics", None)));
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("haproxy_backend_status{proxy=\"stats-back\""),
+        "{metrics}"
+    );
+    assert_eq!(
+        parse(&exchange(s.addr("stats"), &get("/metrics", None))).0,
+        404
+    );
+    s.stop();
+}
+
+#[test]
+fn the_stats_backends_401_is_haproxys_byte_for_byte() {
+    let requests = vec![
+        ("no credentials", get("/haproxy/stats", None)),
+        (
+            "wrong",
+            get("/haproxy/stats;csv", Some(&basic("pxcstats:no"))),
+        ),
+    ];
+    same_answers_as_haproxy(|sock| percona_cfg(sock, "127.0.0.1:9"), &requests);
 }

@@ -1,8 +1,9 @@
 //! The admin thread: its own mio `Poll`, never a worker's. It serves the stats sockets
 //! (`stats socket <path>|ipv4@addr:port`, HAProxy's runtime API, one command line per
 //! connection or `prompt` mode) and the `mode http` stats/metrics listeners (the stats page,
-//! its `;csv`, and the Prometheus exporter). Reads build a snapshot; writes go to the health
-//! thread, which owns server state, or to the workers (frontends).
+//! its `;csv`, and the Prometheus exporter), frontends in front of a stats backend included
+//! (they serve its page after their own settings). Reads build a snapshot; writes go to the
+//! health thread, which owns server state, or to the workers (frontends).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -591,10 +592,22 @@ impl AdminThread {
         let f = model.frontend(fe);
         let target = head.split_whitespace().nth(1).unwrap_or("/");
         let path = target.split('?').next().unwrap_or("/");
-        let site = f
-            .stats
-            .as_ref()
-            .map(|st| site_for(st, &f.acls, target, path, peer))
+        // The frontend's own settings answer first, then its stats backend's, as HAProxy
+        // runs the frontend's rules and stats URI before the backend's. Each condition
+        // reads the ACLs of the proxy it was written in.
+        let backend = f
+            .stats_backend
+            .map(|b| model.backend(b))
+            .filter(|b| b.enabled);
+        let pages = [
+            f.stats.as_ref().map(|st| (st, &f.acls)),
+            backend.and_then(|b| b.stats.as_ref().map(|st| (st, &b.acls))),
+        ];
+        let site = pages
+            .into_iter()
+            .flatten()
+            .map(|(st, acls)| site_for(st, acls, target, path, peer))
+            .find(|s| s.stats_uri.is_some() || s.metrics_path.is_some())
             .unwrap_or_default();
         let src = &self.src;
         let resp = page::handle_http(&head, &body, &site, || src.snapshot());

@@ -223,7 +223,8 @@ pub enum ProxyKind {
     Listen,
 }
 
-/// `mode`: tcp for everything sluice forwards; http only for a stats/metrics listener.
+/// `mode`: tcp for everything sluice forwards; http only for a stats/metrics listener, a
+/// stats backend, and a frontend in front of one (all served by the admin thread).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Tcp,
@@ -295,6 +296,10 @@ pub struct Frontend {
     pub splice: SpliceOpts,
     /// Set when this is a stats/metrics listener (`mode http`).
     pub stats: Option<StatsPage>,
+    /// A `mode http` frontend's stats backend: a serverless `mode http` backend every
+    /// request goes to (its `default_backend`, or an unconditional `use_backend`), whose
+    /// stats page the frontend serves when its own settings do not answer the request.
+    pub stats_backend: Option<BackendId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -527,6 +532,9 @@ pub struct Backend {
     pub log: ProxyLog,
     pub server_side: SockOpts,
     pub splice: SpliceOpts,
+    /// Set when this is a stats backend (`mode http`, no servers): the page the `mode http`
+    /// frontends routing here serve.
+    pub stats: Option<StatsPage>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -289,7 +289,7 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "mode",
         PROXY,
         "tcp|http",
-        "tcp: forward bytes; http: only for a stats/metrics listener",
+        "tcp: forward bytes; http: only for a stats/metrics listener, a stats backend, or a frontend in front of one",
         |d, a| {
             d.mode = match a.expect("'tcp' or 'http'")? {
             "tcp" => Mode::Tcp,
@@ -922,7 +922,7 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "stats enable",
         PROXY,
         "",
-        "serve the stats page (mode http listener)",
+        "serve the stats page (mode http listener or stats backend)",
         |d, a| {
             a.done()?;
             d.stats_on(a.span);
