@@ -224,6 +224,23 @@ fn a_stats_listener_may_use_mode_http() {
     assert!(matches!(st.prometheus, Some(Some(_))));
 }
 
+#[test]
+fn stats_refresh_reads_seconds_by_default() {
+    for (written, want) in [
+        ("5", Duration::from_secs(5)),
+        ("5s", Duration::from_secs(5)),
+        ("1m", Duration::from_secs(60)),
+        ("1500ms", Duration::from_millis(1_500)),
+    ] {
+        let m = build(&format!(
+            "defaults\n{T}listen stats\n    bind :8404\n    mode http\n    stats refresh {written}\n"
+        ))
+        .unwrap();
+        let st = m.frontends[0].stats.as_ref().unwrap();
+        assert_eq!(st.refresh, Some(want), "stats refresh {written}");
+    }
+}
+
 /// HAProxy shares a defaults section's stats settings with a proxy until the proxy writes a
 /// `stats` line of its own: from then on it has only its own (no inherited accounts).
 #[test]

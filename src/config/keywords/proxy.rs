@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::bind::parse_bind;
 use super::global::parse_log_target;
 use super::server::{parse_server_options, ServerDraft};
-use super::values::{parse_alpn, parse_hex, parse_size, parse_sni, parse_u32_in, split_call, Args};
+use super::values::{
+    parse_alpn, parse_hex, parse_size, parse_sni, parse_time_unit, parse_u32_in, split_call, Args,
+};
 use super::{scope::*, KeywordSpec, Parsed, Support, SINCE};
 use crate::config::error::Span;
 use crate::config::lexer::Word;
@@ -945,9 +947,10 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "stats refresh",
         PROXY,
         "<time>",
-        "the stats page's automatic refresh interval",
+        "the stats page's automatic refresh interval (seconds by default)",
         |d, a| {
-            let t = a.time("<time>")?;
+            // HAProxy reads this delay in seconds (TIME_UNIT_S), unlike most times.
+            let t = parse_time_unit(a.expect("<time>")?, 1_000_000)?;
             a.done()?;
             d.stats_on(a.span).refresh = Some(t);
             Ok(())
