@@ -878,7 +878,8 @@ fn is_stats_backend(d: &ProxyDraft) -> bool {
 /// whose every request goes to a stats backend (`default_backend`, or `use_backend`
 /// without a condition), as in Percona's PXC configuration. Everything else in `mode http`
 /// is refused, and so is a tcp frontend routing to a stats backend (HAProxy would upgrade
-/// the connection to HTTP and serve the page; sluice forwards bytes and cannot).
+/// the connection to HTTP and serve the page; sluice forwards bytes and cannot), and
+/// tcp-request rules in a `mode http` proxy (the admin thread does not run them).
 ///
 /// Returns each proxy's stats backend (for `mode http` frontends routing to one).
 fn check_http_proxies(
@@ -930,6 +931,26 @@ fn check_http_proxies(
             }
             out.push(None);
             continue;
+        }
+        // The admin thread serves these proxies and runs no tcp-request rules: refused
+        // rather than ignored, since they are usually access control.
+        for (lines, kw) in [
+            (&d.tcp_request_connection, "tcp-request connection"),
+            (&d.tcp_request_content, "tcp-request content"),
+        ] {
+            for l in lines {
+                diags.push(Diag::error(
+                    &l.span,
+                    kw,
+                    format!(
+                        "not supported by sluice in a 'mode http' proxy ({} '{}'): its stats \
+                         page and exporter are served without tcp-request rules; restrict them \
+                         with the 'bind' address, 'stats auth' or 'stats admin if <cond>'",
+                        p.section.kind.word(),
+                        p.name
+                    ),
+                ));
+            }
         }
         let mut routed = None;
         let mut not_stats = None;
