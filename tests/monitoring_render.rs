@@ -1283,6 +1283,11 @@ fn snapshot_from(csv: &Csv) -> Snapshot {
                 },
                 uweight: row.n("uweight"),
                 lastsess: row.lastsess(),
+                mode: if row.s("mode") == "http" {
+                    "http"
+                } else {
+                    "tcp"
+                },
             }),
             name => snap.servers.push(ServerRow {
                 backend: row.s("pxname").to_string(),

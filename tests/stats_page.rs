@@ -363,6 +363,20 @@ fn a_stats_backend_behind_an_http_frontend_serves_the_page_and_the_csv() {
         ] {
             assert!(csv.contains(row), "{fe}: no {row:?} in\n{csv}");
         }
+        // Both halves of the stats page say mode http, as in HAProxy's CSV.
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let mode = header.iter().position(|h| *h == "mode").unwrap();
+        for (px, sv, want) in [
+            ("stats-front", "FRONTEND", "http"),
+            ("stats-back", "BACKEND", "http"),
+            ("pxc-back", "BACKEND", "tcp"),
+        ] {
+            let row = csv
+                .lines()
+                .find(|l| l.starts_with(&format!("{px},{sv},")))
+                .unwrap();
+            assert_eq!(row.split(',').nth(mode), Some(want), "{px}/{sv}");
+        }
         // Outside the stats URI: nothing (HAProxy would answer 503: no server).
         assert_eq!(ask("/", Some(&creds)).0, 404);
     }
