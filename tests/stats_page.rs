@@ -198,7 +198,9 @@ fn the_default_realm_and_the_page_looks() {
          listen stats\n    bind 127.0.0.1:{port:stats}\n    mode http\n    stats uri /s\n\
          \x20   stats auth a:b\n    stats show-node edge-1\n    stats show-desc Galera node one\n\
          \x20   http-request use-service prometheus-exporter if { path /metrics }\n\
-         listen plain\n    bind 127.0.0.1:{port:plain}\n    mode http\n    stats uri /\n",
+         \x20   stats show-legends\n\
+         listen plain\n    bind 127.0.0.1:{port:plain}\n    mode http\n    stats uri /\n\
+         backend db\n    server s1 127.0.0.1:9\n    server s2 [::1]:9 id 7\n",
     );
     let (code, head, _) = parse(&exchange(s.addr("stats"), &get("/s", None)));
     assert_eq!(code, 401);
@@ -217,6 +219,15 @@ fn the_default_realm_and_the_page_looks() {
         body.contains(&format!("version {}", sluice::VERSION)),
         "{body}"
     );
+    // show-legends, in HAProxy's words.
+    for legend in [
+        "<a href=\"#stats\" title=\"cap: proxy, mode: http, id: 1\">",
+        "<a href=\"#db\" title=\"cap: backend, mode: tcp, id: 3\">",
+        "id=\"db/s1\" title=\"IPv4: 127.0.0.1:9, id: 1\">",
+        "id=\"db/s2\" title=\"IPv6: [::1]:9, id: 7\">",
+    ] {
+        assert!(body.contains(legend), "no {legend} in {body}");
+    }
     // Outside the stats URI nothing asks for credentials: the exporter (as in HAProxy,
     // where `stats auth` guards the stats URI only) and unknown paths.
     assert_eq!(
@@ -231,6 +242,7 @@ fn the_default_realm_and_the_page_looks() {
     let (code, _, body) = parse(&exchange(s.addr("plain"), &get("/", None)));
     assert_eq!(code, 200);
     assert!(!body.contains(" on "), "{body}");
+    assert!(!body.contains("title=\"cap: ") && !body.contains("title=\"IPv4"));
     s.stop();
 }
 

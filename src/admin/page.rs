@@ -49,10 +49,13 @@ pub struct Site<'a> {
     pub look: Look<'a>,
 }
 
-/// `stats hide-version`, `stats show-node`, `stats show-desc`.
+/// `stats hide-version`, `stats show-legends`, `stats show-node`, `stats show-desc`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Look<'a> {
     pub hide_version: bool,
+    /// Each proxy's capabilities, mode and id and each server's address and id, as
+    /// tooltips (HAProxy's texts).
+    pub legends: bool,
     /// The node name after the pid: `Some(None)` for the host name.
     pub node: Option<Option<&'a str>>,
     pub desc: Option<&'a str>,
@@ -609,9 +612,29 @@ fn proxy_table(out: &mut String, rows: &[StatRow<'_>], v: &View<'_>) {
     let has_servers = rows.iter().any(|r| r.obj == Obj::Server);
     let admin = v.admin && has_servers;
     let id = esc(name.0);
+    // `stats show-legends`: HAProxy's "cap: <frontend|backend|proxy>, mode: <m>, id: <n>".
+    let legend = if v.look.legends {
+        let frontend = rows.iter().find_map(|r| match r.src {
+            Source::Frontend(f) => Some(f),
+            _ => None,
+        });
+        let cap = match (frontend.is_some(), backend.is_some()) {
+            (true, true) => "proxy",
+            (true, false) => "frontend",
+            _ => "backend",
+        };
+        let mode = frontend
+            .map(|f| f.mode)
+            .or(backend.map(|b| b.mode))
+            .unwrap_or("tcp");
+        let iid = rows.first().map_or(0, |r| r.iid);
+        format!(" title=\"cap: {cap}, mode: {mode}, id: {iid}\"")
+    } else {
+        String::new()
+    };
     let _ = write!(
         out,
-        "<section class=\"px\" id=\"{id}\"><h2><a href=\"#{id}\">{id}</a>"
+        "<section class=\"px\" id=\"{id}\"><h2><a href=\"#{id}\"{legend}>{id}</a>"
     );
     if let Some(d) = name.1 {
         let _ = write!(out, "<small>{}</small>", esc(d));
@@ -631,7 +654,7 @@ fn proxy_table(out: &mut String, rows: &[StatRow<'_>], v: &View<'_>) {
     for r in rows {
         match r.src {
             Source::Frontend(_) => frontend_row(out, r, admin),
-            Source::Server(sv) => server_row(out, r, sv, admin),
+            Source::Server(sv) => server_row(out, r, sv, admin, v.look.legends),
             Source::Backend(_) => backend_row(out, r, admin),
         }
     }
@@ -789,7 +812,7 @@ fn server_class(sv: &ServerRow) -> String {
     format!("{side}_{state}")
 }
 
-fn server_row(out: &mut String, r: &StatRow<'_>, sv: &ServerRow, admin: bool) {
+fn server_row(out: &mut String, r: &StatRow<'_>, sv: &ServerRow, admin: bool, legends: bool) {
     let _ = write!(out, "<tr class=\"{}\">", server_class(sv));
     if admin {
         let _ = write!(
@@ -798,9 +821,25 @@ fn server_row(out: &mut String, r: &StatRow<'_>, sv: &ServerRow, admin: bool) {
             esc(&sv.name)
         );
     }
+    // `stats show-legends`: HAProxy's "IPv4: <addr>, id: <n>".
+    let legend = if legends {
+        let family = match sv.addr.as_bytes().first() {
+            Some(c) if c.is_ascii_digit() => "IPv4: ",
+            Some(b'[') => "IPv6: ",
+            _ => "",
+        };
+        let addr = if sv.addr.is_empty() {
+            String::new()
+        } else {
+            format!("{family}{}, ", esc(&sv.addr))
+        };
+        format!(" title=\"{addr}id: {}\"", sv.sid)
+    } else {
+        String::new()
+    };
     let _ = write!(
         out,
-        "<td class=\"name\" id=\"{0}/{1}\">{1}</td>",
+        "<td class=\"name\" id=\"{0}/{1}\"{legend}>{1}</td>",
         esc(&sv.backend),
         esc(&sv.name)
     );

@@ -654,6 +654,7 @@ fn site_for<'a>(
         }),
         look: Look {
             hide_version: st.hide_version,
+            legends: st.show_legends,
             node: st.show_node.as_ref().map(|n| match n {
                 ShowNode::HostName => None,
                 ShowNode::Named(name) => Some(name.as_str()),

@@ -375,6 +375,8 @@ pub struct StatsPage {
     /// `stats realm`, HAProxy's "HAProxy Statistics" by default.
     pub realm: String,
     pub hide_version: bool,
+    /// `stats show-legends`.
+    pub show_legends: bool,
     /// `stats show-node [name]`; None: the page shows no node name.
     pub show_node: Option<ShowNode>,
     /// `stats show-desc <text>`.

@@ -515,6 +515,7 @@ fn assemble(
                     .clone()
                     .unwrap_or_else(|| "HAProxy Statistics".to_string()),
                 hide_version: st.hide_version,
+                show_legends: st.show_legends,
                 show_node: st.show_node.clone(),
                 show_desc: st.show_desc.clone(),
             }

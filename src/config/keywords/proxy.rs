@@ -80,6 +80,7 @@ pub struct StatsDraft {
     pub users: Vec<StatsUser>,
     pub realm: Option<String>,
     pub hide_version: bool,
+    pub show_legends: bool,
     pub show_node: Option<ShowNode>,
     pub show_desc: Option<String>,
     /// Copied from a defaults section: the proxy's first `stats` line starts over (HAProxy
@@ -1031,6 +1032,17 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         |d, a| {
             a.done()?;
             d.stats_on(a.span).hide_version = true;
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats show-legends",
+        PROXY,
+        "",
+        "the stats page shows each proxy's capabilities, mode and id and each server's address and id",
+        |d, a| {
+            a.done()?;
+            d.stats_on(a.span).show_legends = true;
             Ok(())
         }
     ),
