@@ -417,3 +417,29 @@ fn the_stats_backends_401_is_haproxys_byte_for_byte() {
     ];
     same_answers_as_haproxy(|sock| percona_cfg(sock, "127.0.0.1:9"), &requests);
 }
+
+/// `stats` lines (own or inherited) and the exporter in a tcp-mode proxy do nothing, with
+/// HAProxy's warnings.
+#[test]
+fn stats_lines_in_a_tcp_proxy_warn_as_in_haproxy() {
+    let dir = TempDir::new("stats-tcp");
+    let cfg = dir.write(
+        "t.cfg",
+        "defaults\n    timeout connect 5s\n    timeout client 5s\n    timeout server 5s\n\
+         \x20   stats auth a:b\n\
+         listen app\n    bind :3306\n    http-request use-service prometheus-exporter\n\
+         \x20   server s1 10.0.0.1:3306\n\
+         backend b\n    stats uri /s\n    server s1 10.0.0.1:3306\n",
+    );
+    let cfg = cfg.display().to_string();
+    let out = sluice(&["-c", "-f", &cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{cfg}:5: warning: 'stats': 'stats' statement ignored for proxy 'app' as it requires HTTP mode\n\
+             {cfg}:8: warning: 'http-request use-service': 'http-request' rules ignored for proxy 'app' as they require HTTP mode\n\
+             {cfg}:11: warning: 'stats': 'stats' statement ignored for backend 'b' as it requires HTTP mode\n"
+        )
+    );
+}

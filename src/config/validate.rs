@@ -915,6 +915,31 @@ fn check_http_proxies(
             )
             .collect();
         if d.mode != Mode::Http {
+            // HAProxy's warnings: the stats page and the exporter need HTTP mode.
+            let what = match p.section.kind {
+                SectionKind::Listen => "proxy",
+                k => k.word(),
+            };
+            if d.stats.enable {
+                diags.push(Diag::warning(
+                    d.stats.span.as_ref().unwrap_or(&p.section.span),
+                    "stats",
+                    format!(
+                        "'stats' statement ignored for {what} '{}' as it requires HTTP mode",
+                        p.name
+                    ),
+                ));
+            }
+            if let Some(l) = &d.stats.prometheus {
+                diags.push(Diag::warning(
+                    &l.span,
+                    "http-request use-service",
+                    format!(
+                        "'http-request' rules ignored for {what} '{}' as they require HTTP mode",
+                        p.name
+                    ),
+                ));
+            }
             for (span, kw, name, _) in &routes {
                 if let Some((_, q)) = target(name).filter(|(_, q)| is_stats_backend(&q.draft)) {
                     diags.push(Diag::error(
