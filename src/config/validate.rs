@@ -962,6 +962,7 @@ fn check_http_proxies(
         // rather than ignored, since they are usually access control.
         for (lines, kw) in [
             (&d.tcp_request_connection, "tcp-request connection"),
+            (&d.tcp_request_session, "tcp-request session"),
             (&d.tcp_request_content, "tcp-request content"),
         ] {
             for l in lines {
@@ -981,7 +982,7 @@ fn check_http_proxies(
         let mut routed = None;
         let mut not_stats = None;
         if fe {
-            for (span, kw, _, conditional) in &routes {
+            for (span, kw, name, conditional) in &routes {
                 if *conditional {
                     diags.push(Diag::error(
                         span,
@@ -990,10 +991,18 @@ fn check_http_proxies(
                          frontend: sluice sends every request of such a frontend to one stats \
                          backend ('default_backend', or 'use_backend' without a condition)",
                     ));
+                } else if name.contains("%[") {
+                    diags.push(Diag::error(
+                        span,
+                        kw,
+                        "a log-format backend name is not supported in a 'mode http' frontend: \
+                         sluice sends every request of such a frontend to one stats backend, \
+                         named in the configuration",
+                    ));
                 }
             }
             // HAProxy takes the first unconditional use_backend, else default_backend.
-            if let Some((_, _, name, _)) = routes.iter().find(|r| !r.3) {
+            if let Some((_, _, name, _)) = routes.iter().find(|r| !r.3 && !r.2.contains("%[")) {
                 match target(name) {
                     Some((b, q)) if is_stats_backend(&q.draft) => routed = Some(b),
                     Some((_, q)) => not_stats = Some(q.name.as_str()),
