@@ -225,6 +225,65 @@ fn a_stats_listener_may_use_mode_http() {
 }
 
 #[test]
+fn stats_refresh_reads_seconds_by_default() {
+    for (written, want) in [
+        ("5", Duration::from_secs(5)),
+        ("5s", Duration::from_secs(5)),
+        ("1m", Duration::from_secs(60)),
+        ("1500ms", Duration::from_millis(1_500)),
+    ] {
+        let m = build(&format!(
+            "defaults\n{T}listen stats\n    bind :8404\n    mode http\n    stats refresh {written}\n"
+        ))
+        .unwrap();
+        let st = m.frontends[0].stats.as_ref().unwrap();
+        assert_eq!(st.refresh, Some(want), "stats refresh {written}");
+    }
+}
+
+/// HAProxy shares a defaults section's stats settings with a proxy until the proxy writes a
+/// `stats` line of its own: from then on it has only its own (no inherited accounts).
+#[test]
+fn a_proxys_first_stats_line_replaces_the_inherited_stats_settings() {
+    let m = build(&format!(
+        "defaults\n{T}    stats auth admin:x\n    stats uri /s\n    stats realm Def\n    stats hide-version\n\
+         listen own\n    bind :8404\n    mode http\n    stats enable\n\
+         listen inherits\n    bind :8405\n    mode http\n\
+         listen adds\n    bind :8406\n    mode http\n    stats auth ops:y\n    stats auth ops:z\n\
+         \x20   http-request use-service prometheus-exporter\n"
+    ))
+    .unwrap();
+    let page = |name: &str| m.frontend_by_name(name).unwrap().stats.clone().unwrap();
+    let own = page("own");
+    assert!(own.users.is_empty() && !own.hide_version);
+    assert_eq!(
+        (own.uri.as_str(), own.realm.as_str()),
+        ("/haproxy?stats", "HAProxy Statistics")
+    );
+    let inherits = page("inherits");
+    assert_eq!(inherits.uri, "/s");
+    assert_eq!(inherits.realm, "Def");
+    assert!(inherits.hide_version && inherits.enabled);
+    let names = |p: &StatsPage| {
+        p.users
+            .iter()
+            .map(|u| format!("{}:{}", u.name, u.password))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&inherits), ["admin:x"]);
+    // A repeated user keeps its first password, as in HAProxy.
+    let adds = page("adds");
+    assert_eq!(names(&adds), ["ops:y"]);
+    assert!(adds.prometheus.is_some());
+    // The password never shows in debug output.
+    let debug = format!("{:?}", adds.users);
+    assert!(
+        debug.contains("<hidden>") && !debug.contains("\"y\""),
+        "{debug}"
+    );
+}
+
+#[test]
 fn ids_are_assigned_like_haproxy() {
     let m = build(&format!(
         "defaults\n{T}backend a\n    server s 127.0.0.1:1\nbackend b\n    id 1\n    server s 127.0.0.1:1 id 4\n    server t 127.0.0.1:1\n"

@@ -18,4 +18,5 @@ mod monitoring_render;
 mod persistence;
 mod protocol_checks;
 mod services;
+mod stats_page;
 mod tls_checks;

@@ -1283,6 +1283,11 @@ fn snapshot_from(csv: &Csv) -> Snapshot {
                 },
                 uweight: row.n("uweight"),
                 lastsess: row.lastsess(),
+                mode: if row.s("mode") == "http" {
+                    "http"
+                } else {
+                    "tcp"
+                },
             }),
             name => snap.servers.push(ServerRow {
                 backend: row.s("pxname").to_string(),
@@ -1721,6 +1726,7 @@ fn http_routes() {
         refresh: Some(Duration::from_secs(5)),
         admin: true,
         metrics_path: Some("/metrics"),
+        ..Site::default()
     };
     let get = |target: &str| {
         handle_http(
@@ -1828,6 +1834,7 @@ fn hostile_requests_never_panic() {
         refresh: None,
         admin: true,
         metrics_path: Some("/metrics"),
+        ..Site::default()
     };
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     for _ in 0..3_000 {

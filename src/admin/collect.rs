@@ -205,6 +205,11 @@ impl Sources {
                 algo: crate::balance::balance_name(b.balance),
                 uweight,
                 lastsess: None,
+                mode: if b.mode == crate::config::model::Mode::Http {
+                    "http"
+                } else {
+                    "tcp"
+                },
             });
         }
 

@@ -1,6 +1,7 @@
 //! "What is going on?": the admin thread (stats socket, runtime API, metrics, stats page)
 //! and the snapshot it serves.
 
+pub mod auth;
 pub mod collect;
 pub mod command;
 pub mod logs;

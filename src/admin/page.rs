@@ -9,6 +9,8 @@
 //! HTML-escaped. Values come from the same rows as `show stat`.
 //!
 //! [`handle_http`] maps a request to a response:
+//! - a request for the stats URI without the credentials of a `stats auth` account -> 401
+//!   with HAProxy's challenge and body (see [`super::auth`]), before anything else;
 //! - `GET <stats uri>[;up][;norefresh]` -> the page (`;up` hides servers that are down);
 //! - `GET <stats uri>;csv` -> `show stat` CSV, `text/plain`;
 //! - `GET <metrics path>` -> the Prometheus exporter;
@@ -22,6 +24,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::auth::{BasicAuth, UNAUTHORIZED_BODY};
 use super::command::{Command, ServerState, StatFilter};
 use super::prometheus::prometheus;
 use super::show::{show_stat_csv, stat_rows, uptime_text, Fld, Obj, Source, StatRow, Val};
@@ -40,6 +43,22 @@ pub struct Site<'a> {
     /// The exact path (query string ignored) served by the Prometheus exporter, when
     /// `http-request use-service prometheus-exporter` applies to this request.
     pub metrics_path: Option<&'a str>,
+    /// `stats auth`: the stats URI needs one of these accounts.
+    pub auth: Option<BasicAuth<'a>>,
+    /// What the page shows beyond the statistics.
+    pub look: Look<'a>,
+}
+
+/// `stats hide-version`, `stats show-legends`, `stats show-node`, `stats show-desc`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Look<'a> {
+    pub hide_version: bool,
+    /// Each proxy's capabilities, mode and id and each server's address and id, as
+    /// tooltips (HAProxy's texts).
+    pub legends: bool,
+    /// The node name after the pid: `Some(None)` for the host name.
+    pub node: Option<Option<&'a str>>,
+    pub desc: Option<&'a str>,
 }
 
 /// An HTTP response, with the admin actions a POST asks for.
@@ -54,6 +73,8 @@ pub struct Response {
     pub head_only: bool,
     /// Runtime commands to run, in order, before sending the response (admin POST).
     pub commands: Vec<Command>,
+    /// `WWW-Authenticate` of a 401, which is sent as HAProxy sends its error replies.
+    pub challenge: Option<String>,
 }
 
 impl Response {
@@ -65,7 +86,15 @@ impl Response {
             body,
             head_only: false,
             commands: Vec::new(),
+            challenge: None,
         }
+    }
+
+    /// HAProxy 2.6's 401 reply to a request without valid `stats auth` credentials.
+    pub fn unauthorized(auth: &BasicAuth<'_>) -> Response {
+        let mut r = Response::new(401, "text/html", UNAUTHORIZED_BODY.to_string());
+        r.challenge = Some(auth.challenge());
+        r
     }
 
     /// The response on the wire: HTTP/1.1, `Connection: close`.
@@ -74,16 +103,27 @@ impl Response {
             200 => "OK",
             303 => "See Other",
             400 => "Bad Request",
+            401 => "Unauthorized",
             404 => "Not Found",
             405 => "Method Not Allowed",
             _ => "Error",
         };
-        let mut head = format!(
-            "HTTP/1.1 {} {reason}\r\ncache-control: no-cache\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
-            self.status,
-            self.content_type,
-            self.body.len()
-        );
+        let mut head = match &self.challenge {
+            // HAProxy's error replies put the length first.
+            Some(challenge) => format!(
+                "HTTP/1.1 {} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: {}\r\nwww-authenticate: {}\r\n",
+                self.status,
+                self.body.len(),
+                self.content_type,
+                challenge.replace(['\r', '\n'], "")
+            ),
+            None => format!(
+                "HTTP/1.1 {} {reason}\r\ncache-control: no-cache\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
+                self.status,
+                self.content_type,
+                self.body.len()
+            ),
+        };
         if let Some(l) = &self.location {
             let _ = write!(head, "location: {}\r\n", l.replace(['\r', '\n'], ""));
         }
@@ -123,12 +163,15 @@ pub fn handle_http(
     let stats_uri = site
         .stats_uri
         .filter(|u| !u.is_empty() && target.starts_with(u));
+    let metrics = matches!(method, "GET" | "HEAD") && site.metrics_path.is_some_and(|p| p == path);
 
-    let mut resp = match (method, stats_uri) {
-        ("GET" | "HEAD", _) if site.metrics_path.is_some_and(|p| p == path) => {
-            Response::new(200, "text/plain; version=0.0.4", prometheus(&snapshot()))
+    let mut resp = match (method, stats_uri, site.auth) {
+        _ if metrics => Response::new(200, "text/plain; version=0.0.4", prometheus(&snapshot())),
+        // HAProxy asks for credentials on the methods its stats page answers.
+        ("GET" | "HEAD" | "POST", Some(_), Some(auth)) if !auth.admits(request_head) => {
+            Response::unauthorized(&auth)
         }
-        ("GET" | "HEAD", Some(uri)) => {
+        ("GET" | "HEAD", Some(uri), _) => {
             let opts = &target[uri.len()..];
             if opts.contains(";csv") {
                 Response::new(200, "text/plain", show_stat_csv(&snapshot()))
@@ -143,11 +186,12 @@ pub fn handle_http(
                         .split(";st=")
                         .nth(1)
                         .map(|s| s.split(';').next().unwrap_or("")),
+                    look: site.look,
                 };
                 Response::new(200, "text/html; charset=utf-8", page(&snapshot(), &view))
             }
         }
-        ("POST", Some(uri)) => {
+        ("POST", Some(uri), _) => {
             let opts = &target[uri.len()..];
             let (st, commands) = if site.admin {
                 admin_post(body)
@@ -164,7 +208,7 @@ pub fn handle_http(
             r.commands = commands;
             r
         }
-        ("GET" | "HEAD" | "POST", _) => {
+        ("GET" | "HEAD" | "POST", _, _) => {
             Response::new(404, "text/plain", "Not Found.\n".to_string())
         }
         _ => Response::new(405, "text/plain", "Method Not Allowed.\n".to_string()),
@@ -185,6 +229,7 @@ pub fn stats_page(s: &Snapshot, uri: &str, refresh: Option<Duration>, admin: boo
             up_only: false,
             norefresh: false,
             status: None,
+            look: Look::default(),
         },
     )
 }
@@ -276,6 +321,7 @@ struct View<'a> {
     up_only: bool,
     norefresh: bool,
     status: Option<&'a str>,
+    look: Look<'a>,
 }
 
 const CSS: &str = r#"
@@ -346,14 +392,36 @@ fn page(s: &Snapshot, v: &View<'_>) -> String {
     out.push_str(CSS);
     out.push_str("</style></head>\n<body>\n");
 
+    // HAProxy's header: the version unless `stats hide-version`, then "Statistics Report
+    // for pid <pid>[ on <node>][: <desc>]" as `stats show-node` and `stats show-desc` ask.
+    let version = if v.look.hide_version {
+        String::new()
+    } else {
+        format!(
+            "<span class=\"ver\">version {}{}</span>",
+            esc(&i.version),
+            if i.release_date.is_empty() {
+                String::new()
+            } else {
+                format!(", released {}", esc(&i.release_date))
+            }
+        )
+    };
+    let node = match v.look.node {
+        Some(Some(name)) => Some(name),
+        Some(None) => Some(i.node.as_str()).filter(|n| !n.is_empty()),
+        None => None,
+    };
     let _ = writeln!(
         out,
-        "<header><h1>{}<span class=\"ver\">version {}{}</span></h1><p>Statistics report for pid {}{}</p></header>",
+        "<header><h1>{}{version}</h1><p>Statistics report for pid {}{}{}</p></header>",
         esc(&i.name),
-        esc(&i.version),
-        if i.release_date.is_empty() { String::new() } else { format!(", released {}", esc(&i.release_date)) },
         i.pid,
-        if i.node.is_empty() { String::new() } else { format!(" on {}", esc(&i.node)) }
+        node.map(|n| format!(" on {}", esc(n))).unwrap_or_default(),
+        v.look
+            .desc
+            .map(|d| format!(": {}", esc(d)))
+            .unwrap_or_default(),
     );
 
     out.push_str("<div class=\"top\">\n");
@@ -435,9 +503,13 @@ fn page(s: &Snapshot, v: &View<'_>) -> String {
 
     let _ = writeln!(
         out,
-        "<footer>Generated by {} {} &middot; uptime {}</footer>\n</body></html>",
+        "<footer>Generated by {}{} &middot; uptime {}</footer>\n</body></html>",
         esc(&i.name),
-        esc(&i.version),
+        if v.look.hide_version {
+            String::new()
+        } else {
+            format!(" {}", esc(&i.version))
+        },
         uptime_text(i.uptime)
     );
     out
@@ -540,9 +612,29 @@ fn proxy_table(out: &mut String, rows: &[StatRow<'_>], v: &View<'_>) {
     let has_servers = rows.iter().any(|r| r.obj == Obj::Server);
     let admin = v.admin && has_servers;
     let id = esc(name.0);
+    // `stats show-legends`: HAProxy's "cap: <frontend|backend|proxy>, mode: <m>, id: <n>".
+    let legend = if v.look.legends {
+        let frontend = rows.iter().find_map(|r| match r.src {
+            Source::Frontend(f) => Some(f),
+            _ => None,
+        });
+        let cap = match (frontend.is_some(), backend.is_some()) {
+            (true, true) => "proxy",
+            (true, false) => "frontend",
+            _ => "backend",
+        };
+        let mode = frontend
+            .map(|f| f.mode)
+            .or(backend.map(|b| b.mode))
+            .unwrap_or("tcp");
+        let iid = rows.first().map_or(0, |r| r.iid);
+        format!(" title=\"cap: {cap}, mode: {mode}, id: {iid}\"")
+    } else {
+        String::new()
+    };
     let _ = write!(
         out,
-        "<section class=\"px\" id=\"{id}\"><h2><a href=\"#{id}\">{id}</a>"
+        "<section class=\"px\" id=\"{id}\"><h2><a href=\"#{id}\"{legend}>{id}</a>"
     );
     if let Some(d) = name.1 {
         let _ = write!(out, "<small>{}</small>", esc(d));
@@ -562,7 +654,7 @@ fn proxy_table(out: &mut String, rows: &[StatRow<'_>], v: &View<'_>) {
     for r in rows {
         match r.src {
             Source::Frontend(_) => frontend_row(out, r, admin),
-            Source::Server(sv) => server_row(out, r, sv, admin),
+            Source::Server(sv) => server_row(out, r, sv, admin, v.look.legends),
             Source::Backend(_) => backend_row(out, r, admin),
         }
     }
@@ -720,7 +812,7 @@ fn server_class(sv: &ServerRow) -> String {
     format!("{side}_{state}")
 }
 
-fn server_row(out: &mut String, r: &StatRow<'_>, sv: &ServerRow, admin: bool) {
+fn server_row(out: &mut String, r: &StatRow<'_>, sv: &ServerRow, admin: bool, legends: bool) {
     let _ = write!(out, "<tr class=\"{}\">", server_class(sv));
     if admin {
         let _ = write!(
@@ -729,9 +821,25 @@ fn server_row(out: &mut String, r: &StatRow<'_>, sv: &ServerRow, admin: bool) {
             esc(&sv.name)
         );
     }
+    // `stats show-legends`: HAProxy's "IPv4: <addr>, id: <n>".
+    let legend = if legends {
+        let family = match sv.addr.as_bytes().first() {
+            Some(c) if c.is_ascii_digit() => "IPv4: ",
+            Some(b'[') => "IPv6: ",
+            _ => "",
+        };
+        let addr = if sv.addr.is_empty() {
+            String::new()
+        } else {
+            format!("{family}{}, ", esc(&sv.addr))
+        };
+        format!(" title=\"{addr}id: {}\"", sv.sid)
+    } else {
+        String::new()
+    };
     let _ = write!(
         out,
-        "<td class=\"name\" id=\"{0}/{1}\">{1}</td>",
+        "<td class=\"name\" id=\"{0}/{1}\"{legend}>{1}</td>",
         esc(&sv.backend),
         esc(&sv.name)
     );

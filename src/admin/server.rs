@@ -1,8 +1,9 @@
 //! The admin thread: its own mio `Poll`, never a worker's. It serves the stats sockets
 //! (`stats socket <path>|ipv4@addr:port`, HAProxy's runtime API, one command line per
 //! connection or `prompt` mode) and the `mode http` stats/metrics listeners (the stats page,
-//! its `;csv`, and the Prometheus exporter). Reads build a snapshot; writes go to the health
-//! thread, which owns server state, or to the workers (frontends).
+//! its `;csv`, and the Prometheus exporter), frontends in front of a stats backend included
+//! (they serve its page after their own settings). Reads build a snapshot; writes go to the
+//! health thread, which owns server state, or to the workers (frontends).
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -16,13 +17,14 @@ use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use super::auth::BasicAuth;
 use super::collect::Sources;
 use super::command::{self, Command, ObjRef, ServerState, Weight};
-use super::page::{self, Site};
+use super::page::{self, Look, Site};
 use super::render;
 use crate::config::model::{
-    AccessLevel, AclRef, Condition, Fetch, FrontendId, MatchMethod, Mode, Model, Pattern, ServerId,
-    StatsSocketAddr,
+    AccessLevel, Acl, AclRef, Condition, Fetch, FrontendId, MatchMethod, Mode, Model, Pattern,
+    ServerId, ShowNode, StatsPage, StatsSocketAddr,
 };
 use crate::health::state::Admin;
 use crate::health::{AdminRequest, HealthControl, WeightSpec};
@@ -588,22 +590,25 @@ impl AdminThread {
         let peer = c.peer;
         let model = Arc::clone(&self.src.model);
         let f = model.frontend(fe);
-        let Some(st) = &f.stats else { return };
         let target = head.split_whitespace().nth(1).unwrap_or("/");
         let path = target.split('?').next().unwrap_or("/");
-        let metrics = st.prometheus.as_ref().and_then(|cond| match cond {
-            None => Some(path),
-            Some(c) => http_cond(c, &f.acls, path, peer).then_some(path),
-        });
-        let site = Site {
-            stats_uri: st.enabled.then_some(st.uri.as_str()),
-            refresh: st.refresh,
-            admin: st
-                .admin
-                .as_ref()
-                .is_some_and(|c| http_cond(c, &f.acls, path, peer)),
-            metrics_path: metrics,
-        };
+        // The frontend's own settings answer first, then its stats backend's, as HAProxy
+        // runs the frontend's rules and stats URI before the backend's. Each condition
+        // reads the ACLs of the proxy it was written in.
+        let backend = f
+            .stats_backend
+            .map(|b| model.backend(b))
+            .filter(|b| b.enabled);
+        let pages = [
+            f.stats.as_ref().map(|st| (st, &f.acls)),
+            backend.and_then(|b| b.stats.as_ref().map(|st| (st, &b.acls))),
+        ];
+        let site = pages
+            .into_iter()
+            .flatten()
+            .map(|(st, acls)| site_for(st, acls, target, path, peer))
+            .find(|s| s.stats_uri.is_some() || s.metrics_path.is_some())
+            .unwrap_or_default();
         let src = &self.src;
         let resp = page::handle_http(&head, &body, &site, || src.snapshot());
         for cmd in resp.commands.clone() {
@@ -612,6 +617,50 @@ impl AdminThread {
         let c = &mut self.conns[k];
         c.outbuf.extend_from_slice(&resp.to_bytes());
         c.close_when_flushed = true;
+    }
+}
+
+/// What one page (a proxy's stats settings) offers for a request: nothing when neither
+/// its stats URI nor its exporter matches.
+fn site_for<'a>(
+    st: &'a StatsPage,
+    acls: &[Acl],
+    target: &str,
+    path: &'a str,
+    peer: Option<SocketAddr>,
+) -> Site<'a> {
+    let metrics_path = st.prometheus.as_ref().and_then(|cond| match cond {
+        None => Some(path),
+        Some(c) => http_cond(c, acls, path, peer).then_some(path),
+    });
+    let stats_uri =
+        Some(st.uri.as_str()).filter(|u| st.enabled && !u.is_empty() && target.starts_with(u));
+    if stats_uri.is_none() && metrics_path.is_none() {
+        return Site::default();
+    }
+    Site {
+        stats_uri,
+        refresh: st.refresh,
+        // Evaluated before the credentials, as HAProxy does; a request without them
+        // gets the 401 and never reaches the admin form.
+        admin: st
+            .admin
+            .as_ref()
+            .is_some_and(|c| http_cond(c, acls, path, peer)),
+        metrics_path,
+        auth: (!st.users.is_empty()).then_some(BasicAuth {
+            realm: &st.realm,
+            users: &st.users,
+        }),
+        look: Look {
+            hide_version: st.hide_version,
+            legends: st.show_legends,
+            node: st.show_node.as_ref().map(|n| match n {
+                ShowNode::HostName => None,
+                ShowNode::Named(name) => Some(name.as_str()),
+            }),
+            desc: st.show_desc.as_deref(),
+        },
     }
 }
 

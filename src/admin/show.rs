@@ -821,6 +821,7 @@ fn backend_vals(be: &BackendRow, up_counts: Option<(usize, usize)>) -> Vec<Val> 
     v.u(Fld::Downtime, be.downtime.as_secs());
     v.zeros(&COMP_FIELDS);
     v.s(Fld::Algo, be.algo);
+    v.s(Fld::Mode, be.mode);
     v.u(Fld::Uweight, be.uweight);
     v.zeros(&[
         Fld::AggServerStatus,
@@ -1496,6 +1497,7 @@ mod tests {
             algo: "roundrobin",
             uweight: 1,
             lastsess: None,
+            mode: "tcp",
         };
         let fe = FrontendRow {
             name: "li".into(),

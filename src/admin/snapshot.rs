@@ -204,6 +204,8 @@ pub struct BackendRow {
     pub uweight: u64,
     /// How long ago a session was last assigned, None if never.
     pub lastsess: Option<Duration>,
+    /// "tcp", or "http" for a stats backend (or the backend side of a stats listener).
+    pub mode: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

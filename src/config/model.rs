@@ -223,7 +223,8 @@ pub enum ProxyKind {
     Listen,
 }
 
-/// `mode`: tcp for everything sluice forwards; http only for a stats/metrics listener.
+/// `mode`: tcp for everything sluice forwards; http only for a stats/metrics listener, a
+/// stats backend, and a frontend in front of one (all served by the admin thread).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Tcp,
@@ -295,6 +296,10 @@ pub struct Frontend {
     pub splice: SpliceOpts,
     /// Set when this is a stats/metrics listener (`mode http`).
     pub stats: Option<StatsPage>,
+    /// A `mode http` frontend's stats backend: a serverless `mode http` backend every
+    /// request goes to (its `default_backend`, or an unconditional `use_backend`), whose
+    /// stats page the frontend serves when its own settings do not answer the request.
+    pub stats_backend: Option<BackendId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -353,6 +358,9 @@ pub struct SampleExpr {
     pub convs: Vec<Conv>,
 }
 
+/// What a `mode http` proxy serves: HAProxy's `stats` settings of the proxy (its
+/// `uri_auth`) and its Prometheus exporter rule. Conditions refer to the ACLs of the proxy
+/// the page belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsPage {
     pub enabled: bool,
@@ -361,6 +369,42 @@ pub struct StatsPage {
     pub admin: Option<Condition>,
     /// `http-request use-service prometheus-exporter [if cond]`.
     pub prometheus: Option<Option<Condition>>,
+    /// `stats auth`: when not empty, the stats URI answers only requests carrying one of
+    /// these accounts (HTTP Basic authentication).
+    pub users: Vec<StatsUser>,
+    /// `stats realm`, HAProxy's "HAProxy Statistics" by default.
+    pub realm: String,
+    pub hide_version: bool,
+    /// `stats show-legends`.
+    pub show_legends: bool,
+    /// `stats show-node [name]`; None: the page shows no node name.
+    pub show_node: Option<ShowNode>,
+    /// `stats show-desc <text>`.
+    pub show_desc: Option<String>,
+}
+
+/// One `stats auth <user>:<passwd>` account. Its Debug output hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StatsUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for StatsUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsUser")
+            .field("name", &self.name)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// The node name `stats show-node` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShowNode {
+    /// No name given: the host name (HAProxy's global `node`, which defaults to it).
+    HostName,
+    Named(String),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -490,6 +534,9 @@ pub struct Backend {
     pub log: ProxyLog,
     pub server_side: SockOpts,
     pub splice: SpliceOpts,
+    /// Set when this is a stats backend (`mode http`, no servers): the page the `mode http`
+    /// frontends routing here serve.
+    pub stats: Option<StatsPage>,
 }
 
 // ---------------------------------------------------------------------------------------------

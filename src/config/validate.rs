@@ -264,7 +264,9 @@ pub fn build(ast: &Ast, opts: &LoadOptions) -> (Option<Model>, Diags) {
             }
             _ => {
                 let name = s.name.clone().unwrap_or_default();
-                let mut draft = base.unwrap_or_else(|| last_defaults.clone()).inherited();
+                let mut draft = base
+                    .unwrap_or_else(|| last_defaults.clone())
+                    .inherited_by_proxy();
                 for d in &s.directives {
                     apply(
                         keywords::proxy::KEYWORDS,
@@ -437,6 +439,8 @@ fn assemble(
         diags,
     );
 
+    let stats_backends = check_http_proxies(&proxies, &backend_ids, &be_of, diags);
+
     let mut frontends = Vec::new();
     let mut backends = Vec::new();
     let mut servers = Vec::new();
@@ -488,9 +492,35 @@ fn assemble(
         };
         let log = build_log(p, fe_of[i].is_some(), &global, diags);
         let stats_listener = d.mode == Mode::Http;
-        if stats_listener {
-            check_http_listener(p, diags);
-        } else if d.enabled {
+        let stats_page = stats_listener.then(|| {
+            let st = &d.stats;
+            StatsPage {
+                enabled: st.enable,
+                uri: st
+                    .uri
+                    .clone()
+                    .unwrap_or_else(|| "/haproxy?stats".to_string()),
+                refresh: st.refresh,
+                admin: st
+                    .admin
+                    .as_ref()
+                    .and_then(|l| cond(l, &l.words, "stats admin", diags)),
+                prometheus: st
+                    .prometheus
+                    .as_ref()
+                    .map(|l| cond(l, &l.words, "http-request use-service", diags)),
+                users: st.users.clone(),
+                realm: st
+                    .realm
+                    .clone()
+                    .unwrap_or_else(|| "HAProxy Statistics".to_string()),
+                hide_version: st.hide_version,
+                show_legends: st.show_legends,
+                show_node: st.show_node.clone(),
+                show_desc: st.show_desc.clone(),
+            }
+        });
+        if !stats_listener && d.enabled {
             let t = &d.timeouts;
             let missing: Vec<&str> = [
                 (fe_of[i].is_some() && t.client.is_none(), "'client'"),
@@ -626,25 +656,6 @@ fn assemble(
                     ));
                 }
             }
-            let stats = stats_listener.then(|| {
-                let st = &d.stats;
-                StatsPage {
-                    enabled: st.enable,
-                    uri: st
-                        .uri
-                        .clone()
-                        .unwrap_or_else(|| "/haproxy?stats".to_string()),
-                    refresh: st.refresh,
-                    admin: st
-                        .admin
-                        .as_ref()
-                        .and_then(|l| cond(l, &l.words, "stats admin", diags)),
-                    prometheus: st
-                        .prometheus
-                        .as_ref()
-                        .map(|l| cond(l, &l.words, "http-request use-service", diags)),
-                }
-            });
             frontends.push(Frontend {
                 id: fid,
                 name: p.name.clone(),
@@ -671,7 +682,8 @@ fn assemble(
                 log: log.clone(),
                 client: d.options.client,
                 splice: d.options.splice,
-                stats,
+                stats: stats_page.clone(),
+                stats_backend: stats_backends[i],
             });
         }
 
@@ -824,6 +836,7 @@ fn assemble(
                 log,
                 server_side: d.options.server,
                 splice: d.options.splice,
+                stats: stats_page,
             });
         }
     }
@@ -854,25 +867,173 @@ fn unknown_backend(span: &Span, kw: &str, name: &str, ids: &HashMap<String, Back
         .with_suggestion(super::error::suggest(name, ids.keys().map(String::as_str)))
 }
 
-/// A `mode http` proxy is only accepted as a stats/metrics listener.
-fn check_http_listener(p: &ProxySection<'_>, diags: &mut Diags) {
-    let d = &p.draft;
-    let span = d.mode_span.as_ref().unwrap_or(&p.section.span);
-    let serves = d.stats.enable || d.stats.prometheus.is_some();
-    if !serves || !d.servers.is_empty() || !d.use_backend.is_empty() || d.default_backend.is_some()
-    {
-        diags.push(Diag::error(
-            span,
-            "mode",
-            format!(
-                "'mode http' is not supported by sluice for {} '{}': sluice is a TCP load \
-                 balancer; 'mode http' is only accepted in a stats/metrics listener (stats \
-                 enable, or http-request use-service prometheus-exporter) with no servers",
-                p.section.kind.word(),
-                p.name
-            ),
-        ));
+/// Whether a section's settings make it a stats backend: `mode http`, something to serve
+/// (`stats enable` or the Prometheus exporter) and no servers.
+fn is_stats_backend(d: &ProxyDraft) -> bool {
+    d.mode == Mode::Http && (d.stats.enable || d.stats.prometheus.is_some()) && d.servers.is_empty()
+}
+
+/// sluice serves `mode http` only as HAProxy's stats page and Prometheus exporter, from the
+/// admin thread: a stats/metrics listener (`listen`, or a `frontend` with its own `stats`
+/// lines), a stats backend (serverless `mode http` backend), and a `mode http` frontend
+/// whose every request goes to a stats backend (`default_backend`, or `use_backend`
+/// without a condition), as in Percona's PXC configuration. Everything else in `mode http`
+/// is refused, and so is a tcp frontend routing to a stats backend (HAProxy would upgrade
+/// the connection to HTTP and serve the page; sluice forwards bytes and cannot), and
+/// tcp-request rules in a `mode http` proxy (the admin thread does not run them).
+///
+/// Returns each proxy's stats backend (for `mode http` frontends routing to one).
+fn check_http_proxies(
+    proxies: &[ProxySection<'_>],
+    backend_ids: &HashMap<String, BackendId>,
+    be_of: &[Option<BackendId>],
+    diags: &mut Diags,
+) -> Vec<Option<BackendId>> {
+    let proxy_of = |b: BackendId| be_of.iter().position(|x| *x == Some(b));
+    let target = |name: &str| {
+        backend_ids
+            .get(name)
+            .and_then(|&b| proxy_of(b).map(|i| (b, &proxies[i])))
+    };
+    let mut out = Vec::with_capacity(proxies.len());
+    for p in proxies {
+        let d = &p.draft;
+        let (fe, _) = caps(p.section.kind);
+        // The lines that pick a backend: `use_backend <name> [if|unless <cond>]`, then
+        // `default_backend <name>`.
+        let routes: Vec<(&Span, &str, &str, bool)> = d
+            .use_backend
+            .iter()
+            .filter_map(|l| {
+                let name = l.words.first()?.text.as_str();
+                Some((&l.span, "use_backend", name, l.words.len() > 1))
+            })
+            .chain(
+                d.default_backend
+                    .iter()
+                    .map(|(name, span)| (span, "default_backend", name.as_str(), false)),
+            )
+            .collect();
+        if d.mode != Mode::Http {
+            // HAProxy's warnings: the stats page and the exporter need HTTP mode.
+            let what = match p.section.kind {
+                SectionKind::Listen => "proxy",
+                k => k.word(),
+            };
+            if d.stats.enable {
+                diags.push(Diag::warning(
+                    d.stats.span.as_ref().unwrap_or(&p.section.span),
+                    "stats",
+                    format!(
+                        "'stats' statement ignored for {what} '{}' as it requires HTTP mode",
+                        p.name
+                    ),
+                ));
+            }
+            if let Some(l) = &d.stats.prometheus {
+                diags.push(Diag::warning(
+                    &l.span,
+                    "http-request use-service",
+                    format!(
+                        "'http-request' rules ignored for {what} '{}' as they require HTTP mode",
+                        p.name
+                    ),
+                ));
+            }
+            for (span, kw, name, _) in &routes {
+                if let Some((_, q)) = target(name).filter(|(_, q)| is_stats_backend(&q.draft)) {
+                    diags.push(Diag::error(
+                        span,
+                        kw,
+                        format!(
+                            "backend '{}' is a stats backend ('mode http'): sluice serves it only \
+                             behind a 'mode http' frontend, and {} '{}' is in tcp mode",
+                            q.name,
+                            p.section.kind.word(),
+                            p.name
+                        ),
+                    ));
+                }
+            }
+            out.push(None);
+            continue;
+        }
+        // The admin thread serves these proxies and runs no tcp-request rules: refused
+        // rather than ignored, since they are usually access control.
+        for (lines, kw) in [
+            (&d.tcp_request_connection, "tcp-request connection"),
+            (&d.tcp_request_session, "tcp-request session"),
+            (&d.tcp_request_content, "tcp-request content"),
+        ] {
+            for l in lines {
+                diags.push(Diag::error(
+                    &l.span,
+                    kw,
+                    format!(
+                        "not supported by sluice in a 'mode http' proxy ({} '{}'): its stats \
+                         page and exporter are served without tcp-request rules; restrict them \
+                         with the 'bind' address, 'stats auth' or 'stats admin if <cond>'",
+                        p.section.kind.word(),
+                        p.name
+                    ),
+                ));
+            }
+        }
+        let mut routed = None;
+        let mut not_stats = None;
+        if fe {
+            for (span, kw, name, conditional) in &routes {
+                if *conditional {
+                    diags.push(Diag::error(
+                        span,
+                        kw,
+                        "a condition is not supported on 'use_backend' in a 'mode http' \
+                         frontend: sluice sends every request of such a frontend to one stats \
+                         backend ('default_backend', or 'use_backend' without a condition)",
+                    ));
+                } else if name.contains("%[") {
+                    diags.push(Diag::error(
+                        span,
+                        kw,
+                        "a log-format backend name is not supported in a 'mode http' frontend: \
+                         sluice sends every request of such a frontend to one stats backend, \
+                         named in the configuration",
+                    ));
+                }
+            }
+            // HAProxy takes the first unconditional use_backend, else default_backend.
+            if let Some((_, _, name, _)) = routes.iter().find(|r| !r.3 && !r.2.contains("%[")) {
+                match target(name) {
+                    Some((b, q)) if is_stats_backend(&q.draft) => routed = Some(b),
+                    Some((_, q)) => not_stats = Some(q.name.as_str()),
+                    // Unknown: reported with the rule.
+                    None => {}
+                }
+            }
+        }
+        let serves = d.stats.enable || d.stats.prometheus.is_some() || routed.is_some();
+        if !serves || !d.servers.is_empty() || not_stats.is_some() {
+            let span = d.mode_span.as_ref().unwrap_or(&p.section.span);
+            let why = match not_stats {
+                Some(b) => format!(" (backend '{b}' is not one)"),
+                None => String::new(),
+            };
+            diags.push(Diag::error(
+                span,
+                "mode",
+                format!(
+                    "'mode http' is not supported by sluice for {} '{}': sluice is a TCP load \
+                     balancer; 'mode http' is only accepted in a stats/metrics listener (stats \
+                     enable, or http-request use-service prometheus-exporter) with no servers, \
+                     or in a frontend whose backend is such a stats backend{why}",
+                    p.section.kind.word(),
+                    p.name
+                ),
+            ));
+        }
+        out.push(routed);
     }
+    out
 }
 
 /// The logging of a proxy. `option httplog` in tcp mode falls back to tcplog with HAProxy's

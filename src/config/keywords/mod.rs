@@ -392,7 +392,13 @@ pub fn support_matrix() -> String {
          | TLS health checks: an X.509 v1 certificate, or a CA certificate (CA:TRUE) signed by a `ca-file` CA, as the server's own | accepted | handshake failure (webpki refuses them; a certificate of `ca-file` itself, such as a self-signed one, is trusted as is, as OpenSSL trusts it) |\n\
          | TLS health checks: session reuse | resumed (`ssl-reuse`) | a full handshake every check: the certificate is verified each time |\n\
          | `check-sni <address>` | sent as SNI | error: TLS sends host names only |\n\
-         | `ssl-default-server-*` in `global` | applied to TLS servers and checks | warning, ignored; an error when a health check speaks TLS |\n\n",
+         | `ssl-default-server-*` in `global` | applied to TLS servers and checks | warning, ignored; an error when a health check speaks TLS |\n\
+         | `stats realm HAProxy Statistics` (unescaped space), words after `stats auth <user>:<passwd>` | the first word, the rest ignored | error: the realm is one word (escape its spaces or quote it) |\n\
+         | a tcp-mode frontend whose backend is a stats backend (`mode http`, no servers) | upgrades the connection to HTTP, serves the page | error: only a `mode http` frontend reaches a stats backend |\n\
+         | `use_backend <stats backend> if <cond>`, or a log-format `use_backend` name, in a `mode http` frontend | routes each request | error: a `mode http` frontend sends every request to one stats backend, named in the configuration |\n\
+         | `tcp-request connection`, `session` and `content` rules in a `mode http` proxy (stats listener, stats backend) | applied | error: the admin thread, which serves the page, runs no tcp-request rules |\n\
+         | `stats show-desc` without text | the global `description` | warning, ignored (sluice has no global `description`) |\n\
+         | `stats auth` password with a NUL byte in the decoded credentials | compared up to the NUL | compared in full |\n\n",
     );
     s.push_str(
         "## Accepted and ignored, with a warning\n\n\

@@ -8,14 +8,16 @@ use std::time::Duration;
 use super::bind::parse_bind;
 use super::global::parse_log_target;
 use super::server::{parse_server_options, ServerDraft};
-use super::values::{parse_alpn, parse_hex, parse_size, parse_sni, parse_u32_in, split_call, Args};
+use super::values::{
+    parse_alpn, parse_hex, parse_size, parse_sni, parse_time_unit, parse_u32_in, split_call, Args,
+};
 use super::{scope::*, KeywordSpec, Parsed, Support, SINCE};
 use crate::config::error::Span;
 use crate::config::lexer::Word;
 use crate::config::model::{
     Balance, Bind, CheckConnect, CheckKind, ExpectPattern, HashFunction, HashKey, HashMethod,
-    HashType, HttpExpect, HttpExpectKind, LogTarget, Mode, SockOpts, SpliceOpts, StickTable,
-    StoreItem, TableType, TcpCheckRule,
+    HashType, HttpExpect, HttpExpectKind, LogTarget, Mode, ShowNode, SockOpts, SpliceOpts,
+    StatsUser, StickTable, StoreItem, TableType, TcpCheckRule,
 };
 
 /// A `stick` line: what it does, and its words after the keyword (`<pattern> [table <t>]
@@ -74,6 +76,16 @@ pub struct StatsDraft {
     pub refresh: Option<Duration>,
     pub admin: Option<RawLine>,
     pub prometheus: Option<RawLine>,
+    /// `stats auth` accounts in order; a repeated user keeps its first password.
+    pub users: Vec<StatsUser>,
+    pub realm: Option<String>,
+    pub hide_version: bool,
+    pub show_legends: bool,
+    pub show_node: Option<ShowNode>,
+    pub show_desc: Option<String>,
+    /// Copied from a defaults section: the proxy's first `stats` line starts over (HAProxy
+    /// detaches a proxy from the defaults' stats settings as soon as it writes its own).
+    pub inherited: bool,
     /// First line of any `stats`/`http-request` keyword, for error messages.
     pub span: Option<Span>,
 }
@@ -181,6 +193,39 @@ impl ProxyDraft {
         d.http_inherited = !d.http_rules.is_empty();
         d
     }
+
+    /// The draft a frontend, listen or backend section starts from: [`Self::inherited`],
+    /// and its first `stats` line replaces the inherited stats settings instead of adding
+    /// to them (a defaults section inheriting from another one adds to them).
+    pub fn inherited_by_proxy(&self) -> ProxyDraft {
+        let mut d = self.inherited();
+        d.stats.inherited = true;
+        d
+    }
+
+    /// The stats settings a `stats` line changes: the proxy's own, detached from the
+    /// defaults' on its first `stats` line as HAProxy does (`http-request use-service` is
+    /// not a `stats` line and stays).
+    fn own_stats(&mut self) -> &mut StatsDraft {
+        if self.stats.inherited {
+            let prometheus = self.stats.prometheus.take();
+            self.stats = StatsDraft {
+                span: prometheus.as_ref().map(|l| l.span.clone()),
+                prometheus,
+                ..StatsDraft::default()
+            };
+        }
+        &mut self.stats
+    }
+
+    /// [`Self::own_stats`] for a line that also turns the stats page on, as every `stats`
+    /// line does in HAProxy.
+    fn stats_on(&mut self, span: &Span) -> &mut StatsDraft {
+        let st = self.own_stats();
+        st.enable = true;
+        st.span.get_or_insert(span.clone());
+        st
+    }
 }
 
 macro_rules! kw {
@@ -247,7 +292,7 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "mode",
         PROXY,
         "tcp|http",
-        "tcp: forward bytes; http: only for a stats/metrics listener",
+        "tcp: forward bytes; http: only for a stats/metrics listener, a stats backend, or a frontend in front of one",
         |d, a| {
             d.mode = match a.expect("'tcp' or 'http'")? {
             "tcp" => Mode::Tcp,
@@ -880,11 +925,10 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "stats enable",
         PROXY,
         "",
-        "serve the stats page (mode http listener)",
+        "serve the stats page (mode http listener or stats backend)",
         |d, a| {
             a.done()?;
-            d.stats.enable = true;
-            d.stats.span.get_or_insert(a.span.clone());
+            d.stats_on(a.span);
             Ok(())
         }
     ),
@@ -894,29 +938,30 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "<prefix>",
         "the stats page path (default /haproxy?stats)",
         |d, a| {
-            d.stats.uri = Some(a.expect("a URI prefix")?.to_string());
-            d.stats.enable = true;
-            d.stats.span.get_or_insert(a.span.clone());
-            a.done()
+            let uri = a.expect("a URI prefix")?.to_string();
+            a.done()?;
+            d.stats_on(a.span).uri = Some(uri);
+            Ok(())
         }
     ),
     kw!(
         "stats refresh",
         PROXY,
         "<time>",
-        "the stats page's automatic refresh interval",
+        "the stats page's automatic refresh interval (seconds by default)",
         |d, a| {
-            d.stats.refresh = Some(a.time("<time>")?);
-            d.stats.enable = true;
-            d.stats.span.get_or_insert(a.span.clone());
-            a.done()
+            // HAProxy reads this delay in seconds (TIME_UNIT_S), unlike most times.
+            let t = parse_time_unit(a.expect("<time>")?, 1_000_000)?;
+            a.done()?;
+            d.stats_on(a.span).refresh = Some(t);
+            Ok(())
         }
     ),
     kw!(
         "stats admin",
         PROXY_ONLY,
         "if|unless <cond>",
-        "allow admin actions from the stats page",
+        "allow admin actions from the stats page (after 'stats auth', when set)",
         |d, a| {
             let words = a.rest();
             if !matches!(
@@ -925,11 +970,131 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
             ) {
                 return Err("requires a condition: 'stats admin if <cond>'".to_string());
             }
-            d.stats.admin = Some(RawLine {
+            d.stats_on(a.span).admin = Some(RawLine {
                 span: a.span.clone(),
                 words: words.to_vec(),
             });
-            d.stats.span.get_or_insert(a.span.clone());
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats auth",
+        PROXY,
+        "<user>:<passwd>",
+        "only these accounts see the stats page (HTTP Basic authentication; repeat the line for more)",
+        |d, a| {
+            let account = a.expect("a user:password account")?;
+            a.done()?;
+            let (name, password) = match account.split_once(':') {
+                Some((n, p)) => (n, p),
+                None => {
+                    a.warnings.push(format!(
+                        "'{account}' has no ':': user '{account}' gets an empty password"
+                    ));
+                    (account, "")
+                }
+            };
+            let st = d.stats_on(a.span);
+            if st.users.iter().any(|u| u.name == name) {
+                a.warnings
+                    .push(format!("ignoring duplicated user '{name}' (the first line wins)"));
+            } else {
+                st.users.push(StatsUser {
+                    name: name.to_string(),
+                    password: password.to_string(),
+                });
+            }
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats realm",
+        PROXY,
+        "<realm>",
+        "the realm 'stats auth' names to the browser (default \"HAProxy Statistics\")",
+        |d, a| {
+            let realm = a.expect("a realm name")?.to_string();
+            if let Some(w) = a.peek() {
+                return Err(format!(
+                    "unexpected argument '{w}': the realm is one word; escape its spaces \
+                     ('HAProxy\\ Statistics') or quote it"
+                ));
+            }
+            d.stats_on(a.span).realm = Some(realm);
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats hide-version",
+        PROXY,
+        "",
+        "the stats page does not show the version",
+        |d, a| {
+            a.done()?;
+            d.stats_on(a.span).hide_version = true;
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats show-legends",
+        PROXY,
+        "",
+        "the stats page shows each proxy's capabilities, mode and id and each server's address and id",
+        |d, a| {
+            a.done()?;
+            d.stats_on(a.span).show_legends = true;
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats show-node",
+        PROXY,
+        "[<name>]",
+        "the stats page shows this node name (default: the host name)",
+        |d, a| {
+            let node = match a.word() {
+                None => ShowNode::HostName,
+                Some(n) => {
+                    let valid = n
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+                    if !valid {
+                        return Err(format!(
+                            "invalid node name '{n}': use digits (0-9), letters (A-Z, a-z), \
+                             '-', '_' or '.'"
+                        ));
+                    }
+                    ShowNode::Named(n.to_string())
+                }
+            };
+            a.done()?;
+            d.stats_on(a.span).show_node = Some(node);
+            Ok(())
+        }
+    ),
+    kw!(
+        "stats show-desc",
+        PROXY,
+        "[<description>...]",
+        "the stats page shows this description",
+        |d, a| {
+            let words = a.rest();
+            if words.is_empty() {
+                // HAProxy would show the global 'description', which sluice does not read.
+                a.warnings.push(
+                    "requires a description here ('description' in the global section is \
+                     not supported by sluice); ignored"
+                        .to_string(),
+                );
+                d.own_stats();
+                return Ok(());
+            }
+            let text = words
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            d.stats_on(a.span).show_desc = Some(text);
             Ok(())
         }
     ),
@@ -1383,11 +1548,6 @@ pub static KEYWORDS: &[KeywordSpec<ProxyDraft>] = &[
         "stick store-response",
         BE_ONLY,
         "sluice stores when the server is connected: use 'stick store-request' (or 'stick on')"
-    ),
-    refused!(
-        "stats auth",
-        PROXY,
-        "restrict the stats listener with 'bind 127.0.0.1:<port>' or ACLs"
     ),
 ];
 
