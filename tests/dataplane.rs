@@ -1021,15 +1021,22 @@ fn session_rules_cfg(be: &Backend, sock: &std::path::Path) -> String {
          \x20   tcp-request connection reject unless {{ src 127.0.0.1 }}\n\
          \x20   tcp-request session reject if {{ src 192.0.2.66 }}\n\
          \x20   default_backend be\n\
+         frontend refused\n    bind 127.0.0.1:{{port:refused}}\n\
+         \x20   tcp-request connection reject\n\
+         \x20   default_backend be\n\
          backend be\n    server s1 {}\n",
         sock.display(),
         be.addr()
     )
 }
 
-/// Three proxied clients: whether each reached the server, then the frontend's
-/// `dcon`/`dses` from `show stat`.
-fn session_rules_probe(fe: SocketAddr, sock: &std::path::Path) -> (Vec<bool>, String) {
+/// Three proxied clients on `fe` and two on `refused`: whether each reached the server,
+/// then each frontend's `dcon`/`dses`/`stot`/`conn_tot` from `show stat`.
+fn session_rules_probe(
+    fe: SocketAddr,
+    refused: SocketAddr,
+    sock: &std::path::Path,
+) -> (Vec<bool>, String) {
     let reached: Vec<bool> = ["192.0.2.9", "192.0.2.66", "192.0.2.10"]
         .iter()
         .map(|src| {
@@ -1040,27 +1047,38 @@ fn session_rules_probe(fe: SocketAddr, sock: &std::path::Path) -> (Vec<bool>, St
             matches!(c.read(&mut buf), Ok(n) if n > 0)
         })
         .collect();
+    for _ in 0..2 {
+        let mut buf = [0u8; 8];
+        let r = crate::common::backends::try_connect(refused).and_then(|mut c| c.read(&mut buf));
+        assert!(matches!(r, Ok(0) | Err(_)), "refused at accept: {r:?}");
+    }
     let csv = crate::common::backends::cli(sock, "show stat");
     let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
-    let row: Vec<&str> = csv
-        .lines()
-        .find(|l| l.starts_with("fe,FRONTEND,"))
-        .unwrap_or_default()
-        .split(',')
-        .collect();
-    let field = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .and_then(|i| row.get(i))
-            .copied()
-            .unwrap_or("?")
-            .to_string()
+    let counts = |proxy: &str| {
+        let row: Vec<&str> = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{proxy},FRONTEND,")))
+            .unwrap_or_default()
+            .split(',')
+            .collect();
+        let field = |name: &str| {
+            header
+                .iter()
+                .position(|h| *h == name)
+                .and_then(|i| row.get(i))
+                .copied()
+                .unwrap_or("?")
+                .to_string()
+        };
+        format!(
+            "{proxy}: dcon={} dses={} stot={} conn_tot={}",
+            field("dcon"),
+            field("dses"),
+            field("stot"),
+            field("conn_tot")
+        )
     };
-    (
-        reached,
-        format!("dcon={} dses={}", field("dcon"), field("dses")),
-    )
+    (reached, format!("{}; {}", counts("fe"), counts("refused")))
 }
 
 #[test]
@@ -1069,16 +1087,23 @@ fn connection_rules_see_the_socket_and_session_rules_the_proxy_header_like_hapro
     let dir = crate::common::TempDir::new("session-rules");
     let sock = dir.path().join("sluice.sock");
     let s = Sluice::start(&session_rules_cfg(&be, &sock));
-    let got = session_rules_probe(s.addr("fe"), &sock);
+    let got = session_rules_probe(s.addr("fe"), s.addr("refused"), &sock);
     // 192.0.2.9 passes the connection rules (they see 127.0.0.1); .66 is refused by the
     // session rule; .10 passes both.
-    assert_eq!(got, (vec![true, false, true], "dcon=0 dses=1".to_string()));
+    assert_eq!(
+        got,
+        (
+            vec![true, false, true],
+            "fe: dcon=0 dses=1 stot=2 conn_tot=3; refused: dcon=2 dses=0 stot=0 conn_tot=2"
+                .to_string()
+        )
+    );
     s.stop();
 
     let theirs = crate::common::running::on_reference_haproxy(
         &dir,
         |sock| session_rules_cfg(&be, sock),
-        |sock, at| session_rules_probe(at("fe"), sock),
+        |sock, at| session_rules_probe(at("fe"), at("refused"), sock),
     );
     if let Some(theirs) = theirs {
         assert_eq!(theirs, got, "HAProxy judges differently");

@@ -1179,6 +1179,8 @@ impl Row<'_> {
             cli_abrt: self.n("cli_abrt"),
             srv_abrt: self.n("srv_abrt"),
             dcon: self.n("dcon"),
+            dses: self.n("dses"),
+            conn_tot: self.n("conn_tot"),
             ..Traffic::default()
         }
     }

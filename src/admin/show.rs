@@ -794,7 +794,7 @@ fn frontend_vals(fe: &FrontendRow) -> Vec<Val> {
     v.s(Fld::Mode, fe.mode);
     v.u(Fld::ConnRate, t.rate);
     v.u(Fld::ConnRateMax, t.rate_max);
-    v.u(Fld::ConnTot, t.stot + t.dcon + t.dses);
+    v.u(Fld::ConnTot, t.conn_tot);
     v.u(Fld::Dcon, t.dcon);
     v.u(Fld::Dses, t.dses);
     if tcp {

@@ -15,6 +15,9 @@ pub struct Traffic {
     pub smax: u64,
     /// Total sessions.
     pub stot: u64,
+    /// Frontends: every connection accepted, refused by a rule or not (HAProxy's
+    /// `conn_tot`; `stot` counts those that became sessions).
+    pub conn_tot: u64,
     /// Bytes in (from clients) and out (to clients).
     pub bin: u64,
     pub bout: u64,
@@ -55,6 +58,7 @@ impl Traffic {
         self.scur += o.scur;
         self.smax += o.smax;
         self.stot += o.stot;
+        self.conn_tot += o.conn_tot;
         self.bin += o.bin;
         self.bout += o.bout;
         self.dreq += o.dreq;

@@ -558,7 +558,7 @@ impl Worker {
                 continue;
             }
             entry.insert(Conn::new(fe, client, src, slot, now));
-            self.stats.fe[fe.index()].open(now);
+            self.stats.fe[fe.index()].accept(now);
             if !self.connection_rules(key, now) {
                 continue;
             }
@@ -775,6 +775,7 @@ impl Worker {
         }
         let c = &mut self.conns[key];
         // The connection is a session now.
+        self.stats.fe[fe.index()].session();
         for t in c.sc.iter().flatten() {
             t.session(now);
         }

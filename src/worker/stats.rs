@@ -77,6 +77,21 @@ impl Counted {
         self.rate.hit(now);
     }
 
+    /// A frontend accepts a connection: counted at once in the current count and the
+    /// connection total and rate; in `stot` only once it becomes a session
+    /// ([`Counted::session`]).
+    pub fn accept(&mut self, now: Instant) {
+        self.t.scur += 1;
+        self.t.conn_tot += 1;
+        self.t.smax = self.t.smax.max(self.t.scur);
+        self.rate.hit(now);
+    }
+
+    /// A frontend's connection passed its connection and session rules.
+    pub fn session(&mut self) {
+        self.t.stot += 1;
+    }
+
     /// A session stops using this object.
     pub fn close(&mut self) {
         self.t.scur = self.t.scur.saturating_sub(1);
