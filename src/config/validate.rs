@@ -958,6 +958,34 @@ fn check_http_proxies(
             out.push(None);
             continue;
         }
+        // The admin thread binds these proxies' addresses plainly: a bind option it would
+        // not apply is refused rather than ignored.
+        for b in &d.binds {
+            let unapplied = [
+                (b.accept_proxy, "accept-proxy"),
+                (b.v4v6, "v4v6"),
+                (b.v6only, "v6only"),
+                (b.backlog.is_some(), "backlog"),
+                (b.maxconn.is_some(), "maxconn"),
+                (b.interface.is_some(), "interface"),
+                (b.defer_accept, "defer-accept"),
+                (b.tfo, "tfo"),
+                (b.mss.is_some(), "mss"),
+                (b.transparent, "transparent"),
+            ];
+            for (_, opt) in unapplied.iter().filter(|(set, _)| *set) {
+                diags.push(Diag::error(
+                    &b.span,
+                    "bind",
+                    format!(
+                        "bind option '{opt}' is not supported by sluice on a 'mode http' \
+                         proxy ({} '{}'): its stats page is served on plain sockets",
+                        p.section.kind.word(),
+                        p.name
+                    ),
+                ));
+            }
+        }
         // The admin thread serves these proxies and runs no tcp-request rules: refused
         // rather than ignored, since they are usually access control.
         for (lines, kw) in [
