@@ -169,3 +169,128 @@ fn a_server_killed_under_load_fails_only_the_requests_it_was_serving() {
     assert!(total >= out.len() - failed.len(), "stot {total}");
     s.stop();
 }
+
+/// A backend of one refusing server and one of a refusing and a live server, with retries
+/// and redispatch.
+fn refused_cfg(
+    sock: &std::path::Path,
+    dead: std::net::SocketAddr,
+    live: std::net::SocketAddr,
+) -> String {
+    format!(
+        "global\n    stats socket {}\n\
+         defaults\n    mode tcp\n    retries 3\n    timeout connect 100ms\n    timeout client 5s\n    timeout server 5s\n\
+         frontend lone\n    bind 127.0.0.1:{{port:lone}}\n    default_backend lone\n\
+         frontend pair\n    bind 127.0.0.1:{{port:pair}}\n    default_backend pair\n\
+         backend lone\n    server dead {dead}\n\
+         backend pair\n    option redispatch\n    server dead {dead}\n    server live {live}\n",
+        sock.display()
+    )
+}
+
+/// Three connections through each frontend, then the counters of every server and backend.
+fn refused_counts(
+    lone: std::net::SocketAddr,
+    pair: std::net::SocketAddr,
+    sock: &std::path::Path,
+) -> Vec<String> {
+    for fe in [lone, pair] {
+        for _ in 0..3 {
+            let _ = request(fe);
+        }
+    }
+    let rows = [
+        "lone,dead",
+        "lone,BACKEND",
+        "pair,dead",
+        "pair,live",
+        "pair,BACKEND",
+    ];
+    let mut out = Vec::new();
+    wait_until(Duration::from_secs(5), "every session closed", || {
+        out = rows
+            .iter()
+            .map(|r| {
+                ["scur", "stot", "econ", "wretr", "wredis", "lbtot"]
+                    .iter()
+                    .map(|f| format!("{f}={}", stat(sock, r, f)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        out.iter().all(|l| l.starts_with("scur=0 "))
+    });
+    rows.iter()
+        .zip(out)
+        .map(|(r, l)| format!("{r}: {l}"))
+        .collect()
+}
+
+#[test]
+fn connection_errors_retries_and_selections_count_as_haproxys() {
+    let dead = Backend::refusing();
+    let live = Backend::http("live");
+    let dir = TempDir::new("refused-counts");
+    let sock = dir.path().join("sluice.sock");
+    let s = Sluice::start(&refused_cfg(&sock, dead.addr(), live.addr()));
+    let ours = refused_counts(s.addr("lone"), s.addr("pair"), &sock);
+    s.stop();
+    // Each try counts in the server's stot, a connection error once when the retries are
+    // spent, a balancing choice (not a retry on the same server) in lbtot; with two servers
+    // and redispatch, a refused connect goes to the other server at once, counted as a
+    // redispatch.
+    assert_eq!(
+        ours,
+        [
+            "lone,dead: scur=0 stot=12 econ=3 wretr=9 wredis=0 lbtot=3",
+            "lone,BACKEND: scur=0 stot=3 econ=3 wretr=9 wredis=0 lbtot=3",
+            "pair,dead: scur=0 stot=3 econ=0 wretr=0 wredis=3 lbtot=3",
+            "pair,live: scur=0 stot=3 econ=0 wretr=0 wredis=0 lbtot=3",
+            "pair,BACKEND: scur=0 stot=3 econ=0 wretr=0 wredis=3 lbtot=6",
+        ]
+    );
+    let theirs = crate::common::running::on_reference_haproxy(
+        &dir,
+        |sock| refused_cfg(sock, dead.addr(), live.addr()),
+        |sock, at| refused_counts(at("lone"), at("pair"), sock),
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "sluice vs HAProxy");
+    }
+}
+
+#[test]
+fn a_refused_connect_is_retried_on_the_same_server_after_a_turn_around() {
+    // HAProxy waits min(1 s, timeout connect) before retrying the server that refused: a
+    // server restarting within that time takes the connection.
+    let dead = Backend::refusing();
+    let addr = dead.addr();
+    let dir = TempDir::new("turn-around");
+    let sock = dir.path().join("sluice.sock");
+    let s = Sluice::start(&format!(
+        "global\n    stats socket {}\n\
+         defaults\n    mode tcp\n    retries 3\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
+         backend be\n    server s1 {addr}\n",
+        sock.display()
+    ));
+    let fe = s.addr("fe");
+    let client = std::thread::spawn(move || request(fe));
+    // The first try is refused: a retry is counted and waits out its turn-around (1 s).
+    wait_until(Duration::from_secs(5), "a retry", || {
+        stat(&sock, "be,s1", "wretr") == "1"
+    });
+    drop(dead);
+    let server = std::net::TcpListener::bind(addr).expect("the server's port again");
+    let served = std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = c.read(&mut buf);
+        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ns1\n")
+            .unwrap();
+    });
+    assert_eq!(client.join().unwrap(), Ok("s1".to_string()));
+    served.join().unwrap();
+    assert_eq!(stat(&sock, "be,s1", "econ"), "0");
+    s.stop();
+}

@@ -127,6 +127,9 @@ pub enum Phase {
     Queued { since: Instant },
     /// Nonblocking connect in progress to the leased server.
     Connecting { since: Instant },
+    /// A connect to the leased server failed with an error: the retry on the same server
+    /// waits until `until` (HAProxy's turn-around: min(1 s, `timeout connect`)).
+    TurnAround { until: Instant },
     /// Both sides connected; bytes flow both ways until both FINs are forwarded.
     Forwarding,
 }
@@ -197,6 +200,9 @@ pub struct Conn {
     pub t_connect: Option<Duration>,
     /// Retries made.
     pub retries: u32,
+    /// The server a redispatch left, until the next one is chosen: a choice of the same
+    /// server counts as a retry, another as a redispatch (HAProxy's counting).
+    pub redispatched_from: Option<ServerId>,
     /// The client sent a PROXY header (`fc_rcvd_proxy`).
     pub proxied: bool,
     /// Stick counters tracked by `track-sc0` to `track-sc2`.
@@ -233,6 +239,7 @@ impl Conn {
             lease: None,
             queue_ticket: None,
             attempts: 0,
+            redispatched_from: None,
             target: None,
             deadline: None,
             armed: None,

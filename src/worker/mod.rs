@@ -182,6 +182,12 @@ fn persist_target(pool: &Pool, uid: u32) -> Option<ServerId> {
         .map(|m| m.id)
 }
 
+/// A server chosen by the balancing algorithm (not by persistence): HAProxy's `lbtot`.
+fn count_selection(stats: &mut stats::WorkerStats, b: BackendId, sid: ServerId) {
+    stats.be[b.index()].t.lbtot += 1;
+    stats.srv[sid.index()].t.lbtot += 1;
+}
+
 /// A pick by the backend's algorithm for connection `c`, its address, ports (the
 /// destination only when `hash_dst`: it costs a syscall) and SNI as the hash keys.
 fn pick_balanced(
@@ -1093,6 +1099,7 @@ impl Worker {
         let direct = c
             .direct
             .and_then(|sid| rt.pool.members.iter().find(|m| m.id == sid && m.usable));
+        let balanced = direct.is_none();
         let pick = match direct {
             Some(m) => {
                 queue_limit = m.maxqueue;
@@ -1109,7 +1116,12 @@ impl Worker {
         };
         match pick {
             Pick::Leased(lease) => {
+                let sid = lease.server();
+                if balanced {
+                    count_selection(&mut self.stats, b, sid);
+                }
                 c.lease = Some(lease);
+                self.count_reassignment(key, sid);
                 self.connect(key, now);
             }
             Pick::Full => {
@@ -1145,6 +1157,7 @@ impl Worker {
     fn connect(&mut self, key: usize, now: Instant) {
         let c = &mut self.conns[key];
         let Some(sid) = c.server_id() else { return };
+        self.stats.srv[sid.index()].attempt();
         let s = self.model.server(sid);
         let be = self.model.backend(s.backend);
         let addr = match &s.addr {
@@ -1157,7 +1170,7 @@ impl Worker {
                 SocketAddr::new(a.ip(), port)
             }
             ServerAddr::Unresolved { .. } => {
-                self.connect_failed(key, now);
+                self.connect_failed(key, true, now);
                 return;
             }
         };
@@ -1179,7 +1192,7 @@ impl Worker {
                     Interest::READABLE | Interest::WRITABLE,
                 ) {
                     log::warn!("worker {}: register server: {e}", self.id);
-                    self.connect_failed(key, now);
+                    self.connect_failed(key, true, now);
                     return;
                 }
                 c.server = Some(side);
@@ -1187,23 +1200,25 @@ impl Worker {
             }
             Err(e) => {
                 log::debug!("worker {}: connect {addr}: {e}", self.id);
-                self.connect_failed(key, now);
+                self.connect_failed(key, true, now);
             }
         }
     }
 
-    /// A connect was refused, failed or timed out: retry (the same server, or another one
-    /// when `option redispatch` says so), or give up.
-    fn connect_failed(&mut self, key: usize, now: Instant) {
+    /// A connect was refused, failed (`error`) or timed out: retry, on the same server or
+    /// another one, or give up, as HAProxy 2.6 does (`back_handle_st_cer` and
+    /// `stream_choose_redispatch`). With `option redispatch` a retry goes back to the
+    /// balancing when the server is down, when the redispatch interval says so, or at once
+    /// when the connection has no persistence, the backend more than one active server and a
+    /// non-hashing algorithm; otherwise it retries the same server, after a turn-around of
+    /// min(1 s, `timeout connect`) when the connect failed with an error. A connection error
+    /// counts once, when the retries are spent.
+    fn connect_failed(&mut self, key: usize, error: bool, now: Instant) {
         let failed = self.conns[key].server_id();
         if let Some(sid) = failed {
             self.report(sid, false);
-            self.stats.srv[sid.index()].t.econ += 1;
             let b = self.model.server(sid).backend;
             self.backends[b.index()].alg.failed(sid);
-        }
-        if let Some(b) = self.conns[key].backend {
-            self.stats.be[b.index()].t.econ += 1;
         }
         let c = &mut self.conns[key];
         if let Some(mut s) = c.server.take() {
@@ -1212,32 +1227,79 @@ impl Worker {
         let Some(b) = c.backend else { return };
         let be = self.model.backend(b);
         if c.attempts > be.retries {
+            self.stats.be[b.index()].t.econ += 1;
+            if let Some(sid) = failed {
+                self.stats.srv[sid.index()].t.econ += 1;
+            }
             self.close(key, CloseReason::ConnectFailed, now);
             return;
         }
         // The retry about to be made is retry number `attempts` (1-based).
-        let n = c.attempts as i64;
-        let redispatch = match be.redispatch {
-            None => false,
+        let n = i64::from(c.attempts);
+        let pool = &self.backends[b.index()].pool;
+        let down = failed.is_some_and(|sid| !pool.members.iter().any(|m| m.id == sid && m.usable));
+        let interval = match be.redispatch {
             Some(p) if p > 0 => n % i64::from(p) == 0,
-            Some(p) => n == i64::from(be.retries) + 1 + i64::from(p),
-        };
-        c.retries += 1;
-        self.stats.be[b.index()].t.wretr += 1;
-        if let Some(sid) = failed {
-            self.stats.srv[sid.index()].t.wretr += 1;
-        }
-        if redispatch {
-            self.stats.be[b.index()].t.wredis += 1;
-            if let Some(sid) = failed {
-                self.stats.srv[sid.index()].t.wredis += 1;
+            Some(p) if p < 0 => {
+                let every = i64::from(be.retries) + 1 + i64::from(p);
+                every > 0 && n % every == 0
             }
+            _ => false,
+        };
+        let active = pool
+            .members
+            .iter()
+            .filter(|m| m.usable && !m.backup)
+            .count();
+        let hashing = matches!(
+            be.balance,
+            crate::config::model::Balance::Source | crate::config::model::Balance::Hash(_)
+        );
+        let spread = c.direct.is_none() && active > 1 && !hashing;
+        let redispatch = be.redispatch.is_some() && (down || interval || spread);
+        c.retries += 1;
+        if redispatch {
+            // Counted as a retry or a redispatch once the next server is chosen.
+            c.redispatched_from = failed;
             let failed = c.lease.take().map(|l| l.server());
             // A redispatch ignores persistence, as HAProxy's clears SF_DIRECT.
             c.direct = None;
             self.start_connect(key, failed, now);
+            return;
+        }
+        self.stats.be[b.index()].t.wretr += 1;
+        if let Some(sid) = failed {
+            self.stats.srv[sid.index()].t.wretr += 1;
+        }
+        if error {
+            let wait = be
+                .timeout_connect
+                .map_or(Duration::from_secs(1), |t| t.min(Duration::from_secs(1)));
+            c.phase = Phase::TurnAround { until: now + wait };
+            self.update_deadline(key, now);
         } else {
             self.connect(key, now);
+        }
+    }
+
+    /// A server was chosen for `key` after a redispatch: the same one counts as a retry,
+    /// another as a redispatch, on the server left and the backend.
+    fn count_reassignment(&mut self, key: usize, chosen: ServerId) {
+        let Some(prev) = self
+            .conns
+            .get_mut(key)
+            .and_then(|c| c.redispatched_from.take())
+        else {
+            return;
+        };
+        let b = self.model.server(prev).backend;
+        let (be, srv) = (b.index(), prev.index());
+        if chosen == prev {
+            self.stats.be[be].t.wretr += 1;
+            self.stats.srv[srv].t.wretr += 1;
+        } else {
+            self.stats.be[be].t.wredis += 1;
+            self.stats.srv[srv].t.wredis += 1;
         }
     }
 
@@ -1289,14 +1351,14 @@ impl Worker {
                 Ok(None) => {
                     // An error event with no pending error: check the peer address.
                     if s.sock.peer_addr().is_err() {
-                        self.connect_failed(key, now);
+                        self.connect_failed(key, true, now);
                         return;
                     }
                     self.established(key, now);
                 }
                 Ok(Some(e)) | Err(e) => {
                     log::debug!("worker {}: connect {:?}: {e}", self.id, c.target);
-                    self.connect_failed(key, now);
+                    self.connect_failed(key, true, now);
                     return;
                 }
             }
@@ -1355,12 +1417,9 @@ impl Worker {
             self.backends[b.index()].alg.connected(sid, t);
         }
         let srv = &mut self.stats.srv[sid.index()];
-        srv.open(now);
-        srv.t.lbtot += 1;
+        srv.begin(now);
         srv.t.ctime_sum_ms += ct;
-        let be = &mut self.stats.be[b.index()];
-        be.t.lbtot += 1;
-        be.t.ctime_sum_ms += ct;
+        self.stats.be[b.index()].t.ctime_sum_ms += ct;
         self.report(sid, true);
     }
 
@@ -1435,6 +1494,7 @@ impl Worker {
             Phase::ProxyHeader | Phase::Inspect { .. } => None,
             Phase::Queued { since } => be.timeout_queue.or(be.timeout_connect).map(|t| since + t),
             Phase::Connecting { since } => be.timeout_connect.map(|t| since + t),
+            Phase::TurnAround { until } => Some(until),
             Phase::Forwarding => {
                 let cl = c.client_deadline(f, be.timeout_tunnel);
                 let sv = c.server_deadline(be);
@@ -1486,8 +1546,9 @@ impl Worker {
             Phase::Queued { .. } => self.close(key, CloseReason::QueueTimeout, now),
             Phase::Connecting { .. } => {
                 log::debug!("worker {}: connect {:?}: timeout", self.id, c.target);
-                self.connect_failed(key, now);
+                self.connect_failed(key, false, now);
             }
+            Phase::TurnAround { .. } => self.connect(key, now),
             Phase::Forwarding => {
                 let f = self.model.frontend(c.frontend);
                 let tunnel = c.backend.and_then(|b| self.model.backend(b).timeout_tunnel);
@@ -1572,6 +1633,7 @@ impl Worker {
             let direct = c
                 .direct
                 .map(|sid| rt.pool.members.iter().find(|m| m.id == sid));
+            let mut balanced = false;
             let pick = match direct {
                 Some(Some(m)) if m.usable => match self.counters.try_lease(m.id, m.maxconn) {
                     Some(lease) => Pick::Leased(lease),
@@ -1591,12 +1653,17 @@ impl Worker {
                 }
                 _ => {
                     c.direct = None;
+                    balanced = true;
                     pick_balanced(rt, c, None, hash_dst, self.counters)
                 }
             };
             match pick {
                 Pick::Leased(lease) => {
-                    rt.queue.remove(i);
+                    let sid = lease.server();
+                    if balanced {
+                        count_selection(&mut self.stats, b, sid);
+                    }
+                    self.backends[b.index()].queue.remove(i);
                     // Connecting may close connections and serve this queue again:
                     // look at it from the start afterwards.
                     i = 0;
@@ -1607,6 +1674,7 @@ impl Worker {
                         c.t_queue = Some(now.saturating_duration_since(since));
                     }
                     self.stats.be[b.index()].dequeue();
+                    self.count_reassignment(key, sid);
                     self.connect(key, now);
                 }
                 Pick::Full => {

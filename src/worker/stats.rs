@@ -77,6 +77,20 @@ impl Counted {
         self.rate.hit(now);
     }
 
+    /// A server's connection is established: counted as current (its total, `stot`,
+    /// counts every connection attempt, see [`Counted::attempt`]).
+    pub fn begin(&mut self, now: Instant) {
+        self.t.scur += 1;
+        self.t.smax = self.t.smax.max(self.t.scur);
+        self.rate.hit(now);
+    }
+
+    /// A connection attempt to a server (HAProxy counts each try, retries included, in the
+    /// server's `stot`).
+    pub fn attempt(&mut self) {
+        self.t.stot += 1;
+    }
+
     /// A frontend accepts a connection: counted at once in the current count and the
     /// connection total and rate; in `stot` only once it becomes a session
     /// ([`Counted::session`]).
