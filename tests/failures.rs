@@ -74,12 +74,7 @@ fn served_by(out: &Mutex<Vec<Outcome>>, name: &str) -> usize {
 fn stat(sock: &std::path::Path, row: &str, field: &str) -> String {
     let csv = cli(sock, "show stat");
     let mut lines = csv.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("# ")
-        .split(',')
-        .collect();
+    let header = crate::common::checks::columns(lines.next());
     let col = header
         .iter()
         .position(|h| *h == field)

@@ -230,12 +230,7 @@ fn stat_rows(sock: &Path, ready: impl Fn(&str) -> bool) -> Vec<String> {
         ready(&csv)
     });
     let mut lines = csv.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("# ")
-        .split(',')
-        .collect();
+    let header = crate::common::checks::columns(lines.next());
     let cols: Vec<usize> = [
         "pxname",
         "svname",

@@ -11,6 +11,15 @@ use super::backends::cli;
 /// check_desc.
 pub type CheckRow = (String, String, String, String, String);
 
+/// The column names of a `show stat` header line ("# pxname,svname,...").
+pub fn columns(header: Option<&str>) -> Vec<&str> {
+    header
+        .unwrap_or_default()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect()
+}
+
 /// The server rows of `show stat` on `sock`, by "backend/server", polled until `want` servers
 /// have a check result, within 10 s. HAProxy says INI before a server's first check ends,
 /// and while a check runs shows "* " before the last status with its code reset: such rows
@@ -21,12 +30,7 @@ pub fn settled(sock: &Path, want: usize) -> HashMap<String, CheckRow> {
     loop {
         let csv = cli(sock, "show stat");
         let mut lines = csv.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .unwrap_or_default()
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
+        let header = columns(lines.next());
         let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
         let (px, sv, status, chk, code, last, desc) = (
             col("pxname"),
