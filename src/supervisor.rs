@@ -243,7 +243,7 @@ fn set_nofile(n: u64) -> u64 {
     socket::nofile_limit()
 }
 
-fn listen_opts(
+pub(crate) fn listen_opts(
     model: &Model,
     f: &Frontend,
     b: &crate::config::model::Bind,

@@ -1109,3 +1109,26 @@ fn connection_rules_see_the_socket_and_session_rules_the_proxy_header_like_hapro
         assert_eq!(theirs, got, "HAProxy judges differently");
     }
 }
+
+#[test]
+fn a_reload_with_sf_takes_over_the_stats_listener_too() {
+    // The new process binds the stats page's port beside the old one (SO_REUSEPORT, as any
+    // bind), so a reload of a configuration with a stats listener starts.
+    let port = crate::common::running::free_port();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         listen stats\n    bind 127.0.0.1:{port}\n    mode http\n    stats enable\n    stats uri /\n"
+    );
+    let page = || {
+        let c = crate::common::backends::try_connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        let reply = crate::common::backends::http_get(&c, "/", false);
+        Ok::<u16, std::io::Error>(reply.status)
+    };
+    let mut old = Sluice::start(&cfg);
+    assert_eq!(page().unwrap(), 200);
+    let old_pid = old.pid().to_string();
+    let new = Sluice::start_with(&cfg, &["-sf", &old_pid]);
+    old.wait_exit(Duration::from_secs(10));
+    assert_eq!(page().unwrap(), 200, "the new process serves the page");
+    new.stop();
+}

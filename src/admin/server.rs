@@ -187,22 +187,17 @@ pub fn bind(
         .filter(|f| f.enabled && f.mode == Mode::Http)
     {
         for b in &f.binds {
+            // The same socket options as a tcp frontend's bind (SO_REUSEPORT so that a
+            // reload with -sf can bind beside the old process, v4v6, v6only, backlog,
+            // interface, defer-accept, tfo, mss, transparent); one socket.
+            let opts = crate::supervisor::listen_opts(model, f, b, 128);
             for a in &b.addrs {
-                let l = binder
-                    .tcp(
-                        *a,
-                        &crate::sys::socket::ListenOpts {
-                            backlog: 128,
-                            ..Default::default()
-                        },
-                        0,
+                let l = binder.tcp(*a, &opts, 0).map_err(|e| {
+                    format!(
+                        "{}: stats listener '{}': cannot bind {a}: {e}",
+                        b.span, f.name
                     )
-                    .map_err(|e| {
-                        format!(
-                            "{}: stats listener '{}': cannot bind {a}: {e}",
-                            b.span, f.name
-                        )
-                    })?;
+                })?;
                 out.push(AdminListener {
                     sock: ListenSock::Tcp(TcpListener::from_std(l)),
                     kind: Kind::Http { frontend: f.id },

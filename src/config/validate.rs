@@ -958,20 +958,13 @@ fn check_http_proxies(
             out.push(None);
             continue;
         }
-        // The admin thread binds these proxies' addresses plainly: a bind option it would
-        // not apply is refused rather than ignored.
+        // The admin thread binds these proxies' addresses with the socket options of any
+        // bind, but reads no PROXY header and keeps no per-bind connection count: those two
+        // options are refused rather than ignored.
         for b in &d.binds {
             let unapplied = [
                 (b.accept_proxy, "accept-proxy"),
-                (b.v4v6, "v4v6"),
-                (b.v6only, "v6only"),
-                (b.backlog.is_some(), "backlog"),
                 (b.maxconn.is_some(), "maxconn"),
-                (b.interface.is_some(), "interface"),
-                (b.defer_accept, "defer-accept"),
-                (b.tfo, "tfo"),
-                (b.mss.is_some(), "mss"),
-                (b.transparent, "transparent"),
             ];
             for (_, opt) in unapplied.iter().filter(|(set, _)| *set) {
                 diags.push(Diag::error(
@@ -979,7 +972,8 @@ fn check_http_proxies(
                     "bind",
                     format!(
                         "bind option '{opt}' is not supported by sluice on a 'mode http' \
-                         proxy ({} '{}'): its stats page is served on plain sockets",
+                         proxy ({} '{}'): the stats page takes neither a PROXY header nor a \
+                         per-bind connection limit",
                         p.section.kind.word(),
                         p.name
                     ),
