@@ -397,6 +397,8 @@ pub fn support_matrix() -> String {
          | a tcp-mode frontend whose backend is a stats backend (`mode http`, no servers) | upgrades the connection to HTTP, serves the page | error: only a `mode http` frontend reaches a stats backend |\n\
          | `use_backend <stats backend> if <cond>`, or a log-format `use_backend` name, in a `mode http` frontend | routes each request | error: a `mode http` frontend sends every request to one stats backend, named in the configuration |\n\
          | `tcp-request connection`, `session` and `content` rules in a `mode http` proxy (stats listener, stats backend) | applied | error: the admin thread, which serves the page, runs no tcp-request rules |\n\
+         | `bind ... accept-proxy` or `maxconn` on a stats listener | applied | error: the stats page reads no PROXY header and keeps no per-bind count (the other bind options apply) |\n\
+         | a stats listener's `maxconn`, `timeout client` and logging, as inherited from `defaults` | applied to the page's connections | not applied: the admin thread serves the page with its own limits |\n\
          | `stats show-desc` without text | the global `description` | warning, ignored (sluice has no global `description`) |\n\
          | `stats auth` password with a NUL byte in the decoded credentials | compared up to the NUL | compared in full |\n\n",
     );
