@@ -148,8 +148,12 @@ pub enum CloseReason {
     ServerTimeout,
     ClientReset,
     ServerReset,
-    /// A `tcp-request` rule rejected the connection.
+    /// A `tcp-request session` or `content` rule rejected the session: closed with a FIN
+    /// once what the client sent is read (HAProxy had it in its buffer).
     Denied,
+    /// A `tcp-request connection` rule refused the connection at accept: closed with an
+    /// RST, as HAProxy does.
+    Refused,
     /// `accept-proxy` and no valid PROXY header.
     BadProxyHeader,
     /// `on-marked-down shutdown-sessions` / `on-marked-up shutdown-backup-sessions`.

@@ -209,6 +209,24 @@ fn pick_balanced(
     rt.alg.pick_keyed(&rt.pool, &ctx, &keys, counters)
 }
 
+/// The frontend rules that run without request data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleStage {
+    /// `tcp-request connection`: at accept, on the socket's addresses.
+    Connection,
+    /// `tcp-request session`: once the session exists (after a PROXY header).
+    Session,
+}
+
+impl RuleStage {
+    fn rules(self, f: &crate::config::model::Frontend) -> &[crate::config::model::TcpRule] {
+        match self {
+            RuleStage::Connection => &f.tcp_request_connection,
+            RuleStage::Session => &f.tcp_request_session,
+        }
+    }
+}
+
 /// Where content inspection left a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decided {
@@ -705,64 +723,36 @@ impl Worker {
     /// addresses (a PROXY header is not read yet: HAProxy's connection rules never see
     /// it). False when they closed the connection.
     fn connection_rules(&mut self, key: usize, now: Instant) -> bool {
-        let fe = self.conns[key].frontend;
-        let f = self.model.frontend(fe);
-        if f.tcp_request_connection.is_empty() {
-            return true;
-        }
-        self.frontend_rules(
-            key,
-            now,
-            true,
-            |f| &f.tcp_request_connection,
-            |t| &mut t.dcon,
-        )
+        self.frontend_rules(key, now, RuleStage::Connection)
     }
 
     /// Runs a frontend's connection or session rules (no request data) for `key`; a
-    /// rejection is counted in the counter `denied` picks and closes the connection (with
-    /// an RST `at_accept`, as HAProxy).
-    fn frontend_rules(
-        &mut self,
-        key: usize,
-        now: Instant,
-        at_accept: bool,
-        which: fn(&crate::config::model::Frontend) -> &Vec<crate::config::model::TcpRule>,
-        denied: fn(&mut crate::admin::snapshot::Traffic) -> &mut u64,
-    ) -> bool {
+    /// rejection is counted (`dcon`, `dses`) and closes the connection.
+    fn frontend_rules(&mut self, key: usize, now: Instant, stage: RuleStage) -> bool {
         let fe = self.conns[key].frontend;
         let f = self.model.frontend(fe);
+        if stage.rules(f).is_empty() {
+            return true;
+        }
         let table = f.stick_table.as_ref().map(|_| TableRef::Frontend(fe));
         let rules_of = (table, self.needs_dst[fe.index()]);
         let outcome = self.with_rules_ctx(key, rules::Req::NONE, rules_of, now, |m, ctx, sc| {
             let f = m.frontend(fe);
-            rules::run(which(f), &f.acls, ctx, sc)
+            rules::run(stage.rules(f), &f.acls, ctx, sc)
         });
-        let reason = match outcome {
-            rules::Outcome::Accept => return true,
-            rules::Outcome::Reject | rules::Outcome::Wait => CloseReason::Denied,
-            rules::Outcome::SilentDrop => CloseReason::SilentDrop,
+        let reason = match (outcome, stage) {
+            (rules::Outcome::Accept, _) => return true,
+            (rules::Outcome::SilentDrop, _) => CloseReason::SilentDrop,
+            (_, RuleStage::Connection) => CloseReason::Refused,
+            (_, RuleStage::Session) => CloseReason::Denied,
         };
-        *denied(&mut self.stats.fe[fe.index()].t) += 1;
-        if reason == CloseReason::Denied {
-            if at_accept {
-                // HAProxy resets a connection its connection rules refuse.
-                let _ = socket::set_linger_zero(self.conns[key].client.sock.as_fd());
-            } else {
-                self.drain_client(key);
-            }
+        let t = &mut self.stats.fe[fe.index()].t;
+        match stage {
+            RuleStage::Connection => t.dcon += 1,
+            RuleStage::Session => t.dses += 1,
         }
         self.close(key, reason, now);
         false
-    }
-
-    /// Before refusing a session: reads what the client sent (HAProxy had it in its
-    /// buffer), so that the close is a FIN and not the RST that closing over unread bytes
-    /// sends.
-    fn drain_client(&mut self, key: usize) {
-        if let Some(c) = self.conns.get(key) {
-            socket::drain(c.client.sock.as_fd(), self.peek.len().max(16_384));
-        }
     }
 
     /// A connection's session starts (after its PROXY header, if any): `tcp-request
@@ -774,9 +764,7 @@ impl Worker {
         let inspect = f
             .inspect_delay
             .filter(|d| !d.is_zero() && !f.tcp_request_content.is_empty());
-        if !f.tcp_request_session.is_empty()
-            && !self.frontend_rules(key, now, false, |f| &f.tcp_request_session, |t| &mut t.dses)
-        {
+        if !self.frontend_rules(key, now, RuleStage::Session) {
             return;
         }
         let c = &mut self.conns[key];
@@ -910,10 +898,7 @@ impl Worker {
                 return Decided::Go;
             }
             (rules::Outcome::Accept, _) => CloseReason::NoBackend,
-            (rules::Outcome::Reject, _) => {
-                self.drain_client(key);
-                CloseReason::Denied
-            }
+            (rules::Outcome::Reject, _) => CloseReason::Denied,
             (rules::Outcome::SilentDrop, _) => CloseReason::SilentDrop,
         };
         if reason != CloseReason::NoBackend {
@@ -983,10 +968,7 @@ impl Worker {
                 }
                 return Decided::Wait;
             }
-            rules::Outcome::Reject => {
-                self.drain_client(key);
-                CloseReason::Denied
-            }
+            rules::Outcome::Reject => CloseReason::Denied,
             rules::Outcome::SilentDrop => CloseReason::SilentDrop,
         };
         self.stats.be[b.index()].t.dreq += 1;
@@ -1744,7 +1726,10 @@ impl Worker {
             CloseReason::ConnectTimeout => *b"sC",
             CloseReason::ConnectFailed | CloseReason::NoServer => *b"SC",
             CloseReason::QueueTimeout | CloseReason::QueueFull => *b"sQ",
-            CloseReason::NoBackend | CloseReason::Denied | CloseReason::BadProxyHeader => *b"PR",
+            CloseReason::NoBackend
+            | CloseReason::Denied
+            | CloseReason::Refused
+            | CloseReason::BadProxyHeader => *b"PR",
             CloseReason::ServerShutdown | CloseReason::Stopping => *b"KD",
             CloseReason::SilentDrop => *b"PR",
         };
@@ -1828,8 +1813,12 @@ impl Worker {
             if let Err(e) = socket::silent_drop(c.client.sock.as_fd()) {
                 log::debug!("worker {}: {}: silent-drop: {e}", self.id, c.src);
             }
-        } else if reason.is_abort() || f.client.nolinger {
+        } else if reason.is_abort() || reason == CloseReason::Refused || f.client.nolinger {
             let _ = socket::set_linger_zero(c.client.sock.as_fd());
+        } else if reason == CloseReason::Denied {
+            // HAProxy had read what the client sent before refusing it: the client gets a
+            // FIN, not the RST that closing over unread bytes would send.
+            socket::drain(c.client.sock.as_fd(), self.peek.len().max(16_384));
         }
         for t in c.sc.iter().flatten() {
             t.add_bytes(c.up.bytes, c.down.bytes);
