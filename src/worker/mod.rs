@@ -991,12 +991,11 @@ impl Worker {
         let Some(b) = self.conns[key].backend else {
             return;
         };
-        let be = self.model.backend(b);
+        let model = &self.model;
+        let be = model.backend(b);
         if be.sticking.is_empty() && be.use_server.is_empty() {
             return;
         }
-        let model = Arc::clone(&self.model);
-        let be = model.backend(b);
         let dst = self.conns[key].dst();
         let src = self.conns[key].src;
         let sc = std::mem::take(&mut self.conns[key].sc);
