@@ -306,15 +306,7 @@ impl Table {
             st.server = Some((id, Arc::clone(name)));
             st.touched = st.touched.max(ms);
         };
-        for _ in 0..3 {
-            if self.entry_once(key, ms, &mut set).is_some() {
-                return true;
-            }
-            if !self.make_room(ms) {
-                return false;
-            }
-        }
-        false
+        self.find_or_make(key, ms, &mut set).is_some()
     }
 
     /// `track-sc`: finds or creates the entry of `key`, counts a new connection on it and
@@ -323,20 +315,12 @@ impl Table {
     pub fn track(&'static self, key: IpAddr, now: Instant) -> Option<Tracker> {
         let key = self.convert(key)?;
         let ms = self.ms(now);
-        for _ in 0..3 {
-            let mut count = |st: &mut EntryState| self.count_connection(st, ms);
-            if let Some(entry) = self.entry_once(key, ms, &mut count) {
-                return Some(Tracker {
-                    table: self,
-                    entry,
-                    released: false,
-                });
-            }
-            if !self.make_room(ms) {
-                return None;
-            }
-        }
-        None
+        let entry = self.find_or_make(key, ms, &mut |st| self.count_connection(st, ms))?;
+        Some(Tracker {
+            table: self,
+            entry,
+            released: false,
+        })
     }
 
     /// `src_{get,inc,clr}_gpc<idx>` and `src_gpc<idx>_rate` on `key`: Get and Rate read
@@ -356,29 +340,14 @@ impl Table {
         if !self.stores_gpc(idx, op) {
             return None;
         }
-        match op {
-            GpcOp::Get | GpcOp::Rate => {
-                self.with_live(key, now, |st, ms| self.gpc_op(st, idx, op, ms))?
-            }
-            GpcOp::Inc | GpcOp::Clr if !create => {
-                self.with_live(key, now, |st, ms| self.gpc_op(st, idx, op, ms))?
-            }
-            GpcOp::Inc | GpcOp::Clr => {
-                let key = self.convert(key)?;
-                let ms = self.ms(now);
-                for _ in 0..3 {
-                    let mut out = None;
-                    let mut apply = |st: &mut EntryState| out = self.gpc_op(st, idx, op, ms);
-                    if self.entry_once(key, ms, &mut apply).is_some() {
-                        return out;
-                    }
-                    if !self.make_room(ms) {
-                        return None;
-                    }
-                }
-                None
-            }
+        if !(create && matches!(op, GpcOp::Inc | GpcOp::Clr)) {
+            return self.with_live(key, now, |st, ms| self.gpc_op(st, idx, op, ms))?;
         }
+        let key = self.convert(key)?;
+        let ms = self.ms(now);
+        let mut out = None;
+        self.find_or_make(key, ms, &mut |st| out = self.gpc_op(st, idx, op, ms))?;
+        out
     }
 
     /// Whether the table stores what `op` on counter `idx` needs.
@@ -807,6 +776,26 @@ impl Table {
     }
 
     /// One attempt: `apply` to the existing live entry, or to a new one if there is room.
+    /// The live entry of `key` (converted), or a new one, `apply` run on it under its lock;
+    /// when the table is full, room is made (as HAProxy's eviction) and it tries again, a
+    /// few times. None when the table is full of referenced entries.
+    fn find_or_make(
+        &self,
+        key: IpAddr,
+        ms: u64,
+        apply: &mut dyn FnMut(&mut EntryState),
+    ) -> Option<Arc<Entry>> {
+        for _ in 0..3 {
+            if let Some(e) = self.entry_once(key, ms, apply) {
+                return Some(e);
+            }
+            if !self.make_room(ms) {
+                return None;
+            }
+        }
+        None
+    }
+
     fn entry_once(
         &self,
         key: IpAddr,
