@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::error::Span;
-use super::keywords::values::{parse_hex, parse_net, split_call};
+use super::keywords::values::{parse_hex, parse_net, split_call_args};
 use super::lexer::Word;
 use super::model::{
     Acl, AclRef, AclTerm, BackendId, CondTerm, Condition, Conv, Fetch, GpcOp, MapFile, MatchMethod,
@@ -207,11 +207,7 @@ pub fn parse_sample(s: &str, ctx: &AclCtx<'_>) -> Result<(SampleExpr, MatchMetho
 /// it and the default match method of its output.
 fn parse_conv(s: &str, input: MatchMethod) -> Result<(Conv, MatchMethod), String> {
     use MatchMethod as M;
-    let (name, inner) = split_call(s)?;
-    let args: Vec<&str> = match inner {
-        None | Some("") => Vec::new(),
-        Some(inner) => inner.split(',').collect(),
-    };
+    let (name, args) = split_call_args(s)?;
     let stringy = !matches!(input, M::Bool | M::Found);
     let need = |ok: bool, what: &str| {
         if ok {
@@ -375,11 +371,7 @@ pub fn parse_name_format(s: &str, ctx: &AclCtx<'_>) -> Result<Option<Vec<NamePar
 
 fn parse_fetch(s: &str, ctx: &AclCtx<'_>) -> Result<(Fetch, MatchMethod), String> {
     use MatchMethod as M;
-    let (name, inner) = split_call(s)?;
-    let args: Vec<&str> = match inner {
-        None | Some("") => Vec::new(),
-        Some(inner) => inner.split(',').collect(),
-    };
+    let (name, args) = split_call_args(s)?;
     let no_args = |f: Fetch, m: M| {
         if args.is_empty() {
             Ok((f, m))

@@ -161,6 +161,16 @@ pub fn split_call(s: &str) -> Result<(&str, Option<&str>), String> {
     }
 }
 
+/// `name(a,b)` as its name and its comma-separated arguments (none for `name` or `name()`).
+pub fn split_call_args(s: &str) -> Result<(&str, Vec<&str>), String> {
+    let (name, inner) = split_call(s)?;
+    let args = match inner {
+        None | Some("") => Vec::new(),
+        Some(inner) => inner.split(',').collect(),
+    };
+    Ok((name, args))
+}
+
 pub fn parse_port(s: &str) -> Result<u16, String> {
     match s.parse::<u32>() {
         Ok(p) if (1..=65_535).contains(&p) => Ok(p as u16),
