@@ -850,6 +850,11 @@ pub struct MapFile {
 }
 
 impl Fetch {
+    /// Whether the fetch reads the destination address (a getsockname per connection).
+    pub fn reads_dst(&self) -> bool {
+        matches!(self, Fetch::Dst | Fetch::DstPort)
+    }
+
     /// Whether the fetch reads request bytes (and so may make a rule wait).
     pub fn reads_request(&self) -> bool {
         matches!(

@@ -242,17 +242,13 @@ pub fn rules_need_dst(rules: &[TcpRule], acls: &[Acl]) -> bool {
 
 /// Whether a condition reads the destination address.
 pub fn cond_needs_dst(cond: &Condition, acls: &[Acl]) -> bool {
-    cond_fetches(cond, acls)
-        .iter()
-        .any(|f| matches!(f, Fetch::Dst | Fetch::DstPort))
+    cond_fetches(cond, acls).iter().any(|f| f.reads_dst())
 }
 
 /// Whether a `use_backend` rule (its condition or its log-format name) reads the
 /// destination address.
 pub fn use_backend_needs_dst(u: &UseBackend, acls: &[Acl]) -> bool {
-    use_backend_fetches(u, acls)
-        .iter()
-        .any(|f| matches!(f, Fetch::Dst | Fetch::DstPort))
+    use_backend_fetches(u, acls).iter().any(|f| f.reads_dst())
 }
 
 /// Every fetch a `use_backend` rule uses: its condition's and its name's.
@@ -273,14 +269,10 @@ pub fn use_backend_fetches<'a>(u: &'a UseBackend, acls: &'a [Acl]) -> Vec<&'a Fe
 
 /// Every fetch a condition uses (named ACLs resolved through `acls`).
 pub fn cond_fetches<'a>(cond: &'a Condition, acls: &'a [Acl]) -> Vec<&'a Fetch> {
-    let mut out = Vec::new();
-    for term in cond.any_of.iter().flatten() {
-        match &term.acl {
-            AclRef::Inline(t) => out.push(&t.fetch),
-            AclRef::Named(i) => out.extend(acls[*i].terms.iter().map(|t| &t.fetch)),
-        }
-    }
-    out
+    crate::config::acl::cond_fetch_names(cond, acls)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect()
 }
 
 /// A condition as a yes or no, misses counting as no, as HAProxy judges `use_backend`
