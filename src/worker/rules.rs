@@ -142,11 +142,6 @@ pub fn supported_fetch(f: &Fetch) -> bool {
     !matches!(f, Fetch::Path)
 }
 
-/// Whether a fetch reads request bytes (and so may make a rule wait).
-pub fn reads_request(f: &Fetch) -> bool {
-    f.reads_request()
-}
-
 /// Why a `tcp-request` rule cannot run in this build, if it cannot.
 pub fn unsupported_rule(r: &TcpRule, acls: &[Acl]) -> Option<String> {
     let cond = r.cond.as_ref()?;
