@@ -1138,7 +1138,7 @@ impl Worker {
     fn connect(&mut self, key: usize, now: Instant) {
         let c = &mut self.conns[key];
         let Some(sid) = c.server_id() else { return };
-        self.stats.srv[sid.index()].attempt();
+        self.stats.srv[sid.index()].session();
         let s = self.model.server(sid);
         let be = self.model.backend(s.backend);
         let addr = match &s.addr {

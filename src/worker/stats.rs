@@ -69,39 +69,30 @@ impl Counted {
         }
     }
 
-    /// A session starts using this object.
+    /// A session starts using this object: current, and in the total.
     pub fn open(&mut self, now: Instant) {
-        self.t.scur += 1;
-        self.t.stot += 1;
-        self.t.smax = self.t.smax.max(self.t.scur);
-        self.rate.hit(now);
+        self.begin(now);
+        self.session();
     }
 
-    /// A server's connection is established: counted as current (its total, `stot`,
-    /// counts every connection attempt, see [`Counted::attempt`]).
+    /// Something starts using this object: counted as current (and in the session rate),
+    /// not in `stot`. A server's connection once established (its `stot` counts every try,
+    /// see [`Counted::session`]).
     pub fn begin(&mut self, now: Instant) {
         self.t.scur += 1;
         self.t.smax = self.t.smax.max(self.t.scur);
         self.rate.hit(now);
     }
 
-    /// A connection attempt to a server (HAProxy counts each try, retries included, in the
-    /// server's `stot`).
-    pub fn attempt(&mut self) {
-        self.t.stot += 1;
-    }
-
-    /// A frontend accepts a connection: counted at once in the current count and the
-    /// connection total and rate; in `stot` only once it becomes a session
-    /// ([`Counted::session`]).
+    /// A frontend accepts a connection: current, and in `conn_tot`; in `stot` only once it
+    /// becomes a session ([`Counted::session`]).
     pub fn accept(&mut self, now: Instant) {
-        self.t.scur += 1;
+        self.begin(now);
         self.t.conn_tot += 1;
-        self.t.smax = self.t.smax.max(self.t.scur);
-        self.rate.hit(now);
     }
 
-    /// A frontend's connection passed its connection and session rules.
+    /// One more in `stot`: a frontend's connection that passed its connection and session
+    /// rules, or a try to connect to a server (HAProxy counts retries there too).
     pub fn session(&mut self) {
         self.t.stot += 1;
     }
