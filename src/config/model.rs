@@ -318,16 +318,18 @@ pub struct UseBackend {
     pub cond: Option<Condition>,
 }
 
-/// Where a `use_backend` rule sends a connection.
+/// What a `use_backend` or `use-server` rule names: a backend or server of the
+/// configuration, or a log-format string (`be_%[req.ssl_sni,lower]`) whose value names one
+/// at run time.
 #[derive(Debug, Clone, PartialEq)]
-pub enum BackendTarget {
-    /// A backend named in the configuration.
-    Named(BackendId),
-    /// A log-format string (`be_%[req.ssl_sni,lower]`) whose value names the backend at run
-    /// time; a name that is no usable tcp backend sends the connection to `default_backend`
-    /// and ends the rules, as in HAProxy.
+pub enum Target<Id> {
+    Named(Id),
     Dynamic(Vec<NamePart>),
 }
+
+/// Where a `use_backend` rule sends a connection; a dynamic name that is no usable tcp
+/// backend sends it to `default_backend` and ends the rules, as in HAProxy.
+pub type BackendTarget = Target<BackendId>;
 
 /// `use-server <server> if|unless <cond>`.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,13 +338,9 @@ pub struct UseServer {
     pub cond: Condition,
 }
 
-/// The server a `use-server` rule names.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServerTarget {
-    Named(ServerId),
-    /// A log-format string whose value names a server of the backend at run time.
-    Dynamic(Vec<NamePart>),
-}
+/// The server a `use-server` rule names; a dynamic name that is no server of the backend
+/// ends the rules, as in HAProxy.
+pub type ServerTarget = Target<ServerId>;
 
 /// A piece of a log-format name.
 #[derive(Debug, Clone, PartialEq)]

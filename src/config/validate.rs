@@ -539,25 +539,15 @@ fn assemble(
         if let Some(fid) = fe_of[i] {
             let mut use_backend = Vec::new();
             for line in &d.use_backend {
-                let name = &line.words[0].text;
-                let target = match acl::parse_name_format(name, &ctx) {
-                    Ok(Some(parts)) => BackendTarget::Dynamic(parts),
-                    Ok(None) => match backend_ids.get(name) {
-                        Some(&b) => BackendTarget::Named(b),
-                        None => {
-                            diags.push(unknown_backend(
-                                &line.span,
-                                "use_backend",
-                                name,
-                                &backend_ids,
-                            ));
-                            continue;
-                        }
-                    },
-                    Err(m) => {
-                        diags.push(Diag::error(&line.span, "use_backend", m));
-                        continue;
-                    }
+                let Some(target) = compile_target(
+                    line,
+                    "use_backend",
+                    &ctx,
+                    |name| backend_ids.get(name).copied(),
+                    |name| unknown_backend(&line.span, "use_backend", name, &backend_ids),
+                    diags,
+                ) else {
+                    continue;
                 };
                 if line.words.len() == 1 {
                     use_backend.push(UseBackend { target, cond: None });
@@ -762,27 +752,28 @@ fn assemble(
             }
             let mut use_server = Vec::new();
             for line in &d.use_server {
-                let name = &line.words[0].text;
-                let target = match acl::parse_name_format(name, &ctx) {
-                    Ok(Some(parts)) => ServerTarget::Dynamic(parts),
-                    Ok(None) => match ids.iter().find(|&&sid| servers[sid.index()].name == *name) {
-                        Some(&sid) => ServerTarget::Named(sid),
-                        None => {
-                            diags.push(Diag::error(
-                                &line.span,
-                                "use-server",
-                                format!(
-                                    "proxy '{}' : unable to find server '{name}' referenced in a 'use-server' rule.",
-                                    p.name
-                                ),
-                            ));
-                            continue;
-                        }
+                let Some(target) = compile_target(
+                    line,
+                    "use-server",
+                    &ctx,
+                    |name| {
+                        ids.iter()
+                            .copied()
+                            .find(|sid| servers[sid.index()].name == name)
                     },
-                    Err(m) => {
-                        diags.push(Diag::error(&line.span, "use-server", m));
-                        continue;
-                    }
+                    |name| {
+                        Diag::error(
+                            &line.span,
+                            "use-server",
+                            format!(
+                                "proxy '{}' : unable to find server '{name}' referenced in a 'use-server' rule.",
+                                p.name
+                            ),
+                        )
+                    },
+                    diags,
+                ) else {
+                    continue;
                 };
                 if let Some(c) = cond(line, &line.words[1..], "use-server", diags) {
                     use_server.push(UseServer { target, cond: c });
@@ -1138,6 +1129,33 @@ fn build_check(p: &ProxySection<'_>, diags: &mut Diags) -> CheckKind {
                 ));
             }
             other.clone()
+        }
+    }
+}
+
+/// The first word of a `use_backend`/`use-server` line as a target: a log-format name, or
+/// a plain name `find` resolves (else the `unknown` error). None after an error.
+fn compile_target<Id>(
+    line: &RawLine,
+    kw: &str,
+    ctx: &AclCtx<'_>,
+    find: impl Fn(&str) -> Option<Id>,
+    unknown: impl FnOnce(&str) -> Diag,
+    diags: &mut Diags,
+) -> Option<Target<Id>> {
+    let name = &line.words[0].text;
+    match acl::parse_name_format(name, ctx) {
+        Ok(Some(parts)) => Some(Target::Dynamic(parts)),
+        Ok(None) => {
+            let found = find(name).map(Target::Named);
+            if found.is_none() {
+                diags.push(unknown(name));
+            }
+            found
+        }
+        Err(m) => {
+            diags.push(Diag::error(&line.span, kw, m));
+            None
         }
     }
 }

@@ -28,9 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::balance::{self, Algorithm, Counters, Pick, PickCtx, Pool};
-use crate::config::model::{
-    BackendId, Model, ProxyKind, ServerAddr, ServerId, ServerTarget, TableRef,
-};
+use crate::config::model::{BackendId, Model, ProxyKind, ServerAddr, ServerId, TableRef};
 use crate::stick::Tables;
 use crate::sys::pipe::PipePool;
 use crate::sys::socket::{self, ConnectOpts};
@@ -1013,16 +1011,15 @@ impl Worker {
             if !rules::eval(&u.cond, &be.acls, &ctx) {
                 continue;
             }
-            let sid = match &u.target {
-                ServerTarget::Named(sid) => *sid,
-                ServerTarget::Dynamic(parts) => {
-                    let name = rules::format_name(parts, &ctx);
-                    // A name that is no server of the backend ends the rules, as in HAProxy.
-                    match be.servers.iter().find(|&&s| model.server(s).name == name) {
-                        Some(&sid) => sid,
-                        None => break,
-                    }
-                }
+            let named = |name: &str| {
+                be.servers
+                    .iter()
+                    .copied()
+                    .find(|&s| model.server(s).name == name)
+            };
+            // A name that is no server of the backend ends the rules, as in HAProxy.
+            let Some(sid) = rules::resolve(&u.target, &ctx, named) else {
+                break;
             };
             // A server that is down is passed over for the next rule.
             if pool.members.iter().any(|m| m.id == sid && m.usable) {

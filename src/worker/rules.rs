@@ -21,7 +21,7 @@ use std::time::Instant;
 use super::tls_hello::{self, Fetched};
 use crate::config::model::{
     Acl, AclRef, AclTerm, BackendId, BackendTarget, Condition, Conv, Fetch, GpcOp, MapFile,
-    MatchMethod, Mode, Model, NamePart, Pattern, SampleExpr, TableRef, TcpAction, TcpRule,
+    MatchMethod, Mode, Model, NamePart, Pattern, SampleExpr, TableRef, Target, TcpAction, TcpRule,
     UseBackend,
 };
 use crate::stick::{Counts, Tables, Tracker};
@@ -253,7 +253,7 @@ pub fn use_backend_fetches<'a>(u: &'a UseBackend, acls: &'a [Acl]) -> Vec<&'a Fe
         .as_ref()
         .map(|c| cond_fetches(c, acls))
         .unwrap_or_default();
-    if let BackendTarget::Dynamic(parts) = &u.target {
+    if let Target::Dynamic(parts) = &u.target {
         out.extend(parts.iter().filter_map(|p| match p {
             NamePart::Sample(e) => Some(&e.fetch),
             NamePart::Text(_) => None,
@@ -408,19 +408,28 @@ fn fetch_expr<'a>(f: &Fetch, convs: &[Conv], ctx: &FetchCtx<'a>) -> Got<'a> {
     got
 }
 
+/// What a `use_backend`/`use-server` target names for this connection: its id, or for a
+/// log-format name the one `find` gives for the string it evaluates to.
+pub fn resolve<Id: Copy>(
+    t: &Target<Id>,
+    ctx: &FetchCtx<'_>,
+    find: impl FnOnce(&str) -> Option<Id>,
+) -> Option<Id> {
+    match t {
+        Target::Named(id) => Some(*id),
+        Target::Dynamic(parts) => find(&format_name(parts, ctx)),
+    }
+}
+
 /// The backend a `use_backend` rule names: its backend, or for a log-format name the tcp
 /// backend whose name the string evaluates to (None: no such usable backend).
 pub fn target(t: &BackendTarget, model: &Model, ctx: &FetchCtx<'_>) -> Option<BackendId> {
-    match t {
-        BackendTarget::Named(b) => Some(*b),
-        BackendTarget::Dynamic(parts) => {
-            let name = format_name(parts, ctx);
-            model
-                .backend_by_name(&name)
-                .filter(|b| b.enabled && b.mode == Mode::Tcp)
-                .map(|b| b.id)
-        }
-    }
+    resolve(t, ctx, |name| {
+        model
+            .backend_by_name(name)
+            .filter(|b| b.enabled && b.mode == Mode::Tcp)
+            .map(|b| b.id)
+    })
 }
 
 /// Evaluates a log-format name; an absent sample reads `-`, as in HAProxy's log-format.
