@@ -6,9 +6,9 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::backends::{cli, connect, read_line, Backend};
+use crate::common::backends::{cli, connect, read_line, wait_until, Backend};
 use crate::common::running::{fill_ports, reference_haproxy, Haproxy, Sluice};
 use crate::common::{sluice, stderr, TempDir};
 
@@ -294,11 +294,7 @@ fn admin_actions_need_the_credentials() {
     let (code, head, _) = parse(&post(Some(&basic("admin:pw"))));
     assert_eq!(code, 303, "{head}");
     assert!(head.contains("\r\nlocation: /;st=DONE\r\n"), "{head}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !maint() {
-        assert!(Instant::now() < deadline, "s1 not in maintenance");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(5), "s1 in maintenance", maint);
     s.stop();
 }
 
