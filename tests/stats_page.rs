@@ -6,9 +6,9 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::backends::{cli, connect, read_line, Backend};
+use crate::common::backends::{cli, connect, read_line, wait_until, Backend};
 use crate::common::running::{fill_ports, reference_haproxy, Haproxy, Sluice};
 use crate::common::{sluice, stderr, TempDir};
 
@@ -294,30 +294,32 @@ fn admin_actions_need_the_credentials() {
     let (code, head, _) = parse(&post(Some(&basic("admin:pw"))));
     assert_eq!(code, 303, "{head}");
     assert!(head.contains("\r\nlocation: /;st=DONE\r\n"), "{head}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !maint() {
-        assert!(Instant::now() < deadline, "s1 not in maintenance");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(5), "s1 in maintenance", maint);
     s.stop();
+}
+
+/// Writes `text` as a configuration in a new directory tagged `tag`, checks it with
+/// `sluice -c` (which must accept it) and returns the file's path and what it warned.
+fn check_warnings(tag: &str, text: &str) -> (String, String) {
+    let dir = TempDir::new(tag);
+    let cfg = dir.write("check.cfg", text).display().to_string();
+    let out = sluice(&["-c", "-f", &cfg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (cfg, stderr(&out))
 }
 
 /// What HAProxy warns about, sluice warns about too: a repeated user (the first line
 /// wins), an account without ':' (an empty password), `stats show-desc` without text.
 #[test]
 fn stats_auth_warnings() {
-    let dir = TempDir::new("stats-warn");
-    let cfg = dir.write(
-        "w.cfg",
+    let (cfg, warnings) = check_warnings(
+        "stats-warn",
         "defaults\n    timeout connect 5s\n    timeout client 5s\n    timeout server 5s\n\
          listen stats\n    bind :8404\n    mode http\n    stats uri /\n    stats auth admin:a\n\
          \x20   stats auth admin:b\n    stats auth ops\n    stats show-desc\n",
     );
-    let cfg = cfg.display().to_string();
-    let out = sluice(&["-c", "-f", &cfg]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
-        stderr(&out),
+        warnings,
         format!(
             "{cfg}:10: warning: 'stats auth': ignoring duplicated user 'admin' (the first line wins)\n\
              {cfg}:11: warning: 'stats auth': 'ops' has no ':': user 'ops' gets an empty password\n\
@@ -422,20 +424,16 @@ fn the_stats_backends_401_is_haproxys_byte_for_byte() {
 /// HAProxy's warnings.
 #[test]
 fn stats_lines_in_a_tcp_proxy_warn_as_in_haproxy() {
-    let dir = TempDir::new("stats-tcp");
-    let cfg = dir.write(
-        "t.cfg",
+    let (cfg, warnings) = check_warnings(
+        "stats-tcp",
         "defaults\n    timeout connect 5s\n    timeout client 5s\n    timeout server 5s\n\
          \x20   stats auth a:b\n\
          listen app\n    bind :3306\n    http-request use-service prometheus-exporter\n\
          \x20   server s1 10.0.0.1:3306\n\
          backend b\n    stats uri /s\n    server s1 10.0.0.1:3306\n",
     );
-    let cfg = cfg.display().to_string();
-    let out = sluice(&["-c", "-f", &cfg]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
-        stderr(&out),
+        warnings,
         format!(
             "{cfg}:5: warning: 'stats': 'stats' statement ignored for proxy 'app' as it requires HTTP mode\n\
              {cfg}:8: warning: 'http-request use-service': 'http-request' rules ignored for proxy 'app' as they require HTTP mode\n\

@@ -10,7 +10,7 @@ use super::snapshot::{
     BackendRow, CheckInfo, FrontendRow, Info, ServerRow, ServerStatus, Snapshot,
 };
 use crate::balance::Counters;
-use crate::config::model::{Model, ServerAddr};
+use crate::config::model::{Mode, Model, ServerAddr};
 use crate::health::state::Admin;
 use crate::health::{ServerView, Views};
 use crate::worker::conn::Shared;
@@ -80,11 +80,7 @@ impl Sources {
                     rate_lim: f.rate_limit_sessions.map(u64::from),
                     enabled: f.enabled,
                     description: f.description.clone(),
-                    mode: if f.mode == crate::config::model::Mode::Http {
-                        "http"
-                    } else {
-                        "tcp"
-                    },
+                    mode: mode_name(f.mode),
                 }
             })
             .collect();
@@ -190,7 +186,7 @@ impl Sources {
                 traffic: bt,
                 slim: b.fullconn.map(u64::from),
                 // A stats/metrics listener has no servers: its backend is served by sluice.
-                up: act + bck > 0 || b.mode == crate::config::model::Mode::Http,
+                up: act + bck > 0 || b.mode == Mode::Http,
                 weight,
                 act,
                 bck,
@@ -205,11 +201,7 @@ impl Sources {
                 algo: crate::balance::balance_name(b.balance),
                 uweight,
                 lastsess: None,
-                mode: if b.mode == crate::config::model::Mode::Http {
-                    "http"
-                } else {
-                    "tcp"
-                },
+                mode: mode_name(b.mode),
             });
         }
 
@@ -287,6 +279,14 @@ fn status(checked: bool, disabled: bool, v: Option<&ServerView>) -> ServerStatus
             step: h.health,
             of: h.rise,
         }
+    }
+}
+
+/// A proxy's mode as `show stat` prints it.
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Http => "http",
+        Mode::Tcp => "tcp",
     }
 }
 

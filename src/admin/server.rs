@@ -601,8 +601,7 @@ impl AdminThread {
         let site = pages
             .into_iter()
             .flatten()
-            .map(|(st, acls)| site_for(st, acls, target, path, peer))
-            .find(|s| s.stats_uri.is_some() || s.metrics_path.is_some())
+            .find_map(|(st, acls)| site_for(st, acls, target, path, peer))
             .unwrap_or_default();
         let src = &self.src;
         let resp = page::handle_http(&head, &body, &site, || src.snapshot());
@@ -615,15 +614,15 @@ impl AdminThread {
     }
 }
 
-/// What one page (a proxy's stats settings) offers for a request: nothing when neither
-/// its stats URI nor its exporter matches.
+/// What one page (a proxy's stats settings) offers for a request: None when neither its
+/// stats URI nor its exporter matches.
 fn site_for<'a>(
     st: &'a StatsPage,
     acls: &[Acl],
     target: &str,
     path: &'a str,
     peer: Option<SocketAddr>,
-) -> Site<'a> {
+) -> Option<Site<'a>> {
     let metrics_path = st.prometheus.as_ref().and_then(|cond| match cond {
         None => Some(path),
         Some(c) => http_cond(c, acls, path, peer).then_some(path),
@@ -631,9 +630,9 @@ fn site_for<'a>(
     let stats_uri =
         Some(st.uri.as_str()).filter(|u| st.enabled && !u.is_empty() && target.starts_with(u));
     if stats_uri.is_none() && metrics_path.is_none() {
-        return Site::default();
+        return None;
     }
-    Site {
+    Some(Site {
         stats_uri,
         refresh: st.refresh,
         // Evaluated before the credentials, as HAProxy does; a request without them
@@ -656,7 +655,7 @@ fn site_for<'a>(
             }),
             desc: st.show_desc.as_deref(),
         },
-    }
+    })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

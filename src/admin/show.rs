@@ -590,7 +590,6 @@ impl Fill {
             Fld::Ttime,
             average(t.ttime_sum_ms, t.stot.saturating_sub(t.scur)),
         );
-        self.s(Fld::Mode, "tcp");
         self.u(Fld::Reuse, 0);
     }
 }
@@ -845,6 +844,7 @@ fn server_vals(sv: &ServerRow) -> Vec<Val> {
         sv.slim,
     );
     v.server_side(t, sv.lastsess);
+    v.s(Fld::Mode, "tcp");
     v.s(Fld::Status, &server_status_text(sv.status));
     v.u(Fld::Weight, sv.weight.into());
     v.u(Fld::Act, u64::from(!sv.backup));

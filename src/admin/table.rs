@@ -126,40 +126,18 @@ pub fn entry_line(out: &mut String, e: &EntryView, store: &Store) {
         e.exp_ms
     );
     let c = &e.counts;
-    if let Some(v) = c.server_id {
-        let _ = write!(out, " server_id={v}");
-    }
-    let gpc = |out: &mut String, i: usize| {
-        if let Some(v) = c.gpc[i] {
-            let _ = write!(out, " gpc{i}={v}");
-        }
-        if let (Some(v), Some(p)) = (c.gpc_rate[i], store.gpc_rate[i]) {
-            let _ = write!(out, " gpc{i}_rate({p})={v}");
-        }
-    };
-    gpc(out, 0);
-    if let Some(v) = c.conn_cnt {
-        let _ = write!(out, " conn_cnt={v}");
-    }
-    if let (Some(v), Some(p)) = (c.conn_rate, store.conn_rate) {
-        let _ = write!(out, " conn_rate({p})={v}");
-    }
-    if let Some(v) = c.conn_cur {
-        let _ = write!(out, " conn_cur={v}");
-    }
-    if let Some(v) = c.sess_cnt {
-        let _ = write!(out, " sess_cnt={v}");
-    }
-    if let (Some(v), Some(p)) = (c.sess_rate, store.sess_rate) {
-        let _ = write!(out, " sess_rate({p})={v}");
-    }
-    if let Some(v) = c.bytes_in_cnt {
-        let _ = write!(out, " bytes_in_cnt={v}");
-    }
-    if let Some(v) = c.bytes_out_cnt {
-        let _ = write!(out, " bytes_out_cnt={v}");
-    }
-    gpc(out, 1);
+    count(out, "server_id", c.server_id);
+    count(out, "gpc0", c.gpc[0]);
+    rate(out, "gpc0_rate", c.gpc_rate[0], store.gpc_rate[0]);
+    count(out, "conn_cnt", c.conn_cnt);
+    rate(out, "conn_rate", c.conn_rate, store.conn_rate);
+    count(out, "conn_cur", c.conn_cur);
+    count(out, "sess_cnt", c.sess_cnt);
+    rate(out, "sess_rate", c.sess_rate, store.sess_rate);
+    count(out, "bytes_in_cnt", c.bytes_in_cnt);
+    count(out, "bytes_out_cnt", c.bytes_out_cnt);
+    count(out, "gpc1", c.gpc[1]);
+    rate(out, "gpc1_rate", c.gpc_rate[1], store.gpc_rate[1]);
     if store.server_id {
         let _ = write!(
             out,
@@ -168,6 +146,20 @@ pub fn entry_line(out: &mut String, e: &EntryView, store: &Store) {
         );
     }
     out.push('\n');
+}
+
+/// ` <name>=<v>` for a stored counter.
+fn count(out: &mut String, name: &str, v: Option<impl std::fmt::Display>) {
+    if let Some(v) = v {
+        let _ = write!(out, " {name}={v}");
+    }
+}
+
+/// ` <name>(<period ms>)=<v>` for a stored rate.
+fn rate(out: &mut String, name: &str, v: Option<impl std::fmt::Display>, period: Option<u64>) {
+    if let (Some(v), Some(p)) = (v, period) {
+        let _ = write!(out, " {name}({p})={v}");
+    }
 }
 
 /// An address as HAProxy prints keys (inet_ntop: `::a.b.c.d` for v4-compatible
