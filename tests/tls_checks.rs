@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::common::backends::connect;
 use crate::common::checks::{row, settled};
-use crate::common::running::{reference_haproxy, Haproxy, Sluice};
+use crate::common::running::{on_reference_haproxy, Sluice};
 use crate::common::services::{Nginx, TestPki};
 use crate::common::{repo_root, sluice, stderr, stdout, TempDir};
 
@@ -198,14 +198,9 @@ fn check_ssl_verifies_with_the_ca_file_and_fails_as_haproxy_does() {
     }
 
     // The reference: a live HAProxy on the same servers says the same, field by field.
-    let Some(haproxy) = reference_haproxy() else {
+    let Some(theirs) = on_reference_haproxy(&dir, cfg, |sock, _| settled(sock, 12)) else {
         return;
     };
-    let hsock = dir.path().join("haproxy.sock");
-    let hcfg = dir.write("haproxy.cfg", &cfg(&hsock));
-    let h = Haproxy::start_with_stats(haproxy, &hcfg, &hsock);
-    let theirs = settled(&hsock, 12);
-    drop(h);
     for (server, _) in &want {
         assert_eq!(
             ours[*server], theirs[*server],
