@@ -549,12 +549,7 @@ fn map_routes(fe: SocketAddr, net: SocketAddr) -> Vec<String> {
 
 #[test]
 fn use_backend_names_from_a_map_file_route_like_haproxy() {
-    let tags = [
-        Backend::tagged("api"),
-        Backend::tagged("git"),
-        Backend::tagged("web"),
-        Backend::tagged("fallback"),
-    ];
+    let tags = ["api", "git", "web", "fallback"].map(Backend::tagged);
     let dir = crate::common::TempDir::new("maps");
     let s = Sluice::start(&map_router(&dir, &tags, ""));
     let got = map_routes(s.addr("fe"), s.addr("net"));
@@ -635,12 +630,7 @@ fn use_server_routes(fe: SocketAddr) -> Vec<String> {
 
 #[test]
 fn use_server_picks_servers_by_sni_like_haproxy() {
-    let tags = [
-        Backend::tagged("www"),
-        Backend::tagged("mail"),
-        Backend::tagged("off"),
-        Backend::tagged("default"),
-    ];
+    let tags = ["www", "mail", "off", "default"].map(Backend::tagged);
     let dir = crate::common::TempDir::new("use-server");
     let s = Sluice::start(&use_server_cfg(&dir, &tags, ""));
     let got = use_server_routes(s.addr("fe"));
