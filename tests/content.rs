@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use crate::common::backends::{connect, read_line, read_to_eof, tagged, wait_until, Backend};
 use crate::common::running::Sluice;
 
+/// The `defaults` section of every configuration here: TCP mode and its timeouts.
+const DEFAULTS: &str =
+    "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n";
+
 /// A minimal but well-formed TLS 1.2 ClientHello record, with an SNI extension for `name`
 /// when given (and a second, unrelated extension before it).
 pub fn client_hello(name: Option<&str>) -> Vec<u8> {
@@ -45,7 +49,7 @@ pub fn client_hello(name: Option<&str>) -> Vec<u8> {
 
 fn sni_router(api: &Backend, git: &Backend, web: &Backend, delay: &str) -> String {
     format!(
-        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+        "{DEFAULTS}\
          frontend https-in\n    bind 127.0.0.1:{{port:fe}}\n\
          \x20   tcp-request inspect-delay {delay}\n\
          \x20   tcp-request content accept if {{ req_ssl_hello_type 1 }}\n\
@@ -151,7 +155,7 @@ fn a_hello_in_pieces_waits_and_an_idle_client_is_judged_at_the_delay() {
 fn inspected_bytes_reach_the_server_intact() {
     let echo = Backend::echo();
     let cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+        "{DEFAULTS}\
          frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    tcp-request inspect-delay 2s\n\
          \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
          \x20   use_backend be if {{ req.ssl_sni -m found }}\n\
@@ -179,7 +183,7 @@ fn inspected_bytes_reach_the_server_intact() {
 fn protocol_mux_on_payload_and_length() {
     let (ssh, tls) = (Backend::tagged("ssh"), Backend::tagged("tls"));
     let cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+        "{DEFAULTS}\
          frontend mux\n    bind 127.0.0.1:{{port:fe}}\n    tcp-request inspect-delay 3s\n\
          \x20   acl is_ssh req.payload(0,3) -m bin 535348\n\
          \x20   acl is_tls req.ssl_hello_type 1\n\
@@ -235,7 +239,7 @@ fn balance_hash_on_the_server_name_sticks() {
         .collect();
     let cfg = format!(
         "global\n    nbthread 2\n\
-         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         {DEFAULTS}\
          frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    tcp-request inspect-delay 2s\n\
          \x20   tcp-request content accept if {{ req.ssl_hello_type 1 }}\n\
          \x20   default_backend be\n\
@@ -289,7 +293,7 @@ fn openssl_clients_are_routed_by_their_server_name() {
 fn stick_cfg(be: &Backend, rules: &str) -> String {
     format!(
         "global\n    nbthread 2\n\
-         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         {DEFAULTS}\
          frontend fe\n    bind 127.0.0.1:{{port:fe}}\n\
          \x20   stick-table type ip size 100 expire 30s store conn_cur,conn_rate(10s)\n\
          {rules}\
@@ -366,7 +370,7 @@ fn silent_drop_sends_nothing_to_the_client() {
     }
     let be = Backend::tagged("s1");
     let cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+        "{DEFAULTS}\
          frontend fe\n    bind 127.0.0.1:{{port:fe}}\n\
          \x20   tcp-request connection silent-drop if {{ src 127.0.0.1 }}\n\
          \x20   default_backend be\n\
@@ -399,7 +403,7 @@ fn rate_limit_sessions_spreads_a_burst_over_time() {
     let be = Backend::tagged("s1");
     let cfg = format!(
         "global\n    nbthread 2\n\
-         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         {DEFAULTS}\
          frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    rate-limit sessions 10\n    default_backend be\n\
          backend be\n    server s1 {}\n",
         be.addr()
@@ -474,7 +478,7 @@ fn backend_rules_read_the_real_destination() {
     let be = Backend::tagged("s1");
     // Only the backend's rule reads dst_port: the frontend's reads nothing.
     let cfg = format!(
-        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+        "{DEFAULTS}\
          frontend fe\n    bind 127.0.0.1:{{port:fe}}\n    default_backend be\n\
          backend be\n    tcp-request content reject unless {{ dst_port {{port:fe}} }}\n\
          \x20   server s1 {}\n",
@@ -502,7 +506,7 @@ fn map_router(dir: &crate::common::TempDir, tags: &[Backend; 4], extra_global: &
     );
     format!(
         "global\n{extra_global}\
-         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         {DEFAULTS}\
          frontend https-in\n    bind 127.0.0.1:{{port:fe}}\n\
          \x20   tcp-request inspect-delay 5s\n\
          \x20   tcp-request content accept if {{ req_ssl_hello_type 1 }}\n\
@@ -545,12 +549,7 @@ fn map_routes(fe: SocketAddr, net: SocketAddr) -> Vec<String> {
 
 #[test]
 fn use_backend_names_from_a_map_file_route_like_haproxy() {
-    let tags = [
-        Backend::tagged("api"),
-        Backend::tagged("git"),
-        Backend::tagged("web"),
-        Backend::tagged("fallback"),
-    ];
+    let tags = ["api", "git", "web", "fallback"].map(Backend::tagged);
     let dir = crate::common::TempDir::new("maps");
     let s = Sluice::start(&map_router(&dir, &tags, ""));
     let got = map_routes(s.addr("fe"), s.addr("net"));
@@ -594,7 +593,7 @@ fn use_server_cfg(dir: &crate::common::TempDir, tags: &[Backend; 4], extra_globa
     );
     format!(
         "global\n{extra_global}\
-         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         {DEFAULTS}\
          listen sni\n    bind 127.0.0.1:{{port:fe}}\n\
          \x20   tcp-request inspect-delay 5s\n\
          \x20   tcp-request content accept if {{ req_ssl_hello_type 1 }}\n\
@@ -631,12 +630,7 @@ fn use_server_routes(fe: SocketAddr) -> Vec<String> {
 
 #[test]
 fn use_server_picks_servers_by_sni_like_haproxy() {
-    let tags = [
-        Backend::tagged("www"),
-        Backend::tagged("mail"),
-        Backend::tagged("off"),
-        Backend::tagged("default"),
-    ];
+    let tags = ["www", "mail", "off", "default"].map(Backend::tagged);
     let dir = crate::common::TempDir::new("use-server");
     let s = Sluice::start(&use_server_cfg(&dir, &tags, ""));
     let got = use_server_routes(s.addr("fe"));
@@ -679,7 +673,7 @@ fn use_server_picks_servers_by_sni_like_haproxy() {
 fn gpc_cfg(be: &Backend, sock: &std::path::Path) -> String {
     format!(
         "global\n    stats socket {} level admin\n\
-         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         {DEFAULTS}\
          frontend fe\n    bind 127.0.0.1:{{port:fe}}\n\
          \x20   stick-table type ip size 100 expire 1m store gpc0,gpc0_rate(10s),conn_rate(10s),gpc1\n\
          \x20   tcp-request connection track-sc0 src\n\

@@ -1053,22 +1053,10 @@ fn session_rules_probe(
         assert!(matches!(r, Ok(0) | Err(_)), "refused at accept: {r:?}");
     }
     let csv = crate::common::backends::cli(sock, "show stat");
-    let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
     let counts = |proxy: &str| {
-        let row: Vec<&str> = csv
-            .lines()
-            .find(|l| l.starts_with(&format!("{proxy},FRONTEND,")))
-            .unwrap_or_default()
-            .split(',')
-            .collect();
         let field = |name: &str| {
-            header
-                .iter()
-                .position(|h| *h == name)
-                .and_then(|i| row.get(i))
-                .copied()
-                .unwrap_or("?")
-                .to_string()
+            crate::common::checks::stat_field(&csv, &format!("{proxy},FRONTEND"), name)
+                .unwrap_or_else(|| "?".to_string())
         };
         format!(
             "{proxy}: dcon={} dses={} stot={} conn_tot={}",

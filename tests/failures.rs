@@ -73,16 +73,8 @@ fn served_by(out: &Mutex<Vec<Outcome>>, name: &str) -> usize {
 /// The `show stat` field `field` of the row `pxname,svname`.
 fn stat(sock: &std::path::Path, row: &str, field: &str) -> String {
     let csv = cli(sock, "show stat");
-    let mut lines = csv.lines();
-    let header = crate::common::checks::columns(lines.next());
-    let col = header
-        .iter()
-        .position(|h| *h == field)
-        .unwrap_or_else(|| panic!("no column {field} in {csv}"));
-    let line = lines
-        .find(|l| l.starts_with(&format!("{row},")))
-        .unwrap_or_else(|| panic!("no row {row} in {csv}"));
-    line.split(',').nth(col).unwrap_or_default().to_string()
+    crate::common::checks::stat_field(&csv, row, field)
+        .unwrap_or_else(|| panic!("no column {field} or no row {row} in {csv}"))
 }
 
 #[test]

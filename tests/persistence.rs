@@ -60,14 +60,14 @@ fn stick_on_dst_keeps_every_client_on_one_writer() {
     let first = names(fe, 30);
     let writer = first[0].clone();
     assert!(all_on(&first, &writer), "one writer: {first:?}");
-    let uid = |name: &str| 10 + name.trim_start_matches('s').parse::<u32>().unwrap();
-    assert_eq!(
-        entries(&sock, "be"),
+    // The one entry, naming `server` by its id (10 + its number) and its name.
+    let stored_on = |server: &str| {
+        let uid = 10 + server.trim_start_matches('s').parse::<u32>().unwrap();
         [format!(
-            "key=127.0.0.1 use=0 exp=0 server_id={} server_key={writer}",
-            uid(&writer)
+            "key=127.0.0.1 use=0 exp=0 server_id={uid} server_key={server}"
         )]
-    );
+    };
+    assert_eq!(entries(&sock, "be"), stored_on(&writer));
 
     // The writer goes into maintenance: everyone moves to one other server...
     assert_eq!(cli(&sock, &format!("disable server be/{writer}")), "\n");
@@ -82,13 +82,7 @@ fn stick_on_dst_keeps_every_client_on_one_writer() {
         },
     );
     assert!(all_on(&names(fe, 30), &next));
-    assert_eq!(
-        entries(&sock, "be"),
-        [format!(
-            "key=127.0.0.1 use=0 exp=0 server_id={} server_key={next}",
-            uid(&next)
-        )]
-    );
+    assert_eq!(entries(&sock, "be"), stored_on(&next));
     // ...and stays there when the old writer comes back.
     assert_eq!(cli(&sock, &format!("enable server be/{writer}")), "\n");
     wait_until(Duration::from_secs(10), "the old writer back up", || {

@@ -87,32 +87,18 @@ const LDAP_TRUNCATED: &[u8] = b"\x30\x20\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00
 #[test]
 fn ldap_and_smtp_checks_judge_as_haproxy_does() {
     const BYE: &[u8] = b"221 2.0.0 Bye\r\n";
+    // An LDAP server answers the bind request without a greeting.
+    let ldap = |replies: &'static [&'static [u8]]| Scripted::new(b"", replies);
     let servers = [
-        ("ldap_ok", "ldap-check", Scripted::new(b"", &[LDAP_OK])),
-        (
-            "ldap_refused",
-            "ldap-check",
-            Scripted::new(b"", &[LDAP_REFUSED]),
-        ),
-        (
-            "ldap_long",
-            "ldap-check",
-            Scripted::new(b"", &[LDAP_LONG_FORM]),
-        ),
-        (
-            "ldap_3bytes",
-            "ldap-check",
-            Scripted::new(b"", &[LDAP_3_BYTES]),
-        ),
-        (
-            "ldap_short",
-            "ldap-check",
-            Scripted::new(b"", &[LDAP_TRUNCATED]),
-        ),
+        ("ldap_ok", "ldap-check", ldap(&[LDAP_OK])),
+        ("ldap_refused", "ldap-check", ldap(&[LDAP_REFUSED])),
+        ("ldap_long", "ldap-check", ldap(&[LDAP_LONG_FORM])),
+        ("ldap_3bytes", "ldap-check", ldap(&[LDAP_3_BYTES])),
+        ("ldap_short", "ldap-check", ldap(&[LDAP_TRUNCATED])),
         (
             "ldap_http",
             "ldap-check",
-            Scripted::new(b"", &[b"HTTP/1.0 400 Bad Request\r\n\r\n"]),
+            ldap(&[b"HTTP/1.0 400 Bad Request\r\n\r\n"]),
         ),
         (
             "smtp_ok",

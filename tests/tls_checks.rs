@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::common::backends::connect;
 use crate::common::checks::{row, settled};
-use crate::common::running::{reference_haproxy, Haproxy, Sluice};
+use crate::common::running::{on_reference_haproxy, Sluice};
 use crate::common::services::{Nginx, TestPki};
 use crate::common::{repo_root, sluice, stderr, stdout, TempDir};
 
@@ -146,33 +146,22 @@ fn check_ssl_verifies_with_the_ca_file_and_fails_as_haproxy_does() {
     let log = s.stop();
 
     let handshake = "SSL handshake failure";
+    let l7ok = || row("UP", "L7OK", "200", "", "Layer7 check passed");
     let l6rsp = |last: &str| row("DOWN", "L6RSP", "", last, "Layer6 invalid response");
     let want = [
-        (
-            "https/right-ca",
-            row("UP", "L7OK", "200", "", "Layer7 check passed"),
-        ),
+        ("https/right-ca", l7ok()),
         ("https/other-ca", l6rsp(handshake)),
-        (
-            "https/verifyhost",
-            row("UP", "L7OK", "200", "", "Layer7 check passed"),
-        ),
+        ("https/verifyhost", l7ok()),
         (
             "https/wrong-host",
             l6rsp("Server presented an SSL certificate different from the configured one"),
         ),
-        (
-            "https/sni",
-            row("UP", "L7OK", "200", "", "Layer7 check passed"),
-        ),
+        ("https/sni", l7ok()),
         (
             "https/wrong-sni",
             l6rsp("Server presented an SSL certificate different from the expected one"),
         ),
-        (
-            "https/verify-none",
-            row("UP", "L7OK", "200", "", "Layer7 check passed"),
-        ),
+        ("https/verify-none", l7ok()),
         // A plain-text server behind check-ssl: down at once, no hang.
         ("https/plain", l6rsp(handshake)),
         (
@@ -180,10 +169,7 @@ fn check_ssl_verifies_with_the_ca_file_and_fails_as_haproxy_does() {
             row("DOWN", "L6TOUT", "", "", "Layer6 timeout"),
         ),
         // Its own ca-file: trusted as is (though a CA), as OpenSSL trusts it.
-        (
-            "https/self-signed",
-            row("UP", "L7OK", "200", "", "Layer7 check passed"),
-        ),
+        ("https/self-signed", l7ok()),
         (
             "tcp/tls",
             row("UP", "L6OK", "", "(tcp-check)", "Layer6 check passed"),
@@ -198,14 +184,9 @@ fn check_ssl_verifies_with_the_ca_file_and_fails_as_haproxy_does() {
     }
 
     // The reference: a live HAProxy on the same servers says the same, field by field.
-    let Some(haproxy) = reference_haproxy() else {
+    let Some(theirs) = on_reference_haproxy(&dir, cfg, |sock, _| settled(sock, 12)) else {
         return;
     };
-    let hsock = dir.path().join("haproxy.sock");
-    let hcfg = dir.write("haproxy.cfg", &cfg(&hsock));
-    let h = Haproxy::start_with_stats(haproxy, &hcfg, &hsock);
-    let theirs = settled(&hsock, 12);
-    drop(h);
     for (server, _) in &want {
         assert_eq!(
             ours[*server], theirs[*server],

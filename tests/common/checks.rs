@@ -83,3 +83,13 @@ pub fn row(status: &str, chk: &str, code: &str, last: &str, desc: &str) -> Check
         desc.into(),
     )
 }
+
+/// The field `name` of the first row of the `show stat` answer `csv` that starts with `row`
+/// ("pxname,svname"): None when there is no such row or column, empty when the row is short.
+pub fn stat_field(csv: &str, row: &str, name: &str) -> Option<String> {
+    let mut lines = csv.lines();
+    let col = columns(lines.next()).iter().position(|h| *h == name)?;
+    let prefix = format!("{row},");
+    let line = lines.find(|l| l.starts_with(&prefix))?;
+    Some(line.split(',').nth(col).unwrap_or_default().to_string())
+}
