@@ -11,6 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use super::model::CaFile;
+use crate::health::os_reason;
 
 /// HAProxy's name for the system's CA directory.
 pub const SYSTEM_CA: &str = "@system-ca";
@@ -47,7 +48,7 @@ pub fn load(path: &Path) -> Result<(CaFile, Vec<String>), String> {
     let mut certs = Vec::new();
     if path.is_dir() {
         let entries = std::fs::read_dir(path)
-            .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_words(&e)))?;
+            .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_reason(&e)))?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -111,26 +112,17 @@ pub fn load(path: &Path) -> Result<(CaFile, Vec<String>), String> {
 fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let shown = path.display();
     let meta = std::fs::metadata(path)
-        .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_words(&e)))?;
+        .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_reason(&e)))?;
     if !meta.is_file() || meta.len() > MAX_SIZE {
         return Err(format!(
             "couldn't open the ca-file '{shown}' (not a regular file of at most 16 MiB)"
         ));
     }
     let bytes = std::fs::read(path)
-        .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_words(&e)))?;
+        .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_reason(&e)))?;
     CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("couldn't read the ca-file '{shown}' ({e})"))
-}
-
-/// An OS error as strerror words it ("No such file or directory").
-fn os_words(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 #[cfg(test)]

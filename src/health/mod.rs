@@ -1225,7 +1225,7 @@ fn check_info(report: &Report, took: Duration) -> crate::admin::snapshot::CheckI
 }
 
 /// An OS error as HAProxy words it ("Connection refused"), without Rust's "(os error N)".
-fn os_reason(e: &io::Error) -> String {
+pub(crate) fn os_reason(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),
