@@ -1540,16 +1540,11 @@ fn smtp_code(r: &[u8]) -> u32 {
 }
 
 fn own_connect() -> Step {
-    Step::Connect {
-        port: None,
-        addr: None,
-        send_proxy: false,
+    connect_step(&CheckConnect {
         default: true,
         linger: true,
-        ssl: false,
-        sni: None,
-        alpn: Vec::new(),
-    }
+        ..CheckConnect::default()
+    })
 }
 
 fn expect(step: u32, kind: MatchKind) -> Step {
