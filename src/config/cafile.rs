@@ -11,6 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use super::model::CaFile;
+use crate::health::os_reason;
 
 /// HAProxy's name for the system's CA directory.
 pub const SYSTEM_CA: &str = "@system-ca";
@@ -46,8 +47,7 @@ pub fn load(path: &Path) -> Result<(CaFile, Vec<String>), String> {
     let mut warnings = Vec::new();
     let mut certs = Vec::new();
     if path.is_dir() {
-        let entries = std::fs::read_dir(path)
-            .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_words(&e)))?;
+        let entries = std::fs::read_dir(path).map_err(|e| cannot_open(path, os_reason(&e)))?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -73,9 +73,7 @@ pub fn load(path: &Path) -> Result<(CaFile, Vec<String>), String> {
     } else {
         certs = read_pem(path)?;
         if certs.is_empty() {
-            return Err(format!(
-                "couldn't open the ca-file '{shown}' (no certificate found)"
-            ));
+            return Err(cannot_open(path, "no certificate found"));
         }
     }
     // Keep what can anchor a chain; say what cannot.
@@ -94,9 +92,7 @@ pub fn load(path: &Path) -> Result<(CaFile, Vec<String>), String> {
         ));
     }
     if usable.is_empty() && !path.is_dir() {
-        return Err(format!(
-            "couldn't open the ca-file '{shown}' (no usable CA certificate)"
-        ));
+        return Err(cannot_open(path, "no usable CA certificate"));
     }
     Ok((
         CaFile {
@@ -109,28 +105,19 @@ pub fn load(path: &Path) -> Result<(CaFile, Vec<String>), String> {
 
 /// The CERTIFICATE blocks of a PEM file (a regular file of at most [`MAX_SIZE`] bytes).
 fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_words(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| cannot_open(path, os_reason(&e)))?;
     if !meta.is_file() || meta.len() > MAX_SIZE {
-        return Err(format!(
-            "couldn't open the ca-file '{shown}' (not a regular file of at most 16 MiB)"
-        ));
+        return Err(cannot_open(path, "not a regular file of at most 16 MiB"));
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("couldn't open the ca-file '{shown}' ({})", os_words(&e)))?;
+    let bytes = std::fs::read(path).map_err(|e| cannot_open(path, os_reason(&e)))?;
     CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("couldn't read the ca-file '{shown}' ({e})"))
+        .map_err(|e| format!("couldn't read the ca-file '{}' ({e})", path.display()))
 }
 
-/// An OS error as strerror words it ("No such file or directory").
-fn os_words(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
+/// HAProxy's words for a ca-file that could not be read, and why.
+fn cannot_open(path: &Path, why: impl std::fmt::Display) -> String {
+    format!("couldn't open the ca-file '{}' ({why})", path.display())
 }
 
 #[cfg(test)]

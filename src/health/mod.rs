@@ -634,6 +634,16 @@ impl HealthThread {
         Ok(())
     }
 
+    /// The connection of probe `k` is up (connected, and its TLS handshake done): the script
+    /// runs, bounded by `deadline`.
+    fn open(&mut self, k: usize, deadline: Instant) {
+        let p = &mut self.probes[k];
+        let run = p.run.as_mut().expect("running");
+        run.phase = Phase::Open;
+        run.deadline = deadline;
+        self.timers.arm(TimerKey::Conn(k), deadline, &mut p.armed);
+    }
+
     /// Runs the script of probe `k` as far as the sockets allow.
     fn advance(&mut self, k: usize, error_event: bool, writable: bool, now: Instant) {
         let si = self.probes[k].server;
@@ -663,14 +673,7 @@ impl HealthThread {
             match pending {
                 // A TLS handshake is still part of connecting: the deadline stays.
                 Ok(None) if !error_event && run.tls.is_some() => run.phase = Phase::Handshake,
-                Ok(None) if !error_event => {
-                    run.phase = Phase::Open;
-                    run.deadline = now + read_limit;
-                    let d = run.deadline;
-                    self.timers
-                        .arm(TimerKey::Conn(k), d, &mut self.probes[k].armed);
-                }
-                Ok(None) if !error_event => return,
+                Ok(None) if !error_event => self.open(k, now + read_limit),
                 Ok(None) => {
                     let report =
                         script.failure(run.current, Trouble::ConnectError("Connection error"));
@@ -696,13 +699,7 @@ impl HealthThread {
                     self.finish(k, Outcome::Fail(report), now);
                     return;
                 }
-                Handshake::Done => {
-                    run.phase = Phase::Open;
-                    run.deadline = now + read_limit;
-                    let d = run.deadline;
-                    self.timers
-                        .arm(TimerKey::Conn(k), d, &mut self.probes[k].armed);
-                }
+                Handshake::Done => self.open(k, now + read_limit),
             }
         }
         loop {
@@ -1225,7 +1222,7 @@ fn check_info(report: &Report, took: Duration) -> crate::admin::snapshot::CheckI
 }
 
 /// An OS error as HAProxy words it ("Connection refused"), without Rust's "(os error N)".
-fn os_reason(e: &io::Error) -> String {
+pub(crate) fn os_reason(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

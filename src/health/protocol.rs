@@ -784,10 +784,7 @@ impl Matcher {
                 if !last_read && received.len() < 4 {
                     return Verdict::NeedMore;
                 }
-                let ok = received.len() >= 4
-                    && received[..3].iter().all(u8::is_ascii_digit)
-                    && matches!(received[3], b' ' | b'\r');
-                if ok {
+                if smtp_reply_line(received, u8::is_ascii_digit, b" \r") {
                     Verdict::Pass(Report::new(CheckStatus::L7Ok, 0, b""))
                 } else {
                     Verdict::Fail(Report::new(CheckStatus::L7Rsp, 0, first_line(received)))
@@ -799,16 +796,10 @@ impl Matcher {
                 if min_recv && !last_read && received.len() < 4 {
                     return Verdict::NeedMore;
                 }
-                let two_xx = |ends: &[u8]| {
-                    received.len() >= 4
-                        && received[0] == b'2'
-                        && received[1..3].iter().all(u8::is_ascii_digit)
-                        && ends.contains(&received[3])
-                };
                 let ok = match step {
-                    SmtpStep::Greeting => two_xx(b" \r"),
+                    SmtpStep::Greeting => smtp_reply_line(received, is_2, b" \r"),
                     SmtpStep::Hello => smtp_multiline_ok(received),
-                    SmtpStep::Quit => two_xx(b"- \r"),
+                    SmtpStep::Quit => smtp_reply_line(received, is_2, b"- \r"),
                 };
                 let report = |status| Report::new(status, smtp_code(received), smtp_text(received));
                 if ok {
@@ -1494,27 +1485,34 @@ fn ldap_bind_response(r: &[u8], last_read: bool) -> Verdict {
 /// Whether `r` starts with the lines of a complete 2xx reply to HELO/EHLO:
 /// `^(2[0-9]{2}-[^\r]*\r\n)*2[0-9]{2}[ \r]` (a continuation line runs to its first CR).
 fn smtp_multiline_ok(r: &[u8]) -> bool {
-    let code = |s: &[u8]| s.len() >= 4 && s[0] == b'2' && s[1..3].iter().all(u8::is_ascii_digit);
     let mut s = r;
     loop {
-        if !code(s) {
+        if smtp_reply_line(s, is_2, b" \r") {
+            return true;
+        }
+        if !smtp_reply_line(s, is_2, b"-") {
             return false;
         }
-        match s[3] {
-            b' ' | b'\r' => return true,
-            b'-' => {
-                let Some(cr) = s[4..].iter().position(|&b| b == b'\r') else {
-                    return false;
-                };
-                let end = 4 + cr;
-                if s.get(end + 1) != Some(&b'\n') {
-                    return false;
-                }
-                s = &s[end + 2..];
-            }
-            _ => return false,
+        let Some(cr) = s[4..].iter().position(|&b| b == b'\r') else {
+            return false;
+        };
+        let end = 4 + cr;
+        if s.get(end + 1) != Some(&b'\n') {
+            return false;
         }
+        s = &s[end + 2..];
     }
+}
+
+/// Whether `r` starts with an SMTP reply code whose first digit passes `first`, then one of
+/// `ends`: `^[0-9]{3}[ends]` with the first digit narrowed (`^2[0-9]{2}...` with [`is_2`]).
+fn smtp_reply_line(r: &[u8], first: fn(&u8) -> bool, ends: &[u8]) -> bool {
+    r.len() >= 4 && first(&r[0]) && r[1..3].iter().all(u8::is_ascii_digit) && ends.contains(&r[3])
+}
+
+/// A 2xx reply's first digit.
+fn is_2(d: &u8) -> bool {
+    *d == b'2'
 }
 
 /// `res.payload(4,0),ltrim(' '),cut_crlf`: an SMTP reply's text after its code.
@@ -1542,16 +1540,11 @@ fn smtp_code(r: &[u8]) -> u32 {
 }
 
 fn own_connect() -> Step {
-    Step::Connect {
-        port: None,
-        addr: None,
-        send_proxy: false,
+    connect_step(&CheckConnect {
         default: true,
         linger: true,
-        ssl: false,
-        sni: None,
-        alpn: Vec::new(),
-    }
+        ..CheckConnect::default()
+    })
 }
 
 fn expect(step: u32, kind: MatchKind) -> Step {

@@ -431,17 +431,13 @@ fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 /// A UTCTime (YYMMDDHHMMSSZ, years 1950-2049) or GeneralizedTime (YYYYMMDDHHMMSSZ) as Unix
 /// seconds, and what follows it.
 fn der_time(input: &[u8]) -> Option<(u64, &[u8])> {
-    let (text, digits, rest) = match input.first()? {
-        0x17 => {
-            let (t, rest) = der_item(input, 0x17)?;
-            (t, 12, rest)
-        }
-        0x18 => {
-            let (t, rest) = der_item(input, 0x18)?;
-            (t, 14, rest)
-        }
+    let tag = *input.first()?;
+    let digits = match tag {
+        0x17 => 12,
+        0x18 => 14,
         _ => return None,
     };
+    let (text, rest) = der_item(input, tag)?;
     if text.len() != digits + 1
         || text[digits] != b'Z'
         || !text[..digits].iter().all(u8::is_ascii_digit)

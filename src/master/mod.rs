@@ -372,14 +372,16 @@ impl Master<'_> {
         }
     }
 
-    fn signal_all(&self, sig: Signal) {
-        let pids = self
-            .current
+    /// Every worker: current, starting, leaving.
+    fn workers(&self) -> impl Iterator<Item = &Worker> {
+        self.current
             .iter()
             .chain(self.starting.iter().map(|s| &s.worker))
             .chain(&self.leaving)
-            .map(|w| w.pid);
-        for pid in pids {
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        for pid in self.workers().map(|w| w.pid) {
             if let Err(e) = signal::send_signal(pid, sig) {
                 log::warn!("{e}");
             }
@@ -389,10 +391,9 @@ impl Master<'_> {
     /// A worker that is not ready in time is killed; its exit is reported as any other.
     fn check_deadlines(&mut self) {
         let now = Instant::now();
+        // Leaving workers were ready: they have no deadline.
         let late = self
-            .current
-            .iter()
-            .chain(self.starting.iter().map(|s| &s.worker))
+            .workers()
             .filter(|w| w.deadline.is_some_and(|d| d <= now))
             .map(|w| w.pid)
             .collect::<Vec<_>>();

@@ -24,7 +24,7 @@ pub enum Forked {
 /// allocator's, stdio's) in whatever state they were, which Rust cannot make safe.
 pub fn fork_worker() -> io::Result<Forked> {
     let threads = std::fs::read_dir("/proc/self/task")
-        .map_err(|e| io::Error::new(e.kind(), format!("read /proc/self/task: {e}")))?
+        .map_err(|e| context(e, "read /proc/self/task"))?
         .count();
     if threads != 1 {
         return Err(io::Error::other(format!(
@@ -45,8 +45,7 @@ pub fn fork_worker() -> io::Result<Forked> {
 
 /// The file descriptors open in this process.
 pub fn open_fds() -> io::Result<Vec<RawFd>> {
-    let dir = std::fs::read_dir("/proc/self/fd")
-        .map_err(|e| io::Error::new(e.kind(), format!("read /proc/self/fd: {e}")))?;
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|e| context(e, "read /proc/self/fd"))?;
     let mut fds: Vec<RawFd> = dir
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
@@ -139,8 +138,10 @@ pub fn status_text(code: i32) -> String {
     text.to_string()
 }
 
-fn context(e: Errno, step: &str) -> io::Error {
-    let e = io::Error::from(e);
+/// `e` (an [`io::Error`] or an [`Errno`]) with the step that failed before its words; the
+/// kind stays.
+fn context(e: impl Into<io::Error>, step: &str) -> io::Error {
+    let e = e.into();
     io::Error::new(e.kind(), format!("{step}: {e}"))
 }
 
