@@ -10,3 +10,13 @@ pub mod pipe;
 pub mod process;
 pub mod signal;
 pub mod socket;
+
+/// An OS error with the step that failed in front ("fork: Resource temporarily
+/// unavailable"), kind kept.
+pub(crate) fn context(
+    e: impl Into<std::io::Error>,
+    step: impl std::fmt::Display,
+) -> std::io::Error {
+    let e = e.into();
+    std::io::Error::new(e.kind(), format!("{step}: {e}"))
+}

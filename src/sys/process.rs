@@ -4,6 +4,8 @@
 //! HAProxy's master prints after an exit code.
 
 use std::io;
+
+use super::context;
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
@@ -136,13 +138,6 @@ pub fn status_text(code: i32) -> String {
         n => return format!("Unknown signal {n}"),
     };
     text.to_string()
-}
-
-/// `e` (an [`io::Error`] or an [`Errno`]) with the step that failed before its words; the
-/// kind stays.
-fn context(e: impl Into<io::Error>, step: &str) -> io::Error {
-    let e = e.into();
-    io::Error::new(e.kind(), format!("{step}: {e}"))
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! [`send_signal`] to an old process for `-sf` / `-st` or to a worker process.
 
 use std::io;
+
+use super::context;
 use std::os::fd::AsRawFd;
 
 use mio::event::Source;
@@ -208,12 +210,6 @@ fn null_stdio() -> io::Result<()> {
         nix::unistd::dup2(null.as_raw_fd(), target).map_err(|e| context(e, "dup2 /dev/null"))?;
     }
     Ok(())
-}
-
-/// Wraps a nix error with the step that failed, keeping its kind.
-fn context(e: Errno, step: impl std::fmt::Display) -> io::Error {
-    let e = io::Error::from(e);
-    io::Error::new(e.kind(), format!("{step}: {e}"))
 }
 
 #[cfg(test)]

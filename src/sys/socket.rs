@@ -5,6 +5,8 @@
 //! use (os error 98)", and keeps the [`io::ErrorKind`] of the system error.
 
 use std::io;
+
+use super::context;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
@@ -276,32 +278,23 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// the limit. Returns the soft limit in force afterwards.
 pub fn raise_nofile(wanted: u64) -> io::Result<u64> {
     let (soft, hard) =
-        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| context(e.into(), "getrlimit(NOFILE)"))?;
+        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| context(e, "getrlimit(NOFILE)"))?;
     if wanted <= soft {
         return Ok(soft);
     }
     if wanted > hard && setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_ok() {
         return Ok(wanted);
     }
-    setrlimit(Resource::RLIMIT_NOFILE, wanted.min(hard), hard).map_err(|e| {
-        context(
-            e.into(),
-            format_args!("setrlimit(NOFILE, {})", wanted.min(hard)),
-        )
-    })?;
+    setrlimit(Resource::RLIMIT_NOFILE, wanted.min(hard), hard)
+        .map_err(|e| context(e, format_args!("setrlimit(NOFILE, {})", wanted.min(hard))))?;
     let (soft, _) =
-        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| context(e.into(), "getrlimit(NOFILE)"))?;
+        getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| context(e, "getrlimit(NOFILE)"))?;
     Ok(soft)
 }
 
 /// The soft RLIMIT_NOFILE in force (0 if it cannot be read, which Linux never does).
 pub fn nofile_limit() -> u64 {
     getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft)
-}
-
-/// Wraps a system error with the step that failed, keeping its kind.
-fn context(e: io::Error, step: impl std::fmt::Display) -> io::Error {
-    io::Error::new(e.kind(), format!("{step}: {e}"))
 }
 
 /// setsockopt(2) for an `int` option that neither socket2 nor nix wraps.
